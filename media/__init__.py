@@ -1,0 +1,1 @@
+"""relayroom media plane: per-room RTP and DataChannel relay on aiortc."""

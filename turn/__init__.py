@@ -1,0 +1,1 @@
+"""relayroom embedded STUN/TURN server. Imports nothing from signaling or media."""
