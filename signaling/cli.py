@@ -1,0 +1,218 @@
+"""`relayroom` command line: serve, token, --version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+from .config import Config, ConfigError, load_config
+from .server import Server, create_app, resolve_secret
+from .tokens import GRANT_NAMES, Grants, mint_token
+
+log = logging.getLogger("relayroom")
+
+# Flags of `serve` that map one-to-one onto Config fields.
+SERVE_FLAGS: dict[str, str] = {
+    "host": "host",
+    "port": "port",
+    "api_secret": "api_secret",
+    "data_dir": "data_dir",
+    "redis": "redis_url",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "log_level": "log_level",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relayroom", description="WebRTC signaling server and media relay (SFU)."
+    )
+    parser.add_argument("--version", action="version", version=f"relayroom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _add_config_flags(serve)
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", help="listen port (default 8080)")
+    serve.add_argument(
+        "--ice-host",
+        action="append",
+        dest="ice_host",
+        metavar="ADDR",
+        help="host address offered as an ICE candidate (repeatable)",
+    )
+    serve.add_argument("--redis", metavar="URL", help="Redis URL for multi-node mode")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
+    token = sub.add_parser("token", help="print an access token (JWT) for a room")
+    _add_config_flags(token)
+    token.add_argument("--room", required=True, help="room name, or '*' with --grant admin=true")
+    token.add_argument("--identity", required=True, help="participant identity (JWT sub)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default token_default_ttl_s)")
+    token.add_argument("--mode", choices=("sfu", "p2p"), help="mode of the room if it is new")
+    token.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="NAME=BOOL",
+        help=f"set a grant ({', '.join(GRANT_NAMES)}); repeatable",
+    )
+    return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
+    parser.add_argument("--api-secret", help="token signing secret (env RELAYROOM_API_SECRET)")
+    parser.add_argument("--data-dir", help="directory for persistent state")
+    parser.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode (generated secret, dev token endpoint)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    for flag, name in SERVE_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "dev", None):
+        overrides["dev"] = True
+    if getattr(args, "ice_host", None):
+        overrides["ice_hosts"] = tuple(args.ice_host)
+    return load_config(file=args.config, overrides=overrides)
+
+
+def parse_grants(items: Sequence[str]) -> Grants:
+    values: dict[str, bool] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in GRANT_NAMES:
+            raise ConfigError(
+                "grant", f"{item!r}: expected NAME=BOOL with NAME in {', '.join(GRANT_NAMES)}"
+            )
+        text = raw.strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError("grant", f"{item!r}: {raw!r} is not a boolean")
+        values[name] = text in ("true", "1", "yes")
+    return Grants(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.command == "token":
+            return _cmd_token(config, args)
+        return _cmd_serve(config)
+    except ConfigError as exc:
+        print(f"relayroom: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_token(config: Config, args: argparse.Namespace) -> int:
+    grants = parse_grants(args.grant)
+    ttl = args.ttl if args.ttl is not None else config.token_default_ttl_s
+    if ttl <= 0:
+        raise ConfigError("ttl", "must be a positive number of seconds")
+    secret = resolve_secret(config)
+    print(
+        mint_token(
+            secret,
+            room=args.room,
+            identity=args.identity,
+            name=args.name,
+            ttl_s=ttl,
+            grants=grants,
+            mode=args.mode,
+        )
+    )
+    return 0
+
+
+def _cmd_serve(config: Config) -> int:
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    secret = resolve_secret(config)
+    ssl_context = _ssl_context(config)
+    return asyncio.run(_serve(config, secret, ssl_context))
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("tls_cert", f"cannot load certificate/key: {exc}") from None
+    return context
+
+
+async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None) -> int:
+    server = Server.build(config, secret)
+    app = create_app(server)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(
+            "port", f"cannot listen on {config.host}:{config.port}: {exc.strerror}"
+        ) from None
+    port = _bound_port(runner) or config.port
+    url = config.url if config.port == port else config.url.replace(f":{config.port}/", f":{port}/")
+    print(f"relayroom {__version__} serving on {url}", flush=True)
+    if config.dev:
+        print(f"open {url} in a browser (dev mode)", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting without draining", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("%s: draining (send it again to force)", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await stop.wait()
+    await server.drain()
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The one frozen configuration object, built once: TOML file, then environment, then flags.
+
+Every setting is a dataclass field whose metadata carries its documentation and bounds, so
+validation, the environment mapping and docs/configuration.md all come from one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+ENV_PREFIX = "RELAYROOM_"
+
+
+class ConfigError(ValueError):
+    """An invalid setting; `field` names it the way the user wrote it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"invalid setting {field_name!r}: {message}")
+        self.field_name = field_name
+
+
+def _setting(
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+) -> Any:
+    meta = {"doc": doc, "min": minimum, "max": maximum, "choices": choices, "secret": secret}
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "relayroom"
+
+
+@dataclass(frozen=True)
+class Config:
+    """All of relayroom's settings. Field names are the TOML keys; env is RELAYROOM_<NAME>."""
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = _setting("127.0.0.1", "Address the HTTP/WebSocket server listens on.")
+    port: int = _setting(
+        8080, "HTTP/WebSocket port (0 picks a free port).", minimum=0, maximum=65535
+    )
+    dev: bool = _setting(
+        False,
+        "Development mode: generates and stores an API secret if none is given and serves "
+        "POST /api/dev/token so the bundled pages can join without a token service.",
+    )
+    api_secret: str | None = _setting(
+        None,
+        "HS256 secret for access tokens (and TURN credentials). Required unless dev is on.",
+        secret=True,
+    )
+    data_dir: Path = _setting(
+        default_data_dir(), "Directory for persistent state (dev secret, room data)."
+    )
+    redis_url: str | None = _setting(
+        None, "Redis URL for multi-node mode (redis://host:port/db). Empty: single process."
+    )
+    tls_cert: Path | None = _setting(None, "PEM certificate: serve HTTPS and WSS directly.")
+    tls_key: Path | None = _setting(None, "PEM private key for tls_cert.")
+    log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    public_url: str | None = _setting(
+        None, "URL printed at start-up and used in links (default: derived from host and port)."
+    )
+    drain_timeout_s: float = _setting(
+        10.0,
+        "On SIGTERM, how long to wait for clients to leave before closing everything.",
+        minimum=0,
+        maximum=3600,
+    )
+
+    # --- WebSocket hardening ---------------------------------------------------------------
+    ws_max_frame_bytes: int = _setting(
+        65536, "Largest WebSocket message accepted; larger closes with 1009.", minimum=1024
+    )
+    heartbeat_interval_s: float = _setting(
+        20.0, "Seconds between WebSocket pings from the server.", minimum=0.05
+    )
+    heartbeat_timeout_s: float = _setting(
+        10.0, "Close the connection when a ping gets no pong within this time.", minimum=0.05
+    )
+    join_timeout_s: float = _setting(
+        5.0, "A connection must send `join` within this time or is closed.", minimum=0.05
+    )
+    rate_limit_msgs_per_s: float = _setting(
+        50.0, "Per-connection sustained message rate (token bucket refill).", minimum=0.1
+    )
+    rate_limit_burst: int = _setting(100, "Per-connection token bucket size.", minimum=1)
+    rate_limit_close_after: int = _setting(
+        200,
+        "Rejected (rate-limited) messages within 10 s after which the connection is closed "
+        "with 1008.",
+        minimum=1,
+    )
+    ip_max_connections: int = _setting(
+        64, "Concurrent WebSocket connections per client IP (HTTP 429 above).", minimum=1
+    )
+    ip_handshakes_per_s: float = _setting(
+        20.0, "Sustained WebSocket handshake rate per client IP (HTTP 429 above).", minimum=0.1
+    )
+    ip_handshake_burst: int = _setting(40, "Handshake burst allowance per client IP.", minimum=1)
+    send_queue_max: int = _setting(
+        256, "Messages queued for a client before it counts as not reading.", minimum=8
+    )
+    close_timeout_s: float = _setting(
+        5.0,
+        "Longest wait for a final flush and close handshake before the TCP connection is "
+        "dropped (a client whose send queue overflowed is cut off at once).",
+        minimum=0.05,
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (), "If set, only these Origin header values may open a WebSocket (exact match)."
+    )
+
+    # --- rooms ------------------------------------------------------------------------------
+    room_max_participants: int = _setting(
+        50, "Participants per room; one more gets `room_full`.", minimum=1
+    )
+    default_room_mode: str = _setting(
+        "sfu",
+        "Mode of a room created without a `mode` claim in the token: `sfu` (media through "
+        "the server) or `p2p` (signal relay for a mesh call).",
+        choices=("sfu", "p2p"),
+    )
+    token_default_ttl_s: int = _setting(
+        6 * 3600, "Lifetime of tokens minted by `relayroom token` and the dev endpoint.", minimum=1
+    )
+    resume_ttl_s: float = _setting(
+        30.0, "How long a resume token stays valid after a WebSocket drops.", minimum=0
+    )
+
+    # --- media (ICE) ------------------------------------------------------------------------
+    ice_hosts: tuple[str, ...] = _setting(
+        (),
+        "Host addresses offered as ICE candidates (like mediasoup's announced IPs). Empty: "
+        "the machine's interface addresses, or 127.0.0.1 when host is a loopback address.",
+    )
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_bounds(f, getattr(self, f.name), hints[f.name])
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(
+                "tls_key" if self.tls_key is None else "tls_cert",
+                "tls_cert and tls_key must be given together",
+            )
+        for host in self.ice_hosts:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ConfigError("ice_hosts", f"{host!r} is not an IP address") from None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.port}/"
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, safe to log."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = "***" if f.metadata.get("secret") and value else value
+        return out
+
+
+def _check_bounds(f: dataclasses.Field[Any], value: Any, hint: Any) -> None:
+    meta = f.metadata
+    if value is None:
+        if not _is_optional(hint):
+            raise ConfigError(f.name, "a value is required")
+        return
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f.name, f"{value!r} is not one of {', '.join(meta['choices'])}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if meta.get("min") is not None and value < meta["min"]:
+            raise ConfigError(f.name, f"{value} is below the minimum {meta['min']}")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise ConfigError(f.name, f"{value} is above the maximum {meta['max']}")
+
+
+def _is_optional(hint: Any) -> bool:
+    return get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint)
+
+
+def _base_type(hint: Any) -> Any:
+    if _is_optional(hint):
+        return next(a for a in get_args(hint) if a is not type(None))
+    return hint
+
+
+def coerce(name: str, raw: Any, hint: Any) -> Any:
+    """Turn a TOML value or an environment/flag string into the field's type."""
+    if raw is None or (raw == "" and _is_optional(hint)):
+        return None
+    base = _base_type(hint)
+    try:
+        if base is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean (true/false)")
+        if base is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(f"{raw!r} is not an integer")
+            return int(raw)
+        if base is float:
+            if isinstance(raw, bool):
+                raise ValueError(f"{raw!r} is not a number")
+            return float(raw)
+        if base is Path:
+            return Path(str(raw)).expanduser()
+        if base is str:
+            if not isinstance(raw, str):
+                raise ValueError(f"{raw!r} is not a string")
+            return raw
+        if get_origin(base) is tuple:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+    raise ConfigError(name, f"unsupported type {base!r}")
+
+
+def field_types() -> dict[str, Any]:
+    return dict(get_type_hints(Config))
+
+
+def load_config(
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config: defaults < TOML file < RELAYROOM_* environment < explicit overrides."""
+    hints = field_types()
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{file} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            name = key.replace("-", "_")
+            if name not in hints:
+                raise ConfigError(key, "unknown setting")
+            values[name] = coerce(name, raw, hints[name])
+    environ = os.environ if env is None else env
+    for name, hint in hints.items():
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = coerce(key, environ[key], hint)
+    for name, raw in (overrides or {}).items():
+        if name not in hints:
+            raise ConfigError(name, "unknown setting")
+        values[name] = coerce(name, raw, hints[name]) if isinstance(raw, str) else raw
+    return Config(**values)
+
+
+def setting_docs() -> list[tuple[str, str, str, str]]:
+    """(name, env var, default, description) for every setting; docs are checked against it."""
+    rows = []
+    for f in dataclasses.fields(Config):
+        default = f.default
+        if f.name == "data_dir":
+            shown = "$XDG_DATA_HOME/relayroom (~/.local/share/relayroom)"
+        elif default is None or default == ():
+            shown = "(none)"
+        else:
+            shown = str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append((f.name, ENV_PREFIX + f.name.upper(), shown, f.metadata["doc"]))
+    return rows

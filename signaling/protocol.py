@@ -1,0 +1,245 @@
+"""Signaling protocol v1: typed client messages parsed at the edge, server message builders.
+
+docs/protocol.md is the human-readable spec of what is defined here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+PROTOCOL_VERSION = 1
+MAX_ID_LENGTH = 64
+MAX_NAME_LENGTH = 64
+MAX_ROOM_LENGTH = 128
+MAX_TOKEN_LENGTH = 8192
+MAX_SDP_LENGTH = 60000
+
+
+class ErrorCode(StrEnum):
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_JOINED = "not_joined"
+    ROOM_FULL = "room_full"
+    RATE_LIMITED = "rate_limited"
+    TOO_LARGE = "too_large"
+    SDP_REJECTED = "sdp_rejected"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class CloseReason(StrEnum):
+    """Why the server ended a session; sent in `participant_left.reason` and close frames."""
+
+    LEFT = "left"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    JOIN_TIMEOUT = "join_timeout"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    SLOW_CLIENT = "slow_client"
+    ABUSE = "abuse"
+    SHUTDOWN = "server_shutdown"
+    REMOVED = "removed"
+    ROOM_CLOSED = "room_closed"
+    DISCONNECTED = "disconnected"
+    MEDIA_FAILED = "media_failed"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: ErrorCode, message: str, ref: str | int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+# Field checks: (python type(s), required). Strings also get a maximum length.
+_Spec = tuple[type | tuple[type, ...], bool, int | None]
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: ClassVar[str]
+    spec: ClassVar[dict[str, _Spec]] = {}
+    id: str | int | None
+
+
+@dataclass(frozen=True)
+class Join(ClientMessage):
+    type: ClassVar[str] = "join"
+    spec: ClassVar[dict[str, _Spec]] = {
+        "room": (str, True, MAX_ROOM_LENGTH),
+        "token": (str, True, MAX_TOKEN_LENGTH),
+        "name": (str, False, MAX_NAME_LENGTH),
+        "resume": (str, False, 256),
+    }
+    room: str
+    token: str
+    name: str | None = None
+    resume: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishOffer(ClientMessage):
+    type: ClassVar[str] = "publish_offer"
+    spec: ClassVar[dict[str, _Spec]] = {"sdp": (str, True, MAX_SDP_LENGTH)}
+    sdp: str
+
+
+@dataclass(frozen=True)
+class SubscribeAnswer(ClientMessage):
+    type: ClassVar[str] = "subscribe_answer"
+    spec: ClassVar[dict[str, _Spec]] = {"sdp": (str, True, MAX_SDP_LENGTH)}
+    sdp: str
+
+
+@dataclass(frozen=True)
+class Candidate(ClientMessage):
+    type: ClassVar[str] = "candidate"
+    spec: ClassVar[dict[str, _Spec]] = {"pc": (str, True, 16), "candidate": (dict, True, None)}
+    pc: Literal["publisher", "subscriber"]
+    candidate: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mute(ClientMessage):
+    type: ClassVar[str] = "mute"
+    spec: ClassVar[dict[str, _Spec]] = {"track_id": (str, True, 128), "muted": (bool, True, None)}
+    track_id: str
+    muted: bool
+
+
+@dataclass(frozen=True)
+class Stats(ClientMessage):
+    type: ClassVar[str] = "stats"
+    spec: ClassVar[dict[str, _Spec]] = {"report": (dict, True, None)}
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Signal(ClientMessage):
+    type: ClassVar[str] = "signal"
+    spec: ClassVar[dict[str, _Spec]] = {
+        "to": (str, True, 128),
+        "payload": ((dict, list, str, int, float, bool), True, None),
+    }
+    to: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class Ping(ClientMessage):
+    type: ClassVar[str] = "ping"
+    spec: ClassVar[dict[str, _Spec]] = {"ts": ((int, float), False, None)}
+    ts: int | float | None = None
+
+
+@dataclass(frozen=True)
+class Leave(ClientMessage):
+    type: ClassVar[str] = "leave"
+
+
+MESSAGE_TYPES: dict[str, type[ClientMessage]] = {
+    cls.type: cls
+    for cls in (Join, PublishOffer, SubscribeAnswer, Candidate, Mute, Stats, Signal, Ping, Leave)
+}
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse one text frame into a typed message, or raise ProtocolError."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
+    ref = data.get("id")
+    if ref is not None and not _valid_id(ref):
+        raise ProtocolError(
+            ErrorCode.INVALID_MESSAGE,
+            f"'id' must be a string of at most {MAX_ID_LENGTH} characters or an integer",
+        )
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message needs a string 'type'", ref)
+    cls = MESSAGE_TYPES.get(kind)
+    if cls is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", ref)
+    values: dict[str, Any] = {"id": ref}
+    for name, (types_, required, max_len) in cls.spec.items():
+        value = data.get(name)
+        if value is None:
+            if required:
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: '{name}' is required", ref)
+            continue
+        # bool is an int in Python: reject true/false where only numbers are meant.
+        bool_misfit = isinstance(value, bool) and bool not in _as_tuple(types_)
+        if bool_misfit or not isinstance(value, types_):
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, f"{kind}: '{name}' has the wrong type", ref
+            )
+        if max_len is not None and isinstance(value, str) and len(value) > max_len:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, f"{kind}: '{name}' is longer than {max_len}", ref
+            )
+        values[name] = value
+    message = cls(**values)
+    _check_semantics(message)
+    return message
+
+
+def _as_tuple(types_: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types_ if isinstance(types_, tuple) else (types_,)
+
+
+def _valid_id(ref: object) -> bool:
+    if isinstance(ref, bool):
+        return False
+    if isinstance(ref, int):
+        return abs(ref) < 2**53
+    return isinstance(ref, str) and len(ref) <= MAX_ID_LENGTH
+
+
+def _check_semantics(message: ClientMessage) -> None:
+    ref = message.id
+    if isinstance(message, Join) and not message.room.strip():
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "join: 'room' must not be empty", ref)
+    if isinstance(message, Candidate):
+        if message.pc not in ("publisher", "subscriber"):
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "candidate: 'pc' must be publisher or subscriber", ref
+            )
+        cand = message.candidate.get("candidate")
+        if not isinstance(cand, str) or len(cand) > 1024:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, "candidate: 'candidate.candidate' must be a string", ref
+            )
+
+
+# --- server -> client ---------------------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Serialise a server message once; the same string goes to every recipient."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def error(code: ErrorCode, message: str, ref: str | int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code.value, "message": message}
+    if ref is not None:
+        out["ref"] = ref
+    return out
+
+
+def with_ref(message: dict[str, Any], ref: str | int | None) -> dict[str, Any]:
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def message_fields(cls: type[ClientMessage]) -> list[str]:
+    """Field names of a client message type (for docs and tests)."""
+    return [f.name for f in fields(cls)]

@@ -1,0 +1,265 @@
+"""The aiohttp application: WebSocket endpoint, health, dev tokens, static pages, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from web import STATIC_DIR
+
+from . import __version__, protocol
+from .bus import LocalBus, NodeBus
+from .config import Config, ConfigError
+from .gateway import MediaGateway
+from .handler import Connection
+from .protocol import CloseReason, ErrorCode
+from .ratelimit import IpAdmission
+from .rooms import RoomRegistry
+from .session import CLOSE_GOING_AWAY, Session
+from .tokens import Grants, mint_token
+
+log = logging.getLogger(__name__)
+
+DEV_SECRET_FILE = "dev-api-secret"
+PAGES = {
+    "/": "index.html",
+    "/call": "call.html",
+    "/whiteboard": "whiteboard.html",
+    "/dashboard": "dashboard.html",
+}
+
+
+def resolve_secret(config: Config) -> str:
+    """The API secret: configured, or in dev mode generated once and kept in the data dir."""
+    if config.api_secret:
+        if len(config.api_secret) < 16:
+            raise ConfigError("api_secret", "must be at least 16 characters")
+        return config.api_secret
+    if not config.dev:
+        raise ConfigError(
+            "api_secret", "required outside dev mode (--api-secret or RELAYROOM_API_SECRET)"
+        )
+    path = config.data_dir / DEV_SECRET_FILE
+    try:
+        if path.exists():
+            stored = path.read_text(encoding="utf-8").strip()
+            if stored:
+                return stored
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(secret + "\n", encoding="utf-8")
+        log.info("dev mode: generated an API secret in %s", path)
+        return secret
+    except OSError as exc:
+        raise ConfigError("data_dir", f"cannot store the dev secret in {path}: {exc}") from None
+
+
+@dataclass
+class Server:
+    """Application state shared by every request (stored under SERVER_KEY)."""
+
+    config: Config
+    secret: str
+    bus: NodeBus
+    registry: RoomRegistry
+    admission: IpAdmission
+    media: MediaGateway = field(default_factory=MediaGateway)
+    connections: set[Connection] = field(default_factory=set)
+    draining: bool = False
+    started_at: float = field(default_factory=time.time)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def build(cls, config: Config, secret: str, bus: NodeBus | None = None) -> Server:
+        bus = bus or LocalBus()
+        return cls(
+            config=config,
+            secret=secret,
+            bus=bus,
+            registry=RoomRegistry(
+                bus,
+                max_participants=config.room_max_participants,
+                default_mode=config.default_room_mode,
+            ),
+            admission=IpAdmission(
+                config.ip_max_connections, config.ip_handshakes_per_s, config.ip_handshake_burst
+            ),
+        )
+
+    def metrics_error(self, code: ErrorCode) -> None:
+        self.errors[code.value] += 1
+
+    def ice_servers(self, identity: str) -> list[dict[str, Any]]:
+        return []
+
+    def client_limits(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "max_frame_bytes": cfg.ws_max_frame_bytes,
+            "msgs_per_s": cfg.rate_limit_msgs_per_s,
+            "burst": cfg.rate_limit_burst,
+            "room_max_participants": cfg.room_max_participants,
+            "join_timeout_s": cfg.join_timeout_s,
+        }
+
+    async def drain(self) -> None:
+        """Stop taking clients, ask everyone to reconnect elsewhere, wait for them to go."""
+        if self.draining:
+            return
+        self.draining = True
+        cfg = self.config
+        log.info("draining %d connections", len(self.connections))
+        notice = protocol.encode(
+            {"type": "reconnect", "reason": CloseReason.SHUTDOWN.value, "retry_after_ms": 1000}
+        )
+        for conn in list(self.connections):
+            conn.send(notice)
+            conn.session.close(CLOSE_GOING_AWAY, CloseReason.SHUTDOWN.value)
+        waits = [asyncio.ensure_future(conn.finished.wait()) for conn in self.connections]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=cfg.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+        for conn in list(self.connections):
+            conn.session.abort(CloseReason.SHUTDOWN.value)
+        await self.media.close()
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.bus.close()
+
+
+SERVER_KEY = web.AppKey("server", Server)
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    server = request.app[SERVER_KEY]
+    cfg = server.config
+    if server.draining:
+        raise web.HTTPServiceUnavailable(text="server is shutting down\n")
+    origin = request.headers.get("Origin")
+    if cfg.allowed_origins and origin not in cfg.allowed_origins:
+        raise web.HTTPForbidden(text="origin not allowed\n")
+    probe = web.WebSocketResponse()
+    if not probe.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade\n")
+    ip = request.remote or "unknown"
+    refusal = server.admission.admit(ip)
+    if refusal is not None:
+        server.metrics_error(ErrorCode.RATE_LIMITED)
+        raise web.HTTPTooManyRequests(text=refusal + "\n", headers={"Retry-After": "1"})
+    try:
+        ws = web.WebSocketResponse(
+            max_msg_size=cfg.ws_max_frame_bytes,
+            compress=False,
+            autoping=False,
+            timeout=cfg.close_timeout_s,
+        )
+        await ws.prepare(request)
+        session = Session(
+            ws,
+            request.transport,
+            peer=ip,
+            queue_max=cfg.send_queue_max,
+            heartbeat_interval_s=cfg.heartbeat_interval_s,
+            heartbeat_timeout_s=cfg.heartbeat_timeout_s,
+            close_timeout_s=cfg.close_timeout_s,
+        )
+        conn = Connection(server, session)
+        server.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            server.connections.discard(conn)
+            await session.shutdown()
+        return ws
+    finally:
+        server.admission.release(ip)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    if server.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    return web.json_response(
+        {
+            "status": "ready",
+            "rooms": len(server.registry.rooms),
+            "connections": len(server.connections),
+        }
+    )
+
+
+async def dev_token(request: web.Request) -> web.Response:
+    """Dev mode only: mint a token so the bundled pages can join without a token service."""
+    server = request.app[SERVER_KEY]
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON\n") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object\n")
+    room, name = body.get("room"), body.get("name")
+    if not isinstance(room, str) or not room.strip() or len(room) > protocol.MAX_ROOM_LENGTH:
+        raise web.HTTPBadRequest(text="'room' must be a non-empty string\n")
+    if name is not None and (not isinstance(name, str) or len(name) > protocol.MAX_NAME_LENGTH):
+        raise web.HTTPBadRequest(text="'name' must be a short string\n")
+    mode = body.get("mode")
+    if mode is not None and mode not in ("sfu", "p2p"):
+        raise web.HTTPBadRequest(text="'mode' must be sfu or p2p\n")
+    identity = "user-" + secrets.token_hex(4)
+    token = mint_token(
+        server.secret,
+        room=room,
+        identity=identity,
+        name=name or None,
+        ttl_s=server.config.token_default_ttl_s,
+        grants=Grants(),
+        mode=mode,
+    )
+    return web.json_response({"token": token, "identity": identity, "room": room})
+
+
+def _page(filename: str) -> Any:
+    path: Path = STATIC_DIR / filename
+
+    async def handler(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+def create_app(server: Server) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[SERVER_KEY] = server
+    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if server.config.dev:
+        app.router.add_post("/api/dev/token", dev_token)
+    for route, filename in PAGES.items():
+        if (STATIC_DIR / filename).exists():
+            app.router.add_get(route, _page(filename))
+    app.router.add_static("/js/", STATIC_DIR / "js", append_version=False)
+    app.router.add_static("/css/", STATIC_DIR / "css", append_version=False)
+
+    async def lifecycle(app: web.Application) -> Any:
+        await server.bus.start()
+        yield
+        await server.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

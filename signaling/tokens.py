@@ -1,0 +1,126 @@
+"""Access tokens: HS256 JWTs carrying identity, room and grants."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import jwt
+
+ALGORITHM = "HS256"
+GRANT_NAMES = ("can_publish", "can_subscribe", "can_publish_data", "admin")
+ROOM_MODES = ("sfu", "p2p")
+
+
+class TokenError(Exception):
+    """A token that does not admit its bearer; `code` is a protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Grants:
+    can_publish: bool = True
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    identity: str
+    room: str
+    name: str | None
+    grants: Grants
+    expires_at: float
+    mode: str | None = None
+
+
+def mint_token(
+    secret: str,
+    *,
+    room: str,
+    identity: str,
+    ttl_s: int,
+    name: str | None = None,
+    grants: Grants | None = None,
+    mode: str | None = None,
+    now: float | None = None,
+) -> str:
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": identity,
+        "room": room,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+        **asdict(grants or Grants()),
+    }
+    if name:
+        claims["name"] = name
+    if mode:
+        claims["mode"] = mode
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str, *, room: str) -> AccessToken:
+    """Decode and check a token for joining `room`. Raises TokenError."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenError("unauthorized", "token is not a JWT") from None
+    if header.get("alg") != ALGORITHM:
+        raise TokenError("unauthorized", f"token algorithm must be {ALGORITHM}")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "room"]},
+            leeway=5,
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("unauthorized", "token expired") from None
+    except jwt.ImmatureSignatureError:
+        raise TokenError("unauthorized", "token not valid yet") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError("unauthorized", f"token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidSignatureError:
+        raise TokenError("unauthorized", "token signature does not verify") from None
+    except jwt.PyJWTError:
+        raise TokenError("unauthorized", "token is invalid") from None
+    return _access_from_claims(claims, room)
+
+
+def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
+    identity, token_room = claims["sub"], claims["room"]
+    if not isinstance(identity, str) or not identity or len(identity) > 128:
+        raise TokenError("unauthorized", "token 'sub' must be a non-empty string")
+    if not isinstance(token_room, str):
+        raise TokenError("unauthorized", "token 'room' must be a string")
+    if token_room not in (room, "*"):
+        raise TokenError("forbidden", "token is for another room")
+    flags: dict[str, bool] = {}
+    for grant in GRANT_NAMES:
+        value = claims.get(grant, getattr(Grants(), grant))
+        if not isinstance(value, bool):
+            raise TokenError("unauthorized", f"grant {grant!r} must be a boolean")
+        flags[grant] = value
+    if token_room == "*" and not flags["admin"]:
+        raise TokenError("forbidden", "a token for every room needs the admin grant")
+    name = claims.get("name")
+    mode = claims.get("mode")
+    if mode is not None and mode not in ROOM_MODES:
+        raise TokenError("unauthorized", f"token 'mode' must be one of {', '.join(ROOM_MODES)}")
+    return AccessToken(
+        identity=identity,
+        room=room,
+        name=name if isinstance(name, str) else None,
+        grants=Grants(**flags),
+        expires_at=float(claims["exp"]),
+        mode=mode,
+    )
