@@ -40,8 +40,8 @@ PAGES = {
 def resolve_secret(config: Config) -> str:
     """The API secret: configured, or in dev mode generated once and kept in the data dir."""
     if config.api_secret:
-        if len(config.api_secret) < 16:
-            raise ConfigError("api_secret", "must be at least 16 characters")
+        if len(config.api_secret) < 32:
+            raise ConfigError("api_secret", "must be at least 32 characters (HS256 key)")
         return config.api_secret
     if not config.dev:
         raise ConfigError(
