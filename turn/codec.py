@@ -186,14 +186,14 @@ class Message:
 
     def get_address(self, attr: int) -> Address | None:
         value = self.get(attr)
-        return value if _is_address(value) else None
+        return value if is_address(value) else None
 
     def unknown_required(self) -> tuple[int, ...]:
         """Comprehension-required attribute types (below 0x8000) that the codec does not know."""
         return tuple(k for k, _ in self.attributes if k < 0x8000 and k not in KNOWN_ATTRIBUTES)
 
 
-def _is_address(value: Value) -> TypeGuard[Address]:
+def is_address(value: Value) -> TypeGuard[Address]:
     return (
         isinstance(value, tuple)
         and len(value) == 2
@@ -403,7 +403,7 @@ def _crc(data: bytes) -> int:
 def encode_value(attr_type: int, value: Value, transaction_id: bytes) -> bytes:
     """Encode one attribute value (the inverse of `decode_value`)."""
     if attr_type in _XOR_ADDRESS or attr_type in _PLAIN_ADDRESS:
-        if not _is_address(value):
+        if not is_address(value):
             raise TypeError(f"attribute {attr_type:#06x} needs an (ip, port) tuple")
         ip_text, port = value
         return _encode_address(ip_text, port, transaction_id if attr_type in _XOR_ADDRESS else None)

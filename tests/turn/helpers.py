@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -205,8 +205,8 @@ class TurnClient:
     def send_channel_data(self, channel: int, data: bytes) -> None:
         self.send_raw(encode_channel_data(channel, data, pad=self.transport_name != "udp"))
 
-    async def next_received(self, timeout: float = TIMEOUT) -> Received:
-        return await asyncio.wait_for(self.received.get(), timeout)
+    async def next_received(self, wait_s: float = TIMEOUT) -> Received:
+        return await asyncio.wait_for(self.received.get(), wait_s)
 
 
 class _SinkProtocol(asyncio.DatagramProtocol):
@@ -240,8 +240,8 @@ class UdpSink:
         assert self._transport is not None
         self._transport.sendto(data, addr)
 
-    async def wait(self, count: int = 1, timeout: float = TIMEOUT) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait(self, count: int = 1, wait_s: float = TIMEOUT) -> None:
+        async with asyncio.timeout(wait_s):
             while len(self.packets) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
@@ -253,3 +253,10 @@ class UdpSink:
 
 def channel_frame(channel: int, data: bytes) -> bytes:
     return struct.pack("!HH", channel, len(data)) + data
+
+
+async def eventually(predicate: Callable[[], bool], wait_s: float = TIMEOUT) -> None:
+    """Poll a condition of server state that has no event to wait on."""
+    async with asyncio.timeout(wait_s):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

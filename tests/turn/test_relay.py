@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from tests.turn.conftest import ClientFactory, ServerFactory
-from tests.turn.helpers import UdpSink
+from tests.turn.helpers import UdpSink, eventually
 from turn.codec import Attr, MessageClass, Method, encode_message, parse_message
 from turn.server import TurnServer
 
@@ -61,7 +61,7 @@ async def test_peer_without_permission_is_not_relayed_to_client(
     relayed = await client.allocate()
     sink.send(b"unsolicited", relayed)
     with pytest.raises(TimeoutError):
-        await client.next_received(timeout=0.3)
+        await client.next_received(wait_s=0.3)
 
 
 async def test_send_without_permission_is_dropped(
@@ -137,9 +137,7 @@ async def test_tcp_disconnect_deletes_allocation(
     await client.allocate()
     assert server.allocations_active == 1
     client.close()
-    async with asyncio.timeout(2):
-        while server.allocations_active:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: server.allocations_active == 0)
 
 
 async def test_allocate_retransmission_gets_same_response(
