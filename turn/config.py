@@ -71,9 +71,9 @@ class TurnConfig:
     """Distinct peer IPs with a permission per allocation; more gives 508."""
     bandwidth_bytes_per_s: int = 2_000_000
     """Per-allocation relay budget in bytes per second, both directions; 0 disables the cap."""
-    auth_reject_rate_per_s: float = 5.0
+    auth_reject_rate_per_s: float = 20.0
     """401/438 replies per second per source IP; replies over the rate are dropped."""
-    auth_reject_burst: int = 10
+    auth_reject_burst: int = 40
     """Burst of 401/438 replies per source IP."""
     max_tcp_connections: int = 1000
     """Concurrent TCP plus TLS client connections."""

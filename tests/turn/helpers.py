@@ -28,6 +28,11 @@ from turn.codec import (
 TIMEOUT = 3.0
 
 
+def error_code(response: Message) -> int:
+    error = response.get(Attr.ERROR_CODE)
+    return error.code if isinstance(error, ErrorCode) else 0
+
+
 class TurnRequestError(Exception):
     def __init__(self, response: Message) -> None:
         error = response.get(Attr.ERROR_CODE)
@@ -78,6 +83,7 @@ class TurnClient:
         self.relayed: Address | None = None
         self.received: asyncio.Queue[Received] = asyncio.Queue()
         self.closed = asyncio.Event()
+        self.unmatched: list[Message] = []
         self._waiters: dict[bytes, asyncio.Future[Message]] = {}
         self._transport: asyncio.BaseTransport | None = None
 
@@ -123,6 +129,8 @@ class TurnClient:
         waiter = self._waiters.pop(msg.transaction_id, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(msg)
+        else:
+            self.unmatched.append(msg)
 
     async def transact(self, data: bytes, transaction_id: bytes) -> Message:
         waiter: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -169,6 +177,23 @@ class TurnClient:
                     continue
             raise TurnRequestError(response)
         raise TurnRequestError(response)
+
+    async def request_once(
+        self, method: Method, attrs: Sequence[tuple[int, Value]] = (), *, sign: bool = True
+    ) -> Message:
+        """One request with whatever realm and nonce the client holds; returns any response."""
+        tid = os.urandom(12)
+        all_attrs = list(attrs)
+        key = None
+        if sign and self.nonce is not None and self.realm is not None:
+            key = long_term_key(self.username, self.realm, self.password)
+            all_attrs += [
+                (Attr.USERNAME, self.username),
+                (Attr.REALM, self.realm),
+                (Attr.NONCE, self.nonce),
+            ]
+        data = encode_message(method, MessageClass.REQUEST, tid, all_attrs, key=key)
+        return await self.transact(data, tid)
 
     async def allocate(self, lifetime: int | None = None) -> Address:
         attrs: list[tuple[int, Value]] = [(Attr.REQUESTED_TRANSPORT, 17)]
