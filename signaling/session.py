@@ -57,6 +57,10 @@ class Session:
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"ws-ping {peer}")
 
     @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
     def closing(self) -> bool:
         return self._closing is not None
 

@@ -44,7 +44,12 @@ def token_for(
     **grants: bool,
 ) -> str:
     return mint_token(
-        secret, room=room, identity=identity, ttl_s=ttl_s, name=name, grants=Grants(**grants),
+        secret,
+        room=room,
+        identity=identity,
+        ttl_s=ttl_s,
+        name=name,
+        grants=Grants(**grants),
         mode=mode,
     )
 
@@ -88,9 +93,15 @@ class WsClient:
 
     async def join(self, room: str, identity: str, **kwargs: Any) -> dict[str, Any]:
         name = kwargs.pop("name", None)
-        await self.send({"type": "join", "id": "j", "room": room,
-                         "token": token_for(room, identity, **kwargs),
-                         **({"name": name} if name else {})})
+        await self.send(
+            {
+                "type": "join",
+                "id": "j",
+                "room": room,
+                "token": token_for(room, identity, **kwargs),
+                **({"name": name} if name else {}),
+            }
+        )
         reply = await self.recv()
         assert reply["type"] == "joined", reply
         self.joined = reply
@@ -147,3 +158,38 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[WsClient]]]:
     for client in clients:
         await client.close()
     await session.close()
+
+
+CHROMIUM = os.environ.get("RELAYROOM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-gpu",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+def artifact_path(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name

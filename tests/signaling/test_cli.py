@@ -27,16 +27,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "signaling.cli", *args], capture_output=True,
-                          text=True, env=full_env, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "signaling.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):
     file = tmp_path / "relayroom.toml"
     file.write_text('port = 9001\nhost = "127.0.0.2"\nroom_max_participants = 7\n')
-    config = load_config(file=file, env={"RELAYROOM_PORT": "9002", "RELAYROOM_ICE_HOSTS":
-                                         "127.0.0.1, 127.0.0.3"},
-                         overrides={"port": "9003"})
+    config = load_config(
+        file=file,
+        env={"RELAYROOM_PORT": "9002", "RELAYROOM_ICE_HOSTS": "127.0.0.1, 127.0.0.3"},
+        overrides={"port": "9003"},
+    )
     assert config.port == 9003
     assert config.host == "127.0.0.2"
     assert config.room_max_participants == 7
@@ -88,8 +96,20 @@ def test_version():
 
 
 def test_token_command_mints_a_verifiable_token():
-    result = run_cli("token", "--room", "r1", "--identity", "ann", "--name", "Ann", "--ttl", "60",
-                     "--grant", "can_publish=false", env={"RELAYROOM_API_SECRET": SECRET})
+    result = run_cli(
+        "token",
+        "--room",
+        "r1",
+        "--identity",
+        "ann",
+        "--name",
+        "Ann",
+        "--ttl",
+        "60",
+        "--grant",
+        "can_publish=false",
+        env={"RELAYROOM_API_SECRET": SECRET},
+    )
     assert result.returncode == 0, result.stderr
     access = verify_token(SECRET, result.stdout.strip(), room="r1")
     assert access.identity == "ann" and access.name == "Ann"
@@ -98,8 +118,16 @@ def test_token_command_mints_a_verifiable_token():
 
 
 def test_token_command_rejects_unknown_grant():
-    result = run_cli("token", "--room", "r", "--identity", "a", "--grant", "superuser=true",
-                     env={"RELAYROOM_API_SECRET": SECRET})
+    result = run_cli(
+        "token",
+        "--room",
+        "r",
+        "--identity",
+        "a",
+        "--grant",
+        "superuser=true",
+        env={"RELAYROOM_API_SECRET": SECRET},
+    )
     assert result.returncode != 0 and "grant" in result.stderr
 
 
@@ -133,9 +161,22 @@ async def _start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[st
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
     env["RELAYROOM_DRAIN_TIMEOUT_S"] = "5"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "signaling.cli", "serve", "--dev", "--port", str(port),
-         "--data-dir", str(tmp_path), *extra],
-        stdout=subprocess.PIPE, stderr=(tmp_path / "serve.log").open("w"), text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "signaling.cli",
+            "serve",
+            "--dev",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "serve.log").open("w"),
+        text=True,
+        env=env,
         cwd=ROOT,
     )
     assert proc.stdout is not None
@@ -202,9 +243,24 @@ async def test_draining_server_refuses_upgrades_with_503(start_server, connect):
 async def test_tls_serves_https_and_wss(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
-        capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        capture_output=True,
+        timeout=60,
     )
     assert made.returncode == 0, made.stderr
     proc, url = await _start_serve(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key))

@@ -33,8 +33,9 @@ REQUIRED = {
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -49,23 +50,33 @@ def wrong_field(draw: st.DrawFn) -> str:
         del fields[victim]
     else:
         good = type(fields[victim])
-        fields[victim] = draw(json_values.filter(lambda v: type(v) is not good and v is not None
-                                                 and not (good is dict and isinstance(v, dict))))
+        fields[victim] = draw(
+            json_values.filter(
+                lambda v: (
+                    type(v) is not good
+                    and v is not None
+                    and not (good is dict and isinstance(v, dict))
+                )
+            )
+        )
     extra = draw(st.dictionaries(st.text(max_size=6), json_values, max_size=2))
     return json.dumps({**extra, **fields, "type": kind})
 
 
 not_json = st.text(max_size=200).filter(lambda s: not _is_json(s))
 non_objects = json_values.filter(lambda v: not isinstance(v, dict)).map(json.dumps)
-unknown_type = st.text(max_size=20).filter(lambda s: s not in REQUIRED and s not in
-                                           ("ping", "leave")).map(
-    lambda t: json.dumps({"type": t}))
+unknown_type = (
+    st.text(max_size=20)
+    .filter(lambda s: s not in REQUIRED and s not in ("ping", "leave"))
+    .map(lambda t: json.dumps({"type": t}))
+)
 bad_type_field = json_values.filter(lambda v: not isinstance(v, str)).map(
-    lambda v: json.dumps({"type": v}))
-bad_ping = json_values.filter(lambda v: v is not None and (isinstance(v, bool) or not isinstance(
-    v, int | float))).map(lambda v: json.dumps({"type": "ping", "ts": v}))
-malformed = st.one_of(not_json, non_objects, unknown_type, bad_type_field, wrong_field(),
-                      bad_ping)
+    lambda v: json.dumps({"type": v})
+)
+bad_ping = json_values.filter(
+    lambda v: v is not None and (isinstance(v, bool) or not isinstance(v, int | float))
+).map(lambda v: json.dumps({"type": "ping", "ts": v}))
+malformed = st.one_of(not_json, non_objects, unknown_type, bad_type_field, wrong_field(), bad_ping)
 
 
 def _is_json(text: str) -> bool:
@@ -132,16 +143,25 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConnection]:
 def test_malformed_message_gets_error_and_connection_survives(caplog_records, live, text):
     reply = live.exchange(text)
     assert reply["type"] == "error", (text, reply)
-    assert reply["code"] in ("invalid_message", "unknown_type", "unauthorized", "forbidden",
-                             "unavailable", "sdp_rejected")
+    assert reply["code"] in (
+        "invalid_message",
+        "unknown_type",
+        "unauthorized",
+        "forbidden",
+        "unavailable",
+        "sdp_rejected",
+    )
     if live.sent % 100 == 0:
         assert live.exchange('{"type": "ping", "id": "alive"}')["type"] == "pong"
 
 
 def test_after_fuzzing_the_connection_still_answers_ping(caplog_records, live):
     assert live.sent >= 1000
-    assert live.exchange('{"type": "ping", "id": "end"}') == {"type": "pong", "ts": None,
-                                                               "ref": "end"}
+    assert live.exchange('{"type": "ping", "id": "end"}') == {
+        "type": "pong",
+        "ts": None,
+        "ref": "end",
+    }
     bad = [r for r in caplog_records if r.levelno >= logging.ERROR or r.exc_info]
     assert not bad, [r.getMessage() for r in bad[:3]]
 

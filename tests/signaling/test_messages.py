@@ -43,8 +43,11 @@ async def test_leave_closes_1000_and_others_get_participant_left(start_server, c
     await bob.send({"type": "leave"})
     assert await bob.wait_closed() == 1000
     left = await alice.expect("participant_left")
-    assert left == {"type": "participant_left", "participant_id": b["participant"]["id"],
-                    "reason": "left"}
+    assert left == {
+        "type": "participant_left",
+        "participant_id": b["participant"]["id"],
+        "reason": "left",
+    }
 
 
 async def test_disconnect_is_announced(start_server, connect):
@@ -118,15 +121,19 @@ async def test_stats_report_is_kept_for_the_member(start_server, connect):
     assert member.client_stats == {"fps": 30}
 
 
-@pytest.mark.parametrize("type_", ["publish_offer", "subscribe_answer", "mute", "signal", "stats",
-                                   "candidate", "leave"])
+@pytest.mark.parametrize(
+    "type_", ["publish_offer", "subscribe_answer", "mute", "signal", "stats", "candidate", "leave"]
+)
 async def test_messages_before_join_get_not_joined(start_server, connect, type_):
     _, ts = await start_server()
     client = await connect(ts)
     fields = {
-        "publish_offer": {"sdp": "x"}, "subscribe_answer": {"sdp": "x"},
-        "mute": {"track_id": "t", "muted": True}, "signal": {"to": "x", "payload": 1},
-        "stats": {"report": {}}, "candidate": {"pc": "publisher", "candidate": {"candidate": ""}},
+        "publish_offer": {"sdp": "x"},
+        "subscribe_answer": {"sdp": "x"},
+        "mute": {"track_id": "t", "muted": True},
+        "signal": {"to": "x", "payload": 1},
+        "stats": {"report": {}},
+        "candidate": {"pc": "publisher", "candidate": {"candidate": ""}},
         "leave": {},
     }[type_]
     await client.send({"type": type_, "id": "x", **fields})
@@ -148,8 +155,9 @@ async def test_room_full(start_server, connect):
     clients = [await connect(ts) for _ in range(3)]
     await clients[0].join("small", "a")
     await clients[1].join("small", "b")
-    await clients[2].send({"type": "join", "id": 1, "room": "small",
-                           "token": token_for("small", "c")})
+    await clients[2].send(
+        {"type": "join", "id": 1, "room": "small", "token": token_for("small", "c")}
+    )
     reply = await clients[2].recv()
     assert reply["code"] == "room_full"
 
@@ -184,11 +192,15 @@ async def test_unknown_type_and_bad_json_keep_connection_usable(start_server, co
 
 def test_every_message_type_has_a_parser_case():
     samples = {
-        "join": {"room": "r", "token": "t"}, "publish_offer": {"sdp": "s"},
+        "join": {"room": "r", "token": "t"},
+        "publish_offer": {"sdp": "s"},
         "subscribe_answer": {"sdp": "s"},
         "candidate": {"pc": "subscriber", "candidate": {"candidate": "candidate:1 1 udp"}},
-        "mute": {"track_id": "t", "muted": False}, "stats": {"report": {}},
-        "signal": {"to": "p", "payload": {}}, "ping": {}, "leave": {},
+        "mute": {"track_id": "t", "muted": False},
+        "stats": {"report": {}},
+        "signal": {"to": "p", "payload": {}},
+        "ping": {},
+        "leave": {},
     }
     assert set(samples) == set(MESSAGE_TYPES)
     import json
@@ -203,12 +215,14 @@ def test_every_message_type_has_a_parser_case():
     [
         ('{"type": "mute", "track_id": "t", "muted": "yes"}', ErrorCode.INVALID_MESSAGE),
         ('{"type": "ping", "ts": true}', ErrorCode.INVALID_MESSAGE),
-        ('{"type": "candidate", "pc": "both", "candidate": {"candidate": ""}}',
-         ErrorCode.INVALID_MESSAGE),
+        (
+            '{"type": "candidate", "pc": "both", "candidate": {"candidate": ""}}',
+            ErrorCode.INVALID_MESSAGE,
+        ),
         ('{"type": "join", "room": "   ", "token": "t"}', ErrorCode.INVALID_MESSAGE),
         ('{"type": "join", "room": "r"}', ErrorCode.INVALID_MESSAGE),
         ('{"type": 5}', ErrorCode.INVALID_MESSAGE),
-        ('[1, 2]', ErrorCode.INVALID_MESSAGE),
+        ("[1, 2]", ErrorCode.INVALID_MESSAGE),
         ('{"type": "ping", "id": {"x": 1}}', ErrorCode.INVALID_MESSAGE),
         ('{"type": "nope"}', ErrorCode.UNKNOWN_TYPE),
     ],

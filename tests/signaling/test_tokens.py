@@ -27,21 +27,44 @@ def _matrix() -> list[tuple[str, str, str]]:
     other_key = "another-secret-0123456789abcdef-0123456789"
     return [
         ("alg none", _alg_none_token("r1"), "unauthorized"),
-        ("HS512", jwt.encode({"sub": "a", "room": "r1", "exp": int(now) + 60}, TEST_SECRET,
-                             algorithm="HS512"), "unauthorized"),
+        (
+            "HS512",
+            jwt.encode(
+                {"sub": "a", "room": "r1", "exp": int(now) + 60}, TEST_SECRET, algorithm="HS512"
+            ),
+            "unauthorized",
+        ),
         ("wrong key", token_for("r1", "a", secret=other_key), "unauthorized"),
-        ("expired", mint_token(TEST_SECRET, room="r1", identity="a", ttl_s=60, now=now - 3600),
-         "unauthorized"),
-        ("not yet valid", mint_token(TEST_SECRET, room="r1", identity="a", ttl_s=60,
-                                     now=now + 3600), "unauthorized"),
-        ("no exp", jwt.encode({"sub": "a", "room": "r1"}, TEST_SECRET, algorithm="HS256"),
-         "unauthorized"),
-        ("no sub", jwt.encode({"room": "r1", "exp": int(now) + 60}, TEST_SECRET,
-                              algorithm="HS256"), "unauthorized"),
+        (
+            "expired",
+            mint_token(TEST_SECRET, room="r1", identity="a", ttl_s=60, now=now - 3600),
+            "unauthorized",
+        ),
+        (
+            "not yet valid",
+            mint_token(TEST_SECRET, room="r1", identity="a", ttl_s=60, now=now + 3600),
+            "unauthorized",
+        ),
+        (
+            "no exp",
+            jwt.encode({"sub": "a", "room": "r1"}, TEST_SECRET, algorithm="HS256"),
+            "unauthorized",
+        ),
+        (
+            "no sub",
+            jwt.encode({"room": "r1", "exp": int(now) + 60}, TEST_SECRET, algorithm="HS256"),
+            "unauthorized",
+        ),
         ("garbage", "not.a.jwt", "unauthorized"),
-        ("grant not bool", jwt.encode({"sub": "a", "room": "r1", "exp": int(now) + 60,
-                                       "can_publish": "yes"}, TEST_SECRET, algorithm="HS256"),
-         "unauthorized"),
+        (
+            "grant not bool",
+            jwt.encode(
+                {"sub": "a", "room": "r1", "exp": int(now) + 60, "can_publish": "yes"},
+                TEST_SECRET,
+                algorithm="HS256",
+            ),
+            "unauthorized",
+        ),
         ("other room", token_for("r2", "a"), "forbidden"),
         ("wildcard without admin", token_for("*", "a"), "forbidden"),
     ]
@@ -62,12 +85,20 @@ async def test_bad_tokens_are_refused_over_the_wire(start_server, connect, label
 
 
 def test_valid_token_round_trips_grants():
-    token = mint_token(TEST_SECRET, room="r1", identity="ann", ttl_s=60, name="Ann",
-                       grants=Grants(can_publish=False, admin=True), mode="p2p")
+    token = mint_token(
+        TEST_SECRET,
+        room="r1",
+        identity="ann",
+        ttl_s=60,
+        name="Ann",
+        grants=Grants(can_publish=False, admin=True),
+        mode="p2p",
+    )
     access = verify_token(TEST_SECRET, token, room="r1")
     assert access.identity == "ann" and access.name == "Ann" and access.mode == "p2p"
-    assert access.grants == Grants(can_publish=False, can_subscribe=True,
-                                   can_publish_data=True, admin=True)
+    assert access.grants == Grants(
+        can_publish=False, can_subscribe=True, can_publish_data=True, admin=True
+    )
 
 
 def test_admin_wildcard_token_admits_any_room():
