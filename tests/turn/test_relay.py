@@ -172,3 +172,35 @@ async def test_binding_request_answered_without_auth_and_small(server: TurnServe
     assert response.cls is MessageClass.SUCCESS
     assert response.get(Attr.XOR_MAPPED_ADDRESS) is not None
     assert len(data) <= 44  # no SOFTWARE, no OTHER-ADDRESS: nothing to amplify with
+
+
+async def test_tls_listener_relays_channel_data(
+    make_server: ServerFactory,
+    make_client: ClientFactory,
+    sink: UdpSink,
+    tls_files: tuple[str, str],
+) -> None:
+    cert, key = tls_files
+    server = await make_server(tls_port=0, tls_cert=cert, tls_key=key)
+    assert server.tls_address is not None
+    client = await make_client(server, "tls")
+    relayed = await client.allocate()
+    await client.channel_bind(0x4002, sink.address)
+    client.send_channel_data(0x4002, b"over tls")
+    await sink.wait()
+    assert sink.packets[0][0] == b"over tls"
+    sink.send(b"back", relayed)
+    received = await client.next_received()
+    assert (received.channel, received.data) == (0x4002, b"back")
+
+
+async def test_close_is_idempotent_and_closes_allocations(
+    make_server: ServerFactory, make_client: ClientFactory
+) -> None:
+    server = await make_server()
+    await (await make_client(server)).allocate()
+    await (await make_client(server, "tcp")).allocate()
+    await asyncio.gather(server.close(), server.close())
+    await server.close()
+    assert server.allocations_active == 0
+    assert server.udp_address is not None
