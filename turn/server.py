@@ -239,6 +239,7 @@ class TurnServer:
             return False
         self._connections.add(connection)
         self.stats.tcp_connections = len(self._connections)
+        self.stats.tcp_connections_accepted += 1
         return True
 
     def _connection_lost(self, connection: StreamConnection) -> None:

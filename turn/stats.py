@@ -17,3 +17,4 @@ class TurnStats:
     malformed: int = 0
     quota_rejections: int = 0
     tcp_connections: int = 0
+    tcp_connections_accepted: int = 0
