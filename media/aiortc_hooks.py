@@ -1,0 +1,687 @@
+"""Every use of aiortc's and aioice's private internals, in one place.
+
+relayroom forwards RTP between PeerConnections without decoding, which aiortc does not offer as
+public API. The hooks below were written against aiortc 1.16 and aioice 0.13 (see
+``docs/media.md``); :func:`check_compatibility` verifies that each private name they rely on still
+exists, and ``tests/media/test_hooks.py`` exercises each hook, so an upgrade fails loudly.
+
+Nothing outside this module touches a name with a leading underscore on an aiortc object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import random
+import socket
+import struct
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aioice
+import aioice.ice
+import aiortc
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensions,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+
+logger = logging.getLogger(__name__)
+
+TESTED_AIORTC = "1.16."
+TESTED_AIOICE = "0.13."
+
+# The private names the hooks use, by owner. check_compatibility() looks each one up.
+_RECEIVER_INIT_NAMES = (
+    "_RTCRtpReceiver__codecs",
+    "_RTCRtpReceiver__decoder_queue",
+    "_RTCRtpReceiver__decoder_thread",
+    "_RTCRtpReceiver__remote_bitrate_estimator",
+    "_RTCRtpReceiver__rtx_ssrc",
+    "_RTCRtpReceiver__rtcp_ssrc",
+)
+_SENDER_INIT_NAMES = (
+    "_RTCRtpSender__rtp_history",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__octet_count",
+    "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__lsr",
+    "_RTCRtpSender__started",
+)
+_METHODS: tuple[tuple[type, str], ...] = (
+    (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_handle_rtcp_packet"),
+    (RTCRtpReceiver, "_send_rtcp"),
+    (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpReceiver, "receive"),
+    (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_send_rtcp"),
+    (RTCRtpSender, "_retransmit"),
+    (RTCRtpSender, "send"),
+    (aioice.ice.Connection, "gather_candidates"),
+    (aioice.ice.StunProtocol, "datagram_received"),
+)
+
+
+def _private(obj: object) -> Any:
+    """Untyped view of an aiortc object, to reach its private attributes."""
+    return obj
+
+
+class HookError(RuntimeError):
+    """The installed aiortc/aioice no longer has what the forwarding hooks need."""
+
+
+def check_compatibility() -> None:
+    """Raise :class:`HookError` if a private name the hooks use is missing.
+
+    Cheap (inspects code objects, creates nothing); called once per Room.
+    """
+    problems: list[str] = []
+    if not aiortc.__version__.startswith(TESTED_AIORTC):
+        problems.append(f"aiortc {aiortc.__version__} (hooks written for {TESTED_AIORTC}x)")
+    if not aioice.__version__.startswith(TESTED_AIOICE):
+        problems.append(f"aioice {aioice.__version__} (hooks written for {TESTED_AIOICE}x)")
+    recv_names = set(RTCRtpReceiver.__init__.__code__.co_names)
+    problems += [f"RTCRtpReceiver.{n}" for n in _RECEIVER_INIT_NAMES if n not in recv_names]
+    send_names = set(RTCRtpSender.__init__.__code__.co_names)
+    problems += [f"RTCRtpSender.{n}" for n in _SENDER_INIT_NAMES if n not in send_names]
+    problems += [f"{cls.__name__}.{m}" for cls, m in _METHODS if not hasattr(cls, m)]
+    conn_names = set(aioice.ice.Connection.__init__.__code__.co_names)
+    for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end"):
+        if name not in conn_names:
+            problems.append(f"aioice Connection.{name}")
+    if "_protocols" not in conn_names or "_components" not in conn_names:
+        problems.append("aioice Connection._protocols/_components")
+    if problems:
+        raise HookError("forwarding hooks do not fit: " + "; ".join(problems))
+
+
+def server_configuration() -> RTCConfiguration:
+    """PeerConnection configuration of the server side: no STUN/TURN, everything bundled."""
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+# --------------------------------------------------------------------------------------------
+# ICE: host addresses, port range, malformed STUN containment
+
+
+class StunGuard:
+    """Counts datagrams that crash aioice's STUN parser, logging at most once a second per source.
+
+    aioice catches only ``ValueError`` from its parser; a 28-byte STUN message with a 2-byte
+    LIFETIME attribute raises ``struct.error`` and would reach the event loop's exception handler
+    with a traceback, once per packet.
+    """
+
+    MAX_SOURCES = 4096
+
+    def __init__(self, log_interval_s: float = 1.0) -> None:
+        self.count = 0
+        self._interval = log_interval_s
+        self._sources: dict[str, tuple[float, int]] = {}
+
+    def record(self, addr: tuple[Any, ...], exc: BaseException) -> None:
+        self.count += 1
+        source = str(addr[0])
+        now = time.monotonic()
+        last, suppressed = self._sources.get(source, (-1e9, 0))
+        if now - last >= self._interval:
+            if len(self._sources) >= self.MAX_SOURCES:
+                self._sources.clear()
+            self._sources[source] = (now, 0)
+            logger.warning(
+                "malformed STUN datagram from %s:%s dropped (%s: %s; %d more suppressed)",
+                source,
+                addr[1] if len(addr) > 1 else "?",
+                type(exc).__name__,
+                exc,
+                suppressed,
+            )
+        else:
+            self._sources[source] = (last, suppressed + 1)
+
+
+class GuardedStunProtocol(aioice.ice.StunProtocol):  # type: ignore[misc]
+    """aioice's STUN protocol with a parser crash contained (see :class:`StunGuard`)."""
+
+    def __init__(self, receiver: aioice.ice.Connection, guard: StunGuard) -> None:
+        super().__init__(receiver)
+        self._guard = guard
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        try:
+            super().datagram_received(data, addr)
+        except (struct.error, IndexError, KeyError, TypeError, ValueError, UnicodeError) as exc:
+            self._guard.record(addr, exc)
+
+
+async def _bind_udp(
+    conn: aioice.ice.Connection,
+    address: str,
+    port_range: tuple[int, int] | None,
+    guard: StunGuard,
+) -> GuardedStunProtocol | None:
+    loop = asyncio.get_running_loop()
+    if port_range is None:
+        ports: Sequence[int] = (0,)
+    else:
+        low, high = port_range
+        count = high - low + 1
+        start = random.randrange(count)
+        ports = [low + (start + i) % count for i in range(count)]
+    for port in ports:
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                functools.partial(GuardedStunProtocol, conn, guard), local_addr=(address, port)
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE and port != 0:
+                continue
+            logger.warning("cannot bind UDP on %s:%s: %s", address, port, exc)
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 262144)
+        assert isinstance(protocol, GuardedStunProtocol)
+        return protocol
+    logger.warning("no free UDP port on %s in %s-%s", address, *(port_range or (0, 0)))
+    return None
+
+
+async def _gather_host_candidates(
+    conn: aioice.ice.Connection,
+    hosts: tuple[str, ...],
+    port_range: tuple[int, int] | None,
+    guard: StunGuard,
+) -> None:
+    # Replaces aioice.ice.Connection.gather_candidates (host candidates only, no STUN/TURN).
+    if conn._local_candidates_start:
+        return
+    conn._local_candidates_start = True
+    addresses = list(hosts) or aioice.ice.get_host_addresses(
+        use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+    )
+    for component in sorted(conn._components):
+        for address in addresses:
+            protocol = await _bind_udp(conn, address, port_range, guard)
+            if protocol is None:
+                continue
+            host, port = protocol.transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            conn._protocols.append(protocol)
+            conn._local_candidates.append(protocol.local_candidate)
+    conn._local_candidates_end = True
+
+
+def configure_ice(
+    pc: RTCPeerConnection,
+    hosts: tuple[str, ...],
+    port_range: tuple[int, int] | None = None,
+    guard: StunGuard | None = None,
+) -> None:
+    """Make every ICE transport of ``pc`` gather host candidates on ``hosts`` only.
+
+    Call before each ``setLocalDescription`` (new transports may have appeared). Sockets are bound
+    in ``port_range`` when given, and their STUN parsing is guarded. aioice's own gathering skips
+    127.0.0.1, which is why tests (and servers on loopback) need this.
+    """
+    for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
+        conn = ice_transport._connection
+        if getattr(conn, "_relayroom_configured", False):
+            continue
+        conn.gather_candidates = functools.partial(
+            _gather_host_candidates, conn, tuple(hosts), port_range, guard or StunGuard()
+        )
+        conn._relayroom_configured = True
+
+
+def local_udp_ports(pc: RTCPeerConnection) -> list[tuple[str, int]]:
+    """The host addresses and ports the PeerConnection's sockets are bound to."""
+    out: list[tuple[str, int]] = []
+    for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
+        for c in ice_transport._connection.local_candidates:
+            out.append((c.host, c.port))
+    return out
+
+
+def remote_candidate_hosts(pc: RTCPeerConnection) -> list[str]:
+    """Addresses of the remote candidates the PeerConnection's ICE agents hold."""
+    out: list[str] = []
+    for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
+        out += [c.host for c in ice_transport._connection.remote_candidates]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Codecs
+
+
+def restrict_codecs(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecParameters) -> None:
+    """Keep only ``codec`` (and its RTX) in a transceiver negotiated from a remote offer.
+
+    ``setCodecPreferences`` is ignored after ``setRemoteDescription``; the answer and the receive
+    parameters are built from ``transceiver._codecs``, so this narrows both.
+    """
+    kept: list[RTCRtpCodecParameters] = [codec]
+    for c in transceiver._codecs:
+        if c.name.lower() == "rtx" and c.parameters.get("apt") == codec.payloadType:
+            kept.append(c)
+            break
+    transceiver._codecs = kept
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """The codecs of a transceiver after negotiation, first one used to send."""
+    return list(transceiver._codecs)
+
+
+def negotiated_extension_ids(transceiver: RTCRtpTransceiver) -> dict[str, int]:
+    """Header extension URI -> id, as negotiated on this transceiver."""
+    return {e.uri: e.id for e in transceiver._headerExtensions}
+
+
+def codec_capability(codec: RTCRtpCodecParameters) -> RTCRtpCodecCapability:
+    return RTCRtpCodecCapability(
+        mimeType=codec.mimeType,
+        clockRate=codec.clockRate,
+        channels=codec.channels,
+        parameters=dict(codec.parameters),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Receive side: tap packets, never decode
+
+
+class _DropQueue:
+    """Stands in for the receiver's decoder queue: counts frames, decodes nothing.
+
+    The decoder thread reads ``get()`` once, gets ``None`` and exits at once.
+    """
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def put(self, item: object) -> None:
+        if item is not None:
+            self.frames += 1
+
+    def get(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class _EstimatorTap:
+    """Wraps the receiver's REMB estimator: estimates go to us, the receiver sends no REMB."""
+
+    def __init__(self, inner: Any, on_estimate: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_estimate = on_estimate
+
+    def add(self, **kwargs: Any) -> None:
+        remb = self._inner.add(**kwargs)
+        if remb is not None:
+            self._on_estimate(int(remb[0]))
+        return None
+
+
+PacketSink = Callable[[RtpPacket], Awaitable[None]]
+
+
+class ReceiverTap:
+    """Taps a publisher-side ``RTCRtpReceiver``: each media packet (RTX unwrapped) goes to a sink.
+
+    The receiver keeps doing RTCP toward the publisher (receiver reports, NACK), but its decoder
+    is replaced by a counter (no frames, bounded memory) and its REMB is handed to
+    ``on_estimate`` so the hub can merge it with subscribers' estimates.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self.receiver = receiver
+        self.sink: PacketSink | None = None
+        self.on_estimate: Callable[[int], None] = _noop_int
+        self.on_sender_report: Callable[[int, int, int], None] = _noop_sr
+        self.media_ssrc: int | None = None
+        self.packets = 0
+        self.errors = 0
+        self._media_pt: int | None = None
+        self._rtx_pt: int | None = None
+        self._drop = _DropQueue()
+        rx = _private(receiver)
+        self._rx = rx
+        self._orig_rtp = rx._handle_rtp_packet
+        self._orig_rtcp = rx._handle_rtcp_packet
+        self._orig_receive = rx.receive
+        rx._handle_rtp_packet = self._handle_rtp_packet
+        rx._handle_rtcp_packet = self._handle_rtcp_packet
+        rx.receive = self._receive
+        estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None:
+            rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
+
+    def _estimate(self, bitrate: int) -> None:
+        self.on_estimate(bitrate)
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the receiver assembled and we threw away instead of decoding."""
+        return self._drop.frames
+
+    def set_codec(self, media_pt: int, rtx_pt: int | None) -> None:
+        self._media_pt = media_pt
+        self._rtx_pt = rtx_pt
+
+    async def _receive(self, parameters: Any) -> None:
+        # Swap the decoder queue before the receiver starts its decoder thread.
+        self._rx._RTCRtpReceiver__decoder_queue = self._drop
+        await self._orig_receive(parameters)
+        for encoding in parameters.encodings:
+            if encoding.ssrc and self.media_ssrc is None:
+                self.media_ssrc = encoding.ssrc
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        sink = self.sink
+        if sink is not None and self.receiver._enabled:
+            pt = packet.payload_type
+            media: RtpPacket | None = None
+            if pt == self._media_pt:
+                media = packet
+                if self.media_ssrc != packet.ssrc:
+                    self.media_ssrc = packet.ssrc
+            elif pt == self._rtx_pt and len(packet.payload) > 2:
+                original_ssrc = self._rx._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc, self.media_ssrc)
+                if original_ssrc is not None:
+                    media = RtpPacket(
+                        payload_type=self._media_pt or 0,
+                        marker=packet.marker,
+                        sequence_number=(packet.payload[0] << 8) | packet.payload[1],
+                        timestamp=packet.timestamp,
+                        ssrc=original_ssrc,
+                        payload=packet.payload[2:],
+                    )
+                    media.csrc = packet.csrc
+                    media.extensions = packet.extensions
+            if media is not None:
+                self.packets += 1
+                try:
+                    await sink(media)
+                except Exception:
+                    # Never let forwarding break the publisher's DTLS loop.
+                    self.errors += 1
+                    if self.errors == 1 or self.errors % 1000 == 0:
+                        logger.exception("forwarding error (%d so far)", self.errors)
+        await self._orig_rtp(packet, arrival_time_ms)
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            self.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+        await self._orig_rtcp(packet)
+
+    async def send_pli(self) -> bool:
+        """Send a Picture Loss Indication to the publisher; False if its SSRC is unknown yet."""
+        if self.media_ssrc is None:
+            return False
+        await self._rx._send_rtcp_pli(self.media_ssrc)
+        return True
+
+    async def send_remb(self, bitrate: int) -> bool:
+        """Send a Receiver Estimated Maximum Bitrate to the publisher."""
+        rtcp_ssrc = self._rx._RTCRtpReceiver__rtcp_ssrc
+        if self.media_ssrc is None or rtcp_ssrc is None:
+            return False
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(bitrate, [self.media_ssrc]),
+        )
+        await self._rx._send_rtcp(packet)
+        return True
+
+    def detach(self) -> None:
+        self.sink = None
+        self.on_estimate = _noop_int
+        self.on_sender_report = _noop_sr
+
+
+# --------------------------------------------------------------------------------------------
+# Send side: a transceiver per subscribed track, fed by the forwarder
+
+
+class SilentTrack(MediaStreamTrack):  # type: ignore[misc]
+    """A track that never yields a frame, so the sender's own RTP loop idles (no polling).
+
+    Its id becomes the msid track id of the subscriber's m-line.
+    """
+
+    def __init__(self, kind: str, track_id: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._id = track_id
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await asyncio.get_running_loop().create_future()  # until cancelled
+        raise MediaStreamError  # pragma: no cover
+
+
+def add_send_transceiver(
+    pc: RTCPeerConnection,
+    *,
+    kind: str,
+    stream_id: str,
+    track_id: str,
+    codec: RTCRtpCodecParameters,
+    rtx: bool,
+) -> RTCRtpTransceiver:
+    """Add a sendonly transceiver whose offer carries ``msid:<stream_id> <track_id>``.
+
+    Its codecs are restricted to ``codec`` (and RTX) before the offer is made, so the subscriber
+    can only answer with the publisher's codec.
+    """
+    transceiver = pc.addTransceiver(SilentTrack(kind, track_id), direction="sendonly")
+    _private(transceiver.sender)._stream_id = stream_id
+    prefs = [codec_capability(codec)]
+    if rtx:
+        prefs.append(RTCRtpCodecCapability(mimeType=f"{kind}/rtx", clockRate=codec.clockRate))
+    transceiver.setCodecPreferences(prefs)
+    return transceiver
+
+
+class SenderTap:
+    """Gives a forwarder direct access to an ``RTCRtpSender``'s transport and RTP history.
+
+    - ``on_ready()`` runs once the sender is negotiated and its transport is connected
+      (``sender.send()`` has run): the forwarder may start;
+    - PLI/FIR from the subscriber go to ``on_keyframe_request``, REMB to ``on_remb`` (bits/s
+      shared among the SSRCs it covers), NACK and receiver reports stay with aiortc, which
+      retransmits from the history that :meth:`remember` fills;
+    - sender reports are rewritten from the forwarder's counters (``sr_source``).
+    """
+
+    def __init__(
+        self,
+        transceiver: RTCRtpTransceiver,
+        *,
+        on_ready: Callable[[], Awaitable[None]],
+        on_keyframe_request: Callable[[], None],
+        on_remb: Callable[[int], None],
+        sr_source: Callable[[], tuple[int, int, int, int] | None],
+    ) -> None:
+        self.transceiver = transceiver
+        sender = _private(transceiver.sender)
+        self.sender = sender
+        self.ssrc: int = sender._ssrc
+        self.history: dict[int, Any] = sender._RTCRtpSender__rtp_history
+        self._on_ready = on_ready
+        self._on_keyframe_request = on_keyframe_request
+        self._on_remb = on_remb
+        self._sr_source = sr_source
+        self._orig_send = sender.send
+        self._orig_rtcp = sender._handle_rtcp_packet
+        self._orig_send_rtcp = sender._send_rtcp
+        sender.send = self._send
+        sender._handle_rtcp_packet = self._handle_rtcp_packet
+        sender._send_rtcp = self._send_rtcp
+        self.send_rtp: Callable[[bytes], Awaitable[None]] | None = None
+        self.mid: str | None = None
+        self.payload_type: int | None = None
+        self.extension_ids: dict[str, int] = {}
+        self.keyframe_requests = 0
+        self.nacks = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.send_rtp is not None
+
+    async def _send(self, parameters: Any) -> None:
+        await self._orig_send(parameters)
+        if self.send_rtp is not None:
+            return
+        self.mid = parameters.muxId
+        self.payload_type = parameters.codecs[0].payloadType
+        self.extension_ids = {e.uri: e.id for e in parameters.headerExtensions}
+        self.send_rtp = self.sender.transport._send_rtp
+        await self._on_ready()
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                self.keyframe_requests += 1
+                self._on_keyframe_request()
+                return
+            if packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if self.ssrc in ssrcs:
+                    self._on_remb(bitrate // max(1, len(ssrcs)))
+                return
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.nacks += 1
+        await self._orig_rtcp(packet)
+
+    async def _send_rtcp(self, packets: list[Any]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == self.ssrc:
+                values = self._sr_source()
+                if values is not None:
+                    ntp, rtp_ts, count, octets = values
+                    info = packet.sender_info
+                    info.ntp_timestamp = ntp
+                    info.rtp_timestamp = rtp_ts
+                    info.packet_count = count & 0xFFFFFFFF
+                    info.octet_count = octets & 0xFFFFFFFF
+                    s = self.sender
+                    s._RTCRtpSender__ntp_timestamp = ntp
+                    s._RTCRtpSender__rtp_timestamp = rtp_ts
+                    s._RTCRtpSender__packet_count = count
+                    s._RTCRtpSender__octet_count = octets
+                    s._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        await self._orig_send_rtcp(packets)
+
+    def detach(self) -> None:
+        self.send_rtp = None
+        self._on_ready = _noop
+        self._on_keyframe_request = _noop_sync
+        self._on_remb = _noop_int
+
+
+async def _noop() -> None:
+    return None
+
+
+def _noop_sr(ssrc: int, ntp: int, rtp_ts: int) -> None:
+    return None
+
+
+def _noop_sync() -> None:
+    return None
+
+
+def _noop_int(value: int) -> None:
+    return None
+
+
+class SentPacket:
+    """What the forwarder leaves in a sender's RTP history: enough for aiortc to retransmit.
+
+    aiortc's ``_retransmit`` either re-sends ``serialize()`` or wraps the fields into RTX.
+    """
+
+    __slots__ = (
+        "csrc",
+        "data",
+        "extensions",
+        "marker",
+        "padding_size",
+        "payload",
+        "payload_type",
+        "sequence_number",
+        "ssrc",
+        "timestamp",
+        "version",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        sequence_number: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        payload_type: int,
+        ssrc: int,
+        extensions: HeaderExtensions,
+        csrc: list[int],
+    ) -> None:
+        self.data = data
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload = payload
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.extensions = extensions
+        self.csrc = csrc
+        self.padding_size = 0
+        self.version = 2
+
+    def serialize(self, extensions_map: object = None) -> bytes:
+        return self.data

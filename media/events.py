@@ -1,0 +1,65 @@
+"""Events the media plane emits upward, through the ``on_event`` callback of a Room.
+
+Plain frozen dataclasses: no JSON, no WebSocket. Signaling turns them into messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TrackKind = Literal["audio", "video"]
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """A published track as the room sees it."""
+
+    id: str
+    """The publisher's track id (from the msid of its publish offer)."""
+    kind: TrackKind
+    muted: bool
+    codec: str
+    """mimeType subtype: ``opus``, ``VP8``, ``H264``."""
+    source: str | None = None
+    """``camera``, ``microphone``, ``screen``... when the client said so."""
+
+
+@dataclass(frozen=True)
+class SubscribeOffer:
+    """Send this offer (of its subscriber PeerConnection) to that participant."""
+
+    participant_id: str
+    sdp: str
+
+
+@dataclass(frozen=True)
+class TrackPublished:
+    participant_id: str
+    track: TrackInfo
+
+
+@dataclass(frozen=True)
+class TrackUnpublished:
+    participant_id: str
+    track: TrackInfo
+
+
+@dataclass(frozen=True)
+class TrackMuted:
+    participant_id: str
+    track: TrackInfo
+
+
+@dataclass(frozen=True)
+class ParticipantFailed:
+    """ICE or DTLS failure, consent loss, or a connection that never came up.
+
+    The room has already started removing the participant when this is emitted.
+    """
+
+    participant_id: str
+    reason: str
+
+
+MediaEvent = SubscribeOffer | TrackPublished | TrackUnpublished | TrackMuted | ParticipantFailed

@@ -1,0 +1,556 @@
+"""RTP-level forwarding: one hub per published track, one leg per subscriber of that track.
+
+The hub receives every media packet of its track from the publisher's receiver (RTX already
+unwrapped) and hands it to each leg. A leg rewrites the packet for its subscriber's sender (SSRC,
+sequence number and timestamp offsets, payload type, header extensions), records it in the
+sender's RTP history (so aiortc answers NACKs, with RTX when negotiated) and sends it through
+the subscriber's SRTP transport. Nothing is decoded.
+
+Offsets are fixed when a leg syncs on a keyframe (any packet for audio); after a gap in the source
+(mute, a new publisher SSRC) the leg syncs again on the next keyframe and continues its own
+sequence and timestamp where they stopped, so subscribers see one continuous stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCRtpCodecParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
+
+from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
+from .events import TrackInfo
+from .keyframes import detector_for
+from .settings import MediaSettings
+
+logger = logging.getLogger(__name__)
+
+URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+_HEADER = struct.Struct("!BBHLL")
+_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
+_PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
+
+
+def ntp_now() -> int:
+    """The current time as a 64-bit NTP timestamp."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296.0)
+
+
+class TaskOwner:
+    """Owns fire-and-forget tasks so that they are cancelled and awaited on close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("task %s failed: %r", task.get_name(), task.exception())
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+class KeyframeRequester:
+    """Sends at most one keyframe request upstream per interval; later requests are coalesced.
+
+    A request inside the interval is not lost: one request goes out when the interval ends.
+    """
+
+    def __init__(
+        self, interval_s: float, send: Callable[[], Coroutine[Any, Any, bool]], tasks: TaskOwner
+    ) -> None:
+        self._interval = interval_s
+        self._send = send
+        self._tasks = tasks
+        self._last = -1e9
+        self._pending: asyncio.TimerHandle | None = None
+        self.requested = 0
+        self.sent = 0
+
+    def request(self) -> None:
+        self.requested += 1
+        if self._pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last + self._interval - loop.time()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._pending = loop.call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._last = asyncio.get_running_loop().time()
+        self.sent += 1
+        self._tasks.spawn(self._send(), "keyframe-request")
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+class BandwidthAggregator:
+    """Upstream REMB = min(relay's own estimate of the publisher link, subscribers' estimates).
+
+    Each subscriber's estimate (its REMB divided by the streams it covers) counts for
+    ``remb_subscriber_ttl_s``. The result never drops below ``remb_min_bps``. It is sent at most
+    every ``remb_interval_s``, or at once when it falls by 10% or more.
+    """
+
+    def __init__(
+        self,
+        settings: MediaSettings,
+        send: Callable[[int], Coroutine[Any, Any, bool]],
+        tasks: TaskOwner,
+    ) -> None:
+        self._settings = settings
+        self._send = send
+        self._tasks = tasks
+        self._estimates: dict[str, tuple[int, float]] = {}
+        self._last_sent_at = -1e9
+        self.last_sent: int | None = None
+        self.sent = 0
+
+    def update(self, key: str, bitrate: int) -> None:
+        now = time.monotonic()
+        self._estimates[key] = (bitrate, now)
+        target = self.target(now)
+        if target is None:
+            return
+        due = now - self._last_sent_at >= self._settings.remb_interval_s
+        falling = self.last_sent is not None and target <= 0.9 * self.last_sent
+        if due or falling:
+            self._last_sent_at = now
+            self.last_sent = target
+            self.sent += 1
+            self._tasks.spawn(self._send(target), "remb")
+
+    def remove(self, key: str) -> None:
+        self._estimates.pop(key, None)
+
+    def target(self, now: float | None = None) -> int | None:
+        now = time.monotonic() if now is None else now
+        ttl = self._settings.remb_subscriber_ttl_s
+        fresh = [b for b, t in self._estimates.values() if now - t <= ttl]
+        if not fresh:
+            return None
+        return max(min(fresh), self._settings.remb_min_bps)
+
+
+class LegState(enum.Enum):
+    NEGOTIATING = "negotiating"
+    WAITING_KEYFRAME = "waiting_keyframe"
+    FORWARDING = "forwarding"
+    CLOSED = "closed"
+
+
+@dataclass
+class LegStats:
+    packets: int = 0
+    octets: int = 0
+    dropped_stale: int = 0
+    send_errors: int = 0
+    syncs: int = 0
+    keyframe_requests: int = 0
+    nacks: int = 0
+    first_packet_at: float | None = None
+
+
+class Leg:
+    """One subscriber's copy of one published track."""
+
+    def __init__(self, subscriber_id: str, hub: TrackHub, initial_seq: int, initial_ts: int):
+        self.subscriber_id = subscriber_id
+        self.hub = hub
+        self.state = LegState.NEGOTIATING
+        self.stats = LegStats()
+        self.created_at = time.monotonic()
+        self.tap: SenderTap | None = None
+        self._clock_rate = hub.clock_rate
+        self._initial_seq = initial_seq
+        self._initial_ts = initial_ts
+        # rewriting state
+        self._source_ssrc = -1
+        self._seq_off = 0
+        self._ts_off = 0
+        self._ext_start = 0
+        self._ext_max = 0
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_time = 0.0
+        # fixed per negotiation
+        self._ssrc = 0
+        self._pt = 0
+        self._history: dict[int, Any] = {}
+        self._send: Callable[[bytes], Awaitable[None]] | None = None
+        self._mid_elem = b""
+        self._abs_byte: bytes | None = None
+        self._level_id = 0
+        self._has_ext = False
+        self._ext_obj = HeaderExtensions()
+
+    def bind(self, tap: SenderTap) -> None:
+        self.tap = tap
+
+    async def on_sender_ready(self) -> None:
+        """The subscriber's sender is negotiated and connected: take its parameters and start."""
+        tap = self.tap
+        if tap is None or tap.send_rtp is None or self.state is LegState.CLOSED:
+            return
+        self._ssrc = tap.ssrc
+        self._pt = tap.payload_type or 0
+        self._history = tap.history
+        self._send = tap.send_rtp
+        ids = tap.extension_ids
+        mid_id = ids.get(URI_MID)
+        mid = (tap.mid or "").encode()
+        if mid_id and 0 < len(mid) <= 16:
+            self._mid_elem = bytes(((mid_id << 4) | (len(mid) - 1),)) + mid
+        abs_id = ids.get(URI_ABS_SEND_TIME)
+        self._abs_byte = bytes(((abs_id << 4) | 2,)) if abs_id else None
+        self._level_id = ids.get(URI_AUDIO_LEVEL) or 0
+        self._has_ext = bool(self._mid_elem or self._abs_byte or self._level_id)
+        self._ext_obj = HeaderExtensions()
+        self._ext_obj.mid = tap.mid
+        self.state = LegState.WAITING_KEYFRAME
+        await self.hub.leg_ready(self)
+
+    @property
+    def uses_abs_send_time(self) -> bool:
+        return self._abs_byte is not None
+
+    def resync(self) -> None:
+        """Start again at the next keyframe, continuing our own sequence and timestamps."""
+        if self.state is LegState.FORWARDING:
+            self.state = LegState.WAITING_KEYFRAME
+
+    def _sync(self, pkt: RtpPacket, now: float) -> None:
+        if self._last_seq is None:
+            out_seq = self._initial_seq
+            out_ts = self._initial_ts
+        else:
+            out_seq = (self._last_seq + 1) & 0xFFFF
+            gap = max(1, int((now - self._last_time) * self._clock_rate))
+            out_ts = (self._last_ts + gap) & 0xFFFFFFFF
+        self._seq_off = (out_seq - pkt.sequence_number) & 0xFFFF
+        self._ts_off = (out_ts - pkt.timestamp) & 0xFFFFFFFF
+        self._source_ssrc = pkt.ssrc
+        self._ext_start = self._ext_max = pkt.sequence_number + 0x10000
+        self.state = LegState.FORWARDING
+        self.stats.syncs += 1
+
+    async def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
+        """Rewrite one packet for this leg and send it (the hot path)."""
+        if self.state is not LegState.FORWARDING:
+            if self.state is LegState.WAITING_KEYFRAME and keyframe:
+                self._sync(pkt, now)
+            else:
+                return
+        elif pkt.ssrc != self._source_ssrc:
+            # The publisher restarted its stream: wait for its next keyframe.
+            self.state = LegState.WAITING_KEYFRAME
+            self.hub.request_keyframe()
+            if not keyframe:
+                return
+            self._sync(pkt, now)
+
+        seq_in = pkt.sequence_number
+        ext_max = self._ext_max
+        ext = ext_max + (((seq_in - ext_max + 0x8000) & 0xFFFF) - 0x8000)
+        if ext < self._ext_start:
+            self.stats.dropped_stale += 1
+            return
+        if ext > ext_max:
+            self._ext_max = ext
+        seq = (seq_in + self._seq_off) & 0xFFFF
+        ts = (pkt.timestamp + self._ts_off) & 0xFFFFFFFF
+        payload = pkt.payload
+        csrc = pkt.csrc
+        b0 = 0x80 | len(csrc)
+        padding = pkt.padding_size
+        if padding:
+            b0 |= 0x20
+        parts: list[bytes] = []
+        if self._has_ext:
+            b0 |= 0x10
+            body = self._mid_elem
+            if self._abs_byte is not None:
+                body += self._abs_byte + abs3
+            if self._level_id:
+                level = pkt.extensions.audio_level
+                if level is not None:
+                    body += bytes(
+                        ((self._level_id << 4), (0x80 if level[0] else 0) | (level[1] & 0x7F))
+                    )
+            pad = _PADS[len(body) & 3]
+            words = (len(body) + len(pad)) >> 2
+            parts.append(b"\xbe\xde" + words.to_bytes(2, "big") + body + pad)
+        header = _HEADER.pack(b0, (pkt.marker << 7) | self._pt, seq, ts, self._ssrc)
+        if csrc:
+            header += b"".join(c.to_bytes(4, "big") for c in csrc)
+        if padding:
+            data = b"".join((header, *parts, payload, bytes(padding - 1), bytes((padding,))))
+        elif parts:
+            data = header + parts[0] + payload
+        else:
+            data = header + payload
+        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
+            data, seq, ts, pkt.marker, payload, self._pt, self._ssrc, self._ext_obj, csrc
+        )
+        send = self._send
+        if send is None:
+            return
+        try:
+            await send(data)
+        except ConnectionError:
+            self.stats.send_errors += 1
+            return
+        stats = self.stats
+        if stats.first_packet_at is None:
+            stats.first_packet_at = now
+        stats.packets += 1
+        stats.octets += len(payload)
+        self._last_seq = seq
+        self._last_ts = ts
+        self._last_time = now
+
+    def sender_report_values(self) -> tuple[int, int, int, int] | None:
+        """(NTP, RTP timestamp, packets, octets) for this leg's next sender report.
+
+        The RTP timestamp is the last one sent; its NTP time comes from the publisher's own
+        sender report when we have one (keeps lip sync between a publisher's tracks), else from
+        the time we sent it.
+        """
+        if self._last_seq is None:
+            return None
+        source_ts = (self._last_ts - self._ts_off) & 0xFFFFFFFF
+        ntp = self.hub.ntp_for(source_ts)
+        if ntp is None:
+            ntp = ntp_now() - int((time.monotonic() - self._last_time) * 4294967296.0)
+        return ntp, self._last_ts, self.stats.packets, self.stats.octets
+
+    def close(self) -> None:
+        self.state = LegState.CLOSED
+        self._send = None
+        if self.tap is not None:
+            self.stats.keyframe_requests = self.tap.keyframe_requests
+            self.stats.nacks = self.tap.nacks
+            self.tap.detach()
+
+
+class TrackHub:
+    """One published track: receives its packets and fans them out to the legs."""
+
+    def __init__(
+        self,
+        publisher_id: str,
+        info: TrackInfo,
+        codec: RTCRtpCodecParameters,
+        rtx_payload_type: int | None,
+        settings: MediaSettings,
+    ) -> None:
+        self.publisher_id = publisher_id
+        self.info = info
+        self.codec = codec
+        self.rtx_payload_type = rtx_payload_type
+        self.clock_rate = codec.clockRate
+        self.is_video = info.kind == "video"
+        self._settings = settings
+        self._detect = detector_for(codec.mimeType.split("/", 1)[-1])
+        self._legs: dict[str, Leg] = {}
+        self._leg_list: tuple[Leg, ...] = ()
+        self._tap: ReceiverTap | None = None
+        self._tasks = TaskOwner()
+        self._keyframes = KeyframeRequester(
+            settings.keyframe_request_interval_s, self._send_pli, self._tasks
+        )
+        self._bandwidth = BandwidthAggregator(settings, self._send_remb, self._tasks)
+        self._gop: list[RtpPacket] | None = None
+        self._gop_time = 0.0
+        self._sr: tuple[int, int, int] | None = None  # (ssrc, ntp, rtp)
+        self._muted = False
+        self._closed = False
+        self.packets_in = 0
+        self.keyframes_in = 0
+
+    # ---- wiring
+
+    def attach(self, tap: ReceiverTap) -> None:
+        """Take the packets, estimates and sender reports of a tapped receiver."""
+        self._tap = tap
+        tap.set_codec(int(self.codec.payloadType or 0), self.rtx_payload_type)
+        tap.on_estimate = self._upstream_estimate
+        tap.on_sender_report = self._sender_report
+        tap.sink = self.on_packet
+
+    @property
+    def legs(self) -> tuple[Leg, ...]:
+        return self._leg_list
+
+    def add_leg(self, leg: Leg) -> None:
+        self._legs[leg.subscriber_id] = leg
+        self._leg_list = tuple(self._legs.values())
+        self.request_keyframe()  # on subscribe: the leg will need one soon
+
+    def remove_leg(self, subscriber_id: str) -> Leg | None:
+        leg = self._legs.pop(subscriber_id, None)
+        self._leg_list = tuple(self._legs.values())
+        self._bandwidth.remove(subscriber_id)
+        return leg
+
+    # ---- packets
+
+    async def on_packet(self, pkt: RtpPacket) -> None:
+        if self._muted:
+            return
+        self.packets_in += 1
+        keyframe = self._detect(pkt.payload)
+        now = time.monotonic()
+        if self.is_video:
+            if keyframe:
+                self.keyframes_in += 1
+                self._gop = [pkt]
+                self._gop_time = now
+            elif self._gop is not None:
+                if len(self._gop) < self._settings.gop_cache_max_packets:
+                    self._gop.append(pkt)
+                else:
+                    self._gop = None
+        legs = self._leg_list
+        if not legs:
+            return
+        abs3 = (
+            ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big") if self.is_video else b"\x00\x00\x00"
+        )
+        for leg in legs:
+            await leg.forward(pkt, keyframe, abs3, now)
+
+    async def leg_ready(self, leg: Leg) -> None:
+        """A leg can send: replay the cached run since the last keyframe, or ask for one."""
+        if self._closed:
+            return
+        now = time.monotonic()
+        gop = self._gop
+        if (
+            self.is_video
+            and gop
+            and not self._muted
+            and now - self._gop_time <= self._settings.gop_cache_max_age_s
+        ):
+            abs3 = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
+            first = gop[0]
+            for pkt in list(gop):
+                await leg.forward(pkt, pkt is first, abs3, now)
+        if leg.state is not LegState.FORWARDING and self.is_video:
+            self.request_keyframe()
+
+    # ---- feedback
+
+    def request_keyframe(self) -> None:
+        if self.is_video and not self._closed:
+            self._keyframes.request()
+
+    async def _send_pli(self) -> bool:
+        tap = self._tap
+        return tap is not None and await tap.send_pli()
+
+    def subscriber_remb(self, subscriber_id: str, bitrate: int) -> None:
+        if not self._closed:
+            self._bandwidth.update(subscriber_id, bitrate)
+
+    def _upstream_estimate(self, bitrate: int) -> None:
+        if not self._closed:
+            self._bandwidth.update("", bitrate)
+
+    async def _send_remb(self, bitrate: int) -> bool:
+        tap = self._tap
+        return tap is not None and await tap.send_remb(bitrate)
+
+    def _sender_report(self, ssrc: int, ntp: int, rtp_ts: int) -> None:
+        self._sr = (ssrc, ntp, rtp_ts)
+
+    def ntp_for(self, source_ts: int) -> int | None:
+        """NTP time of a publisher RTP timestamp, from the publisher's last sender report."""
+        sr = self._sr
+        if sr is None:
+            return None
+        _, ntp, rtp_ts = sr
+        diff = ((source_ts - rtp_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        return ntp + int(diff * 4294967296.0 / self.clock_rate)
+
+    # ---- state
+
+    def set_muted(self, muted: bool) -> None:
+        self._muted = muted
+        self._gop = None
+        if not muted:
+            for leg in self._leg_list:
+                leg.resync()
+            self.request_keyframe()
+
+    @property
+    def keyframe_requests_sent(self) -> int:
+        return self._keyframes.sent
+
+    @property
+    def keyframe_requests(self) -> int:
+        return self._keyframes.requested
+
+    @property
+    def upstream_remb(self) -> int | None:
+        return self._bandwidth.last_sent
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._keyframes.close()
+        if self._tap is not None:
+            self._tap.detach()
+        self._gop = None
+        for leg in self._leg_list:
+            leg.state = LegState.CLOSED
+        await self._tasks.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "packets_in": self.packets_in,
+            "keyframes_in": self.keyframes_in,
+            "keyframe_requests": self._keyframes.requested,
+            "keyframe_requests_sent": self._keyframes.sent,
+            "remb_sent": self._bandwidth.sent,
+            "upstream_remb": self._bandwidth.last_sent,
+            "frames_dropped_undecoded": self._tap.frames_dropped if self._tap else 0,
+            "legs": {
+                leg.subscriber_id: {
+                    "state": leg.state.value,
+                    "packets": leg.stats.packets,
+                    "octets": leg.stats.octets,
+                    "dropped_stale": leg.stats.dropped_stale,
+                    "send_errors": leg.stats.send_errors,
+                }
+                for leg in self._leg_list
+            },
+        }

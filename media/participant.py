@@ -1,0 +1,519 @@
+"""A participant of a room: a publisher PeerConnection and a subscriber PeerConnection.
+
+- publisher PC: the client offers its tracks (``publish_offer``), the server answers; each sent
+  track becomes a :class:`~media.forwarding.TrackHub`.
+- subscriber PC: the server offers everyone else's tracks and renegotiates when they come and go,
+  one negotiation at a time (the next waits for ``subscribe_answer``). Each subscribed track is a
+  sendonly transceiver fed by a :class:`~media.forwarding.Leg`.
+
+A participant never imports its room: the room gives it narrow callbacks. Closing flows down
+(``close`` closes hubs, legs and both PeerConnections); news flows up through the callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from .aiortc_hooks import (
+    ReceiverTap,
+    SenderTap,
+    StunGuard,
+    add_send_transceiver,
+    configure_ice,
+    negotiated_codecs,
+    restrict_codecs,
+    server_configuration,
+)
+from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
+from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
+from .forwarding import Leg, TrackHub
+from .sdp_policy import candidate_line_allowed, check_sdp
+from .settings import MediaSettings
+
+logger = logging.getLogger(__name__)
+
+PcName = Literal["publisher", "subscriber"]
+MAX_EARLY_CANDIDATES = 64
+
+
+class ParticipantState(enum.Enum):
+    ACTIVE = "active"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ParticipantCallbacks:
+    """What a participant may tell its room."""
+
+    emit: Callable[[MediaEvent], None]
+    published: Callable[[Participant, list[TrackHub]], Awaitable[None]]
+    unpublished: Callable[[Participant, list[TrackHub]], Awaitable[None]]
+    failed: Callable[[Participant, str], None]
+    closed: Callable[[Participant], None]
+
+
+@dataclass
+class _Published:
+    hub: TrackHub
+    transceiver: RTCRtpTransceiver
+
+
+@dataclass
+class _Subscription:
+    hub: TrackHub
+    leg: Leg
+    transceiver: RTCRtpTransceiver
+
+
+def choose_codec(
+    codecs: list[RTCRtpCodecParameters], settings: MediaSettings
+) -> RTCRtpCodecParameters | None:
+    """The codec a publisher must use: first in the server's allowlist order that it offered."""
+    for name in settings.codecs:
+        for codec in codecs:
+            if codec.name.lower() != "rtx" and codec.name.lower() == name.lower():
+                return codec
+    return None
+
+
+class Participant:
+    """One client in a room. Created by :meth:`media.room.Room.add_participant` only."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        *,
+        room_name: str,
+        settings: MediaSettings,
+        can_publish: bool,
+        can_subscribe: bool,
+        stun_guard: StunGuard,
+        callbacks: ParticipantCallbacks,
+    ) -> None:
+        self.id = participant_id
+        self.can_publish = can_publish
+        self.can_subscribe = can_subscribe
+        self._room_name = room_name
+        self._settings = settings
+        self._guard = stun_guard
+        self._cb = callbacks
+        self._state = ParticipantState.ACTIVE
+        self._closed_future: asyncio.Future[None] | None = None
+        self._failed = False
+        self._pub_pc: RTCPeerConnection | None = None
+        self._sub_pc = self._new_pc("subscriber")
+        self._pub_lock = asyncio.Lock()
+        self._sub_lock = asyncio.Lock()
+        self._published: dict[str, _Published] = {}
+        self._taps: dict[str, ReceiverTap] = {}  # by publisher-PC mid
+        self._subs: dict[tuple[str, str], _Subscription] = {}
+        self._renegotiate_needed = False
+        self._early_candidates: dict[PcName, list[dict[str, object]]] = {
+            "publisher": [],
+            "subscriber": [],
+        }
+        self._timers: dict[PcName, asyncio.TimerHandle] = {}
+        self.dropped_candidates = 0
+        self.offers_sent = 0
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def state(self) -> ParticipantState:
+        return self._state
+
+    @property
+    def publisher_pc(self) -> RTCPeerConnection | None:
+        """The publisher PeerConnection, once the client offered (for stats and DataChannels)."""
+        return self._pub_pc
+
+    @property
+    def subscriber_pc(self) -> RTCPeerConnection:
+        """The subscriber PeerConnection; exists from the start (a data-only participant too)."""
+        return self._sub_pc
+
+    def published_tracks(self) -> list[TrackInfo]:
+        return [p.hub.info for p in self._published.values()]
+
+    def published_hubs(self) -> list[TrackHub]:
+        return [p.hub for p in self._published.values()]
+
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """(publisher id, track id) of every track this participant receives."""
+        return list(self._subs)
+
+    def leg(self, publisher_id: str, track_id: str) -> Leg | None:
+        sub = self._subs.get((publisher_id, track_id))
+        return sub.leg if sub else None
+
+    def stats(self) -> dict[str, Any]:
+        """The forwarder's own counters (aiortc's getStats() lacks most of them)."""
+        return {
+            "published": {tid: p.hub.stats() for tid, p in self._published.items()},
+            "subscribed": {
+                f"{pid}/{tid}": {
+                    "state": s.leg.state.value,
+                    "packets": s.leg.stats.packets,
+                    "octets": s.leg.stats.octets,
+                    "keyframe_requests": s.leg.tap.keyframe_requests if s.leg.tap else 0,
+                    "nacks": s.leg.tap.nacks if s.leg.tap else 0,
+                }
+                for (pid, tid), s in self._subs.items()
+            },
+            "dropped_candidates": self.dropped_candidates,
+        }
+
+    # ---------------------------------------------------------------- state
+
+    def _set_state(self, state: ParticipantState) -> None:
+        if state is not self._state:
+            logger.info(
+                "participant %s/%s: %s -> %s",
+                self._room_name,
+                self.id,
+                self._state.value,
+                state.value,
+            )
+            self._state = state
+
+    def _check_open(self) -> None:
+        if self._state is not ParticipantState.ACTIVE:
+            raise Closed(f"participant {self.id} is {self._state.value}")
+
+    def _new_pc(self, name: PcName) -> RTCPeerConnection:
+        pc = RTCPeerConnection(server_configuration())
+        pc.on("connectionstatechange", functools.partial(self._pc_state_changed, name, pc))
+        return pc
+
+    def _pc_state_changed(self, name: PcName, pc: RTCPeerConnection) -> None:
+        state = pc.connectionState
+        logger.debug("participant %s %s pc: %s", self.id, name, state)
+        if state == "connected":
+            timer = self._timers.pop(name, None)
+            if timer is not None:
+                timer.cancel()
+        elif state == "failed":
+            self._fail(f"{name} connection failed (ICE/DTLS or consent lost)")
+        elif state == "closed" and self._state is ParticipantState.ACTIVE:
+            self._fail(f"{name} connection closed by the remote end")
+
+    def _start_timer(self, name: PcName, pc: RTCPeerConnection) -> None:
+        if name in self._timers or pc.connectionState == "connected":
+            return
+        loop = asyncio.get_running_loop()
+
+        def expired() -> None:
+            self._timers.pop(name, None)
+            if pc.connectionState != "connected":
+                self._fail(f"{name} connection not established in time")
+
+        self._timers[name] = loop.call_later(self._settings.connect_timeout_s, expired)
+
+    def _fail(self, reason: str) -> None:
+        if self._failed or self._state is not ParticipantState.ACTIVE:
+            return
+        self._failed = True
+        logger.info("participant %s/%s failed: %s", self._room_name, self.id, reason)
+        self._cb.failed(self, reason)
+
+    def _configure_ice(self, pc: RTCPeerConnection) -> None:
+        configure_ice(pc, self._settings.ice_hosts, self._settings.port_range, self._guard)
+
+    # ---------------------------------------------------------------- publishing
+
+    async def publish_offer(self, sdp: str, *, sources: Mapping[str, str] | None = None) -> str:
+        """Apply the client's publisher offer; return the answer SDP.
+
+        Each m-line the client sends on becomes a published track, keyed by the track id of its
+        msid; m-lines that stopped sending are unpublished. ``sources`` optionally maps track ids
+        to ``camera``/``microphone``/``screen``.
+        """
+        self._check_open()
+        if not self.can_publish:
+            raise Forbidden("this participant may not publish")
+        checked = check_sdp(sdp, self._settings, "offer")
+        async with self._pub_lock:
+            self._check_open()
+            if self._pub_pc is None:
+                self._pub_pc = self._new_pc("publisher")
+            pc = self._pub_pc
+            if pc.signalingState != "stable":
+                raise SdpRejected(f"publisher is in signaling state {pc.signalingState}")
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=checked.sdp, type="offer"))
+            except Exception as exc:
+                raise SdpRejected(f"offer not applicable: {exc}") from None
+            sections = {s.mid: s for s in checked.sections}
+            sending: dict[str, tuple[RTCRtpTransceiver, RTCRtpCodecParameters, int | None]] = {}
+            for t in pc.getTransceivers():
+                codec = choose_codec(negotiated_codecs(t), self._settings)
+                if codec is None:
+                    raise SdpRejected(f"m-line {t.mid}: no codec both allowed and supported")
+                restrict_codecs(t, codec)
+                rtx = next((c for c in negotiated_codecs(t) if c.name.lower() == "rtx"), None)
+                section = sections.get(t.mid)
+                if section is None or not section.sends or t.mid is None:
+                    continue
+                track_id = section.track_id or f"mid-{t.mid}"
+                sending[track_id] = (t, codec, rtx.payloadType if rtx else None)
+            self._configure_ice(pc)
+            try:
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:
+                raise SdpRejected(f"cannot answer offer: {exc}") from None
+            self._start_timer("publisher", pc)
+            for item in self._early_candidates["publisher"]:
+                await self._apply_candidate("publisher", item)
+            self._early_candidates["publisher"].clear()
+            answer: str = pc.localDescription.sdp
+
+            removed: list[TrackHub] = []
+            for track_id, pub in list(self._published.items()):
+                now = sending.get(track_id)
+                if now is None or now[0] is not pub.transceiver:
+                    removed.append(pub.hub)
+                    del self._published[track_id]
+            added: list[TrackHub] = []
+            for track_id, (t, codec, rtx_pt) in sending.items():
+                if track_id in self._published:
+                    continue
+                kind: TrackKind = "video" if t.kind == "video" else "audio"
+                info = TrackInfo(
+                    id=track_id,
+                    kind=kind,
+                    muted=False,
+                    codec=codec.mimeType.split("/", 1)[-1],
+                    source=(sources or {}).get(track_id),
+                )
+                hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
+                assert t.mid is not None
+                tap = self._taps.get(t.mid)
+                if tap is None:
+                    tap = self._taps[t.mid] = ReceiverTap(t.receiver)
+                hub.attach(tap)
+                self._published[track_id] = _Published(hub, t)
+                added.append(hub)
+                logger.info(
+                    "participant %s/%s publishes %s track %s (%s)",
+                    self._room_name,
+                    self.id,
+                    kind,
+                    track_id,
+                    info.codec,
+                )
+        if removed:
+            await self._unpublish(removed)
+        if added:
+            await self._cb.published(self, added)
+        return answer
+
+    async def _unpublish(self, hubs: list[TrackHub]) -> None:
+        try:
+            await self._cb.unpublished(self, hubs)
+        finally:
+            for hub in hubs:
+                await hub.close()
+
+    async def set_muted(self, track_id: str, muted: bool) -> TrackInfo:
+        """Mute or unmute a published track; forwarding pauses while muted."""
+        self._check_open()
+        pub = self._published.get(track_id)
+        if pub is None:
+            raise UnknownTrack(f"no published track {track_id!r}")
+        if pub.hub.info.muted != muted:
+            pub.hub.info = replace(pub.hub.info, muted=muted)
+            pub.hub.set_muted(muted)
+            self._cb.emit(TrackMuted(self.id, pub.hub.info))
+        return pub.hub.info
+
+    # ---------------------------------------------------------------- subscribing
+
+    async def subscribe(self, hub: TrackHub) -> bool:
+        """Add a sendonly transceiver for ``hub``'s track (the caller renegotiates)."""
+        key = (hub.publisher_id, hub.info.id)
+        if (
+            self._state is not ParticipantState.ACTIVE
+            or not self.can_subscribe
+            or hub.publisher_id == self.id
+            or key in self._subs
+        ):
+            return False
+        async with self._sub_lock:
+            transceiver = add_send_transceiver(
+                self._sub_pc,
+                kind=hub.info.kind,
+                stream_id=hub.publisher_id,
+                track_id=hub.info.id,
+                codec=hub.codec,
+                rtx=hub.is_video,
+            )
+            leg = Leg(self.id, hub, random.randrange(0x8000), random.randrange(1 << 32))
+            tap = SenderTap(
+                transceiver,
+                on_ready=leg.on_sender_ready,
+                on_keyframe_request=hub.request_keyframe,
+                on_remb=functools.partial(hub.subscriber_remb, self.id),
+                sr_source=leg.sender_report_values,
+            )
+            leg.bind(tap)
+            self._subs[key] = _Subscription(hub, leg, transceiver)
+            hub.add_leg(leg)
+        return True
+
+    async def unsubscribe(self, hub: TrackHub) -> bool:
+        """Stop receiving ``hub``'s track: its m-line goes inactive (the caller renegotiates)."""
+        sub = self._subs.pop((hub.publisher_id, hub.info.id), None)
+        if sub is None:
+            return False
+        await self._drop_subscription(sub)
+        return True
+
+    async def _drop_subscription(self, sub: _Subscription) -> None:
+        sub.hub.remove_leg(self.id)
+        sub.leg.close()
+        sub.transceiver.direction = "inactive"
+        try:
+            # Stops the sender, which sends RTCP BYE: receivers end the track.
+            await sub.transceiver.stop()
+        except Exception as exc:
+            logger.debug("participant %s: stopping transceiver: %r", self.id, exc)
+
+    async def renegotiate(self) -> None:
+        """Send a new subscriber offer, or queue one if an offer awaits its answer."""
+        async with self._sub_lock:
+            if self._state is not ParticipantState.ACTIVE:
+                return
+            pc = self._sub_pc
+            if pc.signalingState == "have-local-offer":
+                self._renegotiate_needed = True
+                return
+            if not pc.getTransceivers() and pc.sctp is None:
+                return
+            self._renegotiate_needed = False
+            self._configure_ice(pc)
+            await pc.setLocalDescription(await pc.createOffer())
+            sdp: str = pc.localDescription.sdp
+            self.offers_sent += 1
+            self._start_timer("subscriber", pc)
+        self._cb.emit(SubscribeOffer(self.id, sdp))
+
+    async def subscribe_answer(self, sdp: str) -> None:
+        """Apply the client's answer to the last subscriber offer."""
+        self._check_open()
+        checked = check_sdp(sdp, self._settings, "answer")
+        async with self._sub_lock:
+            self._check_open()
+            pc = self._sub_pc
+            if pc.signalingState != "have-local-offer":
+                raise SdpRejected("no subscribe offer is waiting for an answer")
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=checked.sdp, type="answer"))
+            except Exception as exc:
+                raise SdpRejected(f"answer not applicable: {exc}") from None
+            for item in self._early_candidates["subscriber"]:
+                await self._apply_candidate("subscriber", item)
+            self._early_candidates["subscriber"].clear()
+            again = self._renegotiate_needed
+        if again:
+            await self.renegotiate()
+
+    # ---------------------------------------------------------------- ICE
+
+    async def add_candidate(self, pc: PcName, candidate: Mapping[str, object]) -> None:
+        """Add a trickled remote candidate (RTCIceCandidateInit), unless the policy refuses it."""
+        self._check_open()
+        if pc not in ("publisher", "subscriber"):
+            raise MediaError(f"unknown peer connection {pc!r}")
+        value = candidate.get("candidate")
+        if not isinstance(value, str):
+            raise SdpRejected("candidate must be a string")
+        if value and not candidate_line_allowed(value, self._settings):
+            self.dropped_candidates += 1
+            logger.debug("participant %s: candidate refused: %s", self.id, value)
+            return
+        target = self._pub_pc if pc == "publisher" else self._sub_pc
+        if target is None or target.remoteDescription is None:
+            early = self._early_candidates[pc]
+            if len(early) < MAX_EARLY_CANDIDATES:
+                early.append(dict(candidate))
+            return
+        await self._apply_candidate(pc, candidate)
+
+    async def _apply_candidate(self, pc_name: PcName, candidate: Mapping[str, object]) -> None:
+        pc = self._pub_pc if pc_name == "publisher" else self._sub_pc
+        if pc is None:
+            return
+        value = str(candidate.get("candidate") or "")
+        try:
+            if not value:
+                await pc.addIceCandidate(None)
+                return
+            if value.startswith("candidate:"):
+                value = value[len("candidate:") :]
+            parsed = candidate_from_sdp(value)
+            # Everything is bundled on the first m-line's transport.
+            transceivers = pc.getTransceivers()
+            if transceivers:
+                parsed.sdpMid = transceivers[0].mid
+            elif pc.sctp is not None:
+                parsed.sdpMid = pc.sctp.mid
+            parsed.sdpMLineIndex = 0
+            await pc.addIceCandidate(parsed)
+        except Exception as exc:
+            logger.debug("participant %s: candidate %r not added: %r", self.id, value, exc)
+
+    # ---------------------------------------------------------------- closing
+
+    async def close(self, reason: str) -> None:
+        """Close everything this participant owns; a second caller waits for the first."""
+        if self._closed_future is not None:
+            await asyncio.shield(self._closed_future)
+            return
+        self._closed_future = asyncio.get_running_loop().create_future()
+        self._set_state(ParticipantState.CLOSING)
+        logger.info("participant %s/%s closing: %s", self._room_name, self.id, reason)
+        try:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            hubs = [p.hub for p in self._published.values()]
+            self._published.clear()
+            if hubs:
+                try:
+                    await self._unpublish(hubs)
+                except Exception:
+                    logger.exception("participant %s: unpublishing failed", self.id)
+            for tap in self._taps.values():
+                tap.detach()
+            self._taps.clear()
+            subs = list(self._subs.values())
+            self._subs.clear()
+            for sub in subs:
+                sub.hub.remove_leg(self.id)
+                sub.leg.close()
+            for pc in (self._pub_pc, self._sub_pc):
+                if pc is not None:
+                    try:
+                        await pc.close()
+                    except Exception:
+                        logger.exception("participant %s: closing a PeerConnection", self.id)
+        finally:
+            self._set_state(ParticipantState.CLOSED)
+            self._cb.closed(self)
+            self._closed_future.set_result(None)

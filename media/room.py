@@ -1,0 +1,157 @@
+"""The media relay of one room: its participants and who receives which track.
+
+The room is the only place that knows every participant: when one publishes, it subscribes the
+others and renegotiates them; when a track goes (unpublished, publisher left or failed), it
+unsubscribes them. It reports to signaling through ``on_event`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from .aiortc_hooks import StunGuard, check_compatibility
+from .errors import Closed
+from .events import (
+    MediaEvent,
+    ParticipantFailed,
+    TrackInfo,
+    TrackPublished,
+    TrackUnpublished,
+)
+from .forwarding import TaskOwner, TrackHub
+from .participant import Participant, ParticipantCallbacks
+from .settings import MediaSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Room:
+    """One room's relay. Owns its participants; ``close()`` closes them all."""
+
+    def __init__(
+        self, name: str, settings: MediaSettings, on_event: Callable[[MediaEvent], None]
+    ) -> None:
+        check_compatibility()
+        self.name = name
+        self.settings = settings
+        self._on_event = on_event
+        self._participants: dict[str, Participant] = {}
+        self._guard = StunGuard()
+        self._tasks = TaskOwner()
+        self._closed = False
+        self._callbacks = ParticipantCallbacks(
+            emit=self._emit,
+            published=self._published,
+            unpublished=self._unpublished,
+            failed=self._failed,
+            closed=self._participant_closed,
+        )
+
+    # ---------------------------------------------------------------- queries
+
+    @property
+    def participants(self) -> dict[str, Participant]:
+        return dict(self._participants)
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return self._participants.get(participant_id)
+
+    def tracks(self) -> list[tuple[str, TrackInfo]]:
+        """(publisher participant id, track) of every track currently published."""
+        return [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+
+    @property
+    def malformed_stun_packets(self) -> int:
+        """Datagrams on this room's media ports that crashed the STUN parser (contained)."""
+        return self._guard.count
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def add_participant(
+        self, participant_id: str, *, can_publish: bool, can_subscribe: bool
+    ) -> Participant:
+        """Create a participant; it is subscribed to every track already published.
+
+        A participant with the same id is closed first (reason ``replaced``).
+        """
+        if self._closed:
+            raise Closed(f"room {self.name} is closed")
+        old = self._participants.get(participant_id)
+        if old is not None:
+            await old.close("replaced")
+        participant = Participant(
+            participant_id,
+            room_name=self.name,
+            settings=self.settings,
+            can_publish=can_publish,
+            can_subscribe=can_subscribe,
+            stun_guard=self._guard,
+            callbacks=self._callbacks,
+        )
+        self._participants[participant_id] = participant
+        logger.info("room %s: participant %s added", self.name, participant_id)
+        if can_subscribe:
+            subscribed = False
+            for other in list(self._participants.values()):
+                if other is participant:
+                    continue
+                for hub in other.published_hubs():
+                    subscribed |= await participant.subscribe(hub)
+            if subscribed:
+                await participant.renegotiate()
+        return participant
+
+    async def remove_participant(self, participant_id: str, reason: str) -> None:
+        """Close a participant (idempotent; unknown ids are ignored)."""
+        participant = self._participants.get(participant_id)
+        if participant is not None:
+            await participant.close(reason)
+
+    async def close(self) -> None:
+        """Close every participant; idempotent."""
+        self._closed = True
+        for participant in list(self._participants.values()):
+            await participant.close("room closed")
+        await self._tasks.close()
+
+    # ---------------------------------------------------------------- callbacks
+
+    def _emit(self, event: MediaEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:
+            logger.exception("room %s: event listener failed on %s", self.name, event)
+
+    async def _published(self, publisher: Participant, hubs: list[TrackHub]) -> None:
+        for hub in hubs:
+            self._emit(TrackPublished(publisher.id, hub.info))
+        for other in list(self._participants.values()):
+            if other is publisher:
+                continue
+            subscribed = False
+            for hub in hubs:
+                subscribed |= await other.subscribe(hub)
+            if subscribed:
+                await other.renegotiate()
+
+    async def _unpublished(self, publisher: Participant, hubs: list[TrackHub]) -> None:
+        for other in list(self._participants.values()):
+            if other is publisher:
+                continue
+            removed = False
+            for hub in hubs:
+                removed |= await other.unsubscribe(hub)
+            if removed:
+                await other.renegotiate()
+        for hub in hubs:
+            self._emit(TrackUnpublished(publisher.id, hub.info))
+
+    def _failed(self, participant: Participant, reason: str) -> None:
+        self._emit(ParticipantFailed(participant.id, reason))
+        self._tasks.spawn(self.remove_participant(participant.id, reason), "remove-failed")
+
+    def _participant_closed(self, participant: Participant) -> None:
+        if self._participants.get(participant.id) is participant:
+            del self._participants[participant.id]
+            logger.info("room %s: participant %s removed", self.name, participant.id)
