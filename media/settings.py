@@ -38,9 +38,9 @@ class MediaSettings:
     # keyframes
     keyframe_request_interval_s: float = 1.0
     """Upstream PLI at most this often per published track, whatever the number of subscribers."""
-    gop_cache_max_packets: int = 600
+    gop_cache_max_packets: int = 300
     """Packets kept since the last keyframe, replayed to a subscriber that starts late."""
-    gop_cache_max_age_s: float = 3.0
+    gop_cache_max_age_s: float = 1.0
     """A cached keyframe older than this is not replayed; the subscriber waits for a fresh one."""
 
     # bandwidth
