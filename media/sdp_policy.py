@@ -79,6 +79,8 @@ def candidate_address_allowed(address: str, settings: MediaSettings) -> bool:
         return settings.allow_loopback_candidates
     if any(ip in net for net in _PRIVATE_NETWORKS):
         return settings.allow_private_candidates
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return False
     return ip.is_global
 
 
