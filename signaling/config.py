@@ -149,7 +149,34 @@ class Config:
     ice_hosts: tuple[str, ...] = _setting(
         (),
         "Host addresses offered as ICE candidates (like mediasoup's announced IPs). Empty: "
-        "the machine's interface addresses, or 127.0.0.1 when host is a loopback address.",
+        "the machine's IPv4 interface addresses, plus 127.0.0.1 when host is a loopback "
+        "address.",
+    )
+
+    udp_port_min: int = _setting(
+        0,
+        "Lowest UDP port for media (0 with udp_port_max 0: any port).",
+        minimum=0,
+        maximum=65535,
+    )
+    udp_port_max: int = _setting(0, "Highest UDP port for media.", minimum=0, maximum=65535)
+    allow_loopback_candidates: bool = _setting(
+        False, "Accept remote ICE candidates in 127.0.0.0/8 and ::1 (on in dev mode)."
+    )
+    allow_private_candidates: bool = _setting(
+        False,
+        "Accept remote ICE candidates in private and link-local ranges (on in dev mode).",
+    )
+    max_sdp_bytes: int = _setting(32768, "Largest SDP accepted from a client.", minimum=512)
+    max_mlines: int = _setting(16, "Most m-lines in a client's SDP.", minimum=1)
+    max_tracks_per_participant: int = _setting(
+        8, "Most tracks one participant may publish.", minimum=0
+    )
+    codecs: tuple[str, ...] = _setting(
+        ("opus", "VP8", "H264"), "Codec allowlist (mimeType subtypes), in preference order."
+    )
+    keyframe_request_interval_s: float = _setting(
+        1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
 
     def __post_init__(self) -> None:
@@ -161,6 +188,12 @@ class Config:
                 "tls_key" if self.tls_key is None else "tls_cert",
                 "tls_cert and tls_key must be given together",
             )
+        if (self.udp_port_min == 0) != (self.udp_port_max == 0) or (
+            self.udp_port_min > self.udp_port_max
+        ):
+            raise ConfigError("udp_port_max", "give both udp_port_min and udp_port_max, min <= max")
+        if not self.codecs:
+            raise ConfigError("codecs", "the codec allowlist is empty")
         for host in self.ice_hosts:
             try:
                 ipaddress.ip_address(host)

@@ -1,23 +1,94 @@
 """The signaling side's narrow door into the media plane (`media/`).
 
-Signaling never touches aiortc objects: it hands typed messages for a room member to this
-gateway and gets back protocol replies through a callback.
+Signaling never touches aiortc objects: it hands typed messages of a room member to this
+gateway, and turns the media plane's events back into protocol messages for the room.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from .protocol import Candidate, ErrorCode, Mute, ProtocolError, PublishOffer, SubscribeAnswer
-from .rooms import Member, RoomState
+from media.errors import MediaError
+from media.events import (
+    MediaEvent,
+    ParticipantFailed,
+    SubscribeOffer,
+    TrackInfo,
+    TrackMuted,
+    TrackPublished,
+    TrackUnpublished,
+)
+from media.room import Room as MediaRoom
+from media.settings import MediaSettings
+
+from .config import Config
+from .protocol import (
+    Candidate,
+    CloseReason,
+    ErrorCode,
+    Mute,
+    ProtocolError,
+    PublishOffer,
+    SubscribeAnswer,
+)
+from .rooms import Member, RoomRegistry, RoomState
+
+log = logging.getLogger(__name__)
 
 Reply = Callable[[dict[str, Any], str | int | None], None]
 MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute
 
 
+def media_settings(config: Config) -> MediaSettings:
+    """The media plane's settings, derived from the one Config."""
+    ice_hosts = config.ice_hosts
+    if not ice_hosts:
+        from aioice.ice import get_host_addresses
+
+        ice_hosts = tuple(get_host_addresses(use_ipv4=True, use_ipv6=False))
+        if _is_loopback(config.host):
+            ice_hosts += ("127.0.0.1",)
+    # A dev server talks to browsers on the same machine or LAN.
+    return MediaSettings(
+        ice_hosts=ice_hosts,
+        udp_port_min=config.udp_port_min,
+        udp_port_max=config.udp_port_max,
+        allow_loopback_candidates=config.allow_loopback_candidates or config.dev,
+        allow_private_candidates=config.allow_private_candidates or config.dev,
+        max_sdp_bytes=config.max_sdp_bytes,
+        max_mlines=config.max_mlines,
+        max_tracks_per_participant=config.max_tracks_per_participant,
+        codecs=config.codecs,
+        keyframe_request_interval_s=config.keyframe_request_interval_s,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def track_json(track: TrackInfo) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(track).items() if v is not None}
+
+
 class MediaGateway:
-    """Routes media messages of `sfu` rooms; `p2p` rooms carry media peer to peer."""
+    """Owns the media rooms of this node (one per `sfu` room) and routes to them."""
+
+    def __init__(self, settings: MediaSettings, registry: RoomRegistry) -> None:
+        self.settings = settings
+        self._registry = registry
+        self._rooms: dict[str, MediaRoom] = {}
+
+    @property
+    def rooms(self) -> dict[str, MediaRoom]:
+        return self._rooms
 
     async def handle(
         self, room: RoomState, member: Member, message: MediaMessage, reply: Reply
@@ -28,16 +99,89 @@ class MediaGateway:
                 f"'{message.type}' needs a room of mode sfu; p2p rooms use 'signal'",
                 message.id,
             )
-        raise ProtocolError(ErrorCode.UNAVAILABLE, "the media relay is not running", message.id)
+        media_room = self._rooms.get(room.name)
+        participant = media_room.participant(member.id) if media_room else None
+        if participant is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "no media session", message.id)
+        try:
+            if isinstance(message, PublishOffer):
+                answer = await participant.publish_offer(message.sdp)
+                reply({"type": "publish_answer", "sdp": answer}, message.id)
+            elif isinstance(message, SubscribeAnswer):
+                await participant.subscribe_answer(message.sdp)
+            elif isinstance(message, Candidate):
+                await participant.add_candidate(message.pc, message.candidate)
+            else:
+                await participant.set_muted(message.track_id, message.muted)
+        except MediaError as exc:
+            raise ProtocolError(ErrorCode(exc.code), exc.reason, message.id) from None
 
     def tracks(self, room: RoomState) -> list[dict[str, Any]]:
-        return []
+        media_room = self._rooms.get(room.name)
+        if media_room is None:
+            return []
+        return [{"participant_id": pid, "track": track_json(t)} for pid, t in media_room.tracks()]
 
     async def on_joined(self, room: RoomState, member: Member) -> None:
-        return None
+        if room.mode != "sfu":
+            return
+        media_room = self._rooms.get(room.name)
+        if media_room is None:
+            media_room = self._rooms[room.name] = MediaRoom(
+                room.name, self.settings, lambda event: self._on_event(room.name, event)
+            )
+        await media_room.add_participant(
+            member.id,
+            can_publish=member.grants.can_publish,
+            can_subscribe=member.grants.can_subscribe,
+        )
 
     async def on_left(self, room: RoomState, member: Member) -> None:
-        return None
+        media_room = self._rooms.get(room.name)
+        if media_room is None:
+            return
+        await media_room.remove_participant(member.id, "left")
+        if not media_room.participants:
+            del self._rooms[room.name]
+            await media_room.close()
 
     async def close(self) -> None:
-        return None
+        rooms, self._rooms = list(self._rooms.values()), {}
+        for media_room in rooms:
+            await media_room.close()
+
+    def _on_event(self, room: str, event: MediaEvent) -> None:
+        """Media events become room messages (events flow up, never into media again)."""
+        registry = self._registry
+        if isinstance(event, SubscribeOffer):
+            registry.send_to(
+                room, event.participant_id, {"type": "subscribe_offer", "sdp": event.sdp}
+            )
+        elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
+            kind = {
+                TrackPublished: "track_published",
+                TrackUnpublished: "track_unpublished",
+                TrackMuted: "track_muted",
+            }[type(event)]
+            registry.broadcast(
+                room,
+                {
+                    "type": kind,
+                    "participant_id": event.participant_id,
+                    "track": track_json(event.track),
+                },
+            )
+        elif isinstance(event, ParticipantFailed):
+            log.info(
+                "room=%s participant=%s media failed: %s", room, event.participant_id, event.reason
+            )
+            registry.send_to(
+                room,
+                event.participant_id,
+                {
+                    "type": "error",
+                    "code": ErrorCode.UNAVAILABLE.value,
+                    "message": f"media connection failed: {event.reason}",
+                },
+            )
+            registry.end(room, event.participant_id, CloseReason.MEDIA_FAILED)

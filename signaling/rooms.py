@@ -139,7 +139,6 @@ class RoomRegistry:
     def send_to(self, room: str, participant_id: str, message: dict[str, Any]) -> bool:
         return self._bus.send_to(room, participant_id, protocol.encode(message))
 
-    def end_all(self, reason: CloseReason) -> None:
-        for state in list(self._rooms.values()):
-            for participant_id in list(state.members):
-                self._bus.end(state.name, participant_id, reason.value)
+    def end(self, room: str, participant_id: str, reason: CloseReason) -> None:
+        """Ask a participant's session to close; it leaves the room as it goes."""
+        self._bus.end(room, participant_id, reason.value)

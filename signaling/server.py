@@ -18,7 +18,7 @@ from web import STATIC_DIR
 from . import __version__, protocol
 from .bus import LocalBus, NodeBus
 from .config import Config, ConfigError
-from .gateway import MediaGateway
+from .gateway import MediaGateway, media_settings
 from .handler import Connection
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
@@ -72,7 +72,7 @@ class Server:
     bus: NodeBus
     registry: RoomRegistry
     admission: IpAdmission
-    media: MediaGateway = field(default_factory=MediaGateway)
+    media: MediaGateway
     connections: set[Connection] = field(default_factory=set)
     draining: bool = False
     started_at: float = field(default_factory=time.time)
@@ -81,18 +81,20 @@ class Server:
     @classmethod
     def build(cls, config: Config, secret: str, bus: NodeBus | None = None) -> Server:
         bus = bus or LocalBus()
+        registry = RoomRegistry(
+            bus,
+            max_participants=config.room_max_participants,
+            default_mode=config.default_room_mode,
+        )
         return cls(
             config=config,
             secret=secret,
             bus=bus,
-            registry=RoomRegistry(
-                bus,
-                max_participants=config.room_max_participants,
-                default_mode=config.default_room_mode,
-            ),
+            registry=registry,
             admission=IpAdmission(
                 config.ip_max_connections, config.ip_handshakes_per_s, config.ip_handshake_burst
             ),
+            media=MediaGateway(media_settings(config), registry),
         )
 
     def metrics_error(self, code: ErrorCode) -> None:

@@ -64,6 +64,7 @@ class WsClient:
         self._reader = asyncio.create_task(self._read())
         self.joined: dict[str, Any] | None = None
         self.close_reason: str | None = None
+        self.skipped: list[dict[str, Any]] = []
 
     async def _read(self) -> None:
         while True:
@@ -83,13 +84,18 @@ class WsClient:
         return await asyncio.wait_for(self.inbox.get(), timeout)
 
     async def expect(self, type_: str, timeout: float = 5.0) -> dict[str, Any]:
-        """Next message of `type_`, skipping others (room events arrive interleaved)."""
+        """The first message of `type_`; other messages stay queued for later expects."""
+        for i, message in enumerate(self.skipped):
+            if message["type"] == type_:
+                del self.skipped[i]
+                return message
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             message = await self.recv(max(deadline - loop.time(), 0.01))
             if message["type"] == type_:
                 return message
+            self.skipped.append(message)
 
     async def join(self, room: str, identity: str, **kwargs: Any) -> dict[str, Any]:
         name = kwargs.pop("name", None)

@@ -1,0 +1,138 @@
+"""An SFU call driven entirely through the WebSocket protocol by real aiortc peers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import av
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+
+from media.aiortc_hooks import configure_ice
+from tests.conftest import WsClient
+from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc, luma, read_stamp
+
+
+class WsSubscriber:
+    """Answers every `subscribe_offer` arriving on the WebSocket; decodes stamped frames."""
+
+    def __init__(self, ws: WsClient) -> None:
+        self.ws = ws
+        self.pc = client_pc()
+        self.counters: dict[str, list[int]] = {}
+        self.ended: set[str] = set()
+        self.stream_ids: dict[str, str] = {}
+        self.answers = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self.counters[track.id] = []
+            self._tasks.append(asyncio.create_task(self._read(track)))
+
+    async def answer_next_offer(self, timeout: float = 10) -> None:
+        offer = await self.ws.expect("subscribe_offer", timeout)
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        configure_ice(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.ws.send({"type": "subscribe_answer", "sdp": self.pc.localDescription.sdp})
+        self.answers += 1
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    counter = read_stamp(luma(frame))
+                    if counter is not None:
+                        self.counters[track.id].append(counter)
+        except MediaStreamError:
+            self.ended.add(track.id)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+async def publish(ws: WsClient) -> tuple[object, StampedVideoTrack]:
+    pc = client_pc()
+    video = StampedVideoTrack()
+    pc.addTransceiver(video, direction="sendonly")
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    configure_ice(pc, LOOPBACK)
+    await pc.setLocalDescription(await pc.createOffer())
+    await ws.send({"type": "publish_offer", "id": "pub", "sdp": pc.localDescription.sdp})
+    answer = await ws.expect("publish_answer", 10)
+    assert answer["ref"] == "pub"
+    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    return pc, video
+
+
+async def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+async def test_publisher_video_reaches_subscriber_through_signaling(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    pub_ws, sub_ws = await connect(ts), await connect(ts)
+    pub_joined = await pub_ws.join("call", "pub")
+    await sub_ws.join("call", "sub", can_publish=False)
+    subscriber = WsSubscriber(sub_ws)
+    pub_pc, video = await publish(pub_ws)
+    try:
+        published = await sub_ws.expect("track_published", 10)
+        assert published["participant_id"] == pub_joined["participant"]["id"]
+        assert published["track"]["kind"] in ("audio", "video")
+        await subscriber.answer_next_offer()
+        assert await wait_until(
+            lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 15
+        ), subscriber.counters
+        frames = max(subscriber.counters.values(), key=len)
+        assert frames == sorted(frames)
+
+        # Mute goes to the room as track_muted.
+        await pub_ws.send({"type": "mute", "track_id": video.id, "muted": True})
+        muted = await sub_ws.expect("track_muted", 5)
+        assert muted["track"]["id"] == video.id and muted["track"]["muted"] is True
+
+        # The publisher leaves: the subscriber sees track_unpublished and a renegotiation.
+        await pub_ws.send({"type": "leave"})
+        unpublished = await sub_ws.expect("track_unpublished", 10)
+        assert unpublished["participant_id"] == pub_joined["participant"]["id"]
+        await subscriber.answer_next_offer()
+        assert await wait_until(lambda: video.id in subscriber.ended, 10)
+    finally:
+        await subscriber.close()
+        await pub_pc.close()
+
+
+async def test_publish_without_grant_is_forbidden(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    viewer = await connect(ts)
+    await viewer.join("call", "viewer", can_publish=False)
+    pc = client_pc()
+    pc.addTransceiver(StampedVideoTrack(), direction="sendonly")
+    configure_ice(pc, LOOPBACK)
+    await pc.setLocalDescription(await pc.createOffer())
+    await viewer.send({"type": "publish_offer", "id": 1, "sdp": pc.localDescription.sdp})
+    reply = await viewer.expect("error", 10)
+    assert reply["code"] == "forbidden" and reply["ref"] == 1
+    await pc.close()
+
+
+async def test_bad_sdp_is_rejected_and_socket_stays_usable(start_server, connect):
+    _, ts = await start_server()
+    client = await connect(ts)
+    await client.join("call", "a")
+    await client.send({"type": "publish_offer", "id": "x", "sdp": "v=0\r\nnonsense"})
+    reply = await client.expect("error", 10)
+    assert reply["code"] == "sdp_rejected" and reply["ref"] == "x"
+    await client.send({"type": "ping", "id": "after"})
+    assert (await client.expect("pong"))["ref"] == "after"
