@@ -24,7 +24,9 @@ HEADER_LENGTH = 20
 FINGERPRINT_XOR = 0x5354554E
 TRANSPORT_UDP = 17
 CHANNEL_MIN = 0x4000
-CHANNEL_MAX = 0x4FFF  # RFC 8656 section 12: 0x5000-0x7FFF are reserved
+# RFC 8656 narrowed channels to 0x4000-0x4FFF; RFC 5766 clients (coturn's own turnutils) still
+# use up to 0x7FFF, so accept the old range, as coturn does.
+CHANNEL_MAX = 0x7FFF
 MAX_MESSAGE_LENGTH = 65535 + HEADER_LENGTH
 
 Address = tuple[str, int]
@@ -236,7 +238,7 @@ def is_stun(data: bytes) -> bool:
 
 
 def is_channel_data(data: bytes) -> bool:
-    return len(data) >= 4 and 0x40 <= data[0] <= 0x4F
+    return len(data) >= 4 and 0x40 <= data[0] <= 0x7F
 
 
 def parse_message(data: bytes) -> Message:
@@ -575,7 +577,7 @@ class StreamFramer:
                 size = HEADER_LENGTH + length
                 if len(buf) - pos >= 8 and buf[pos + 4 : pos + 8] != _COOKIE_BYTES:
                     raise StunError("bad magic cookie in stream")
-            elif first <= 0x4F:
+            elif first <= 0x7F:
                 size = 4 + length + padding(length)
             else:
                 raise StunError("neither STUN nor ChannelData in stream")

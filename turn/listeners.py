@@ -46,7 +46,7 @@ class UdpListener(asyncio.DatagramProtocol):
             return
         client: Address = (str(addr[0]), int(addr[1]))
         first = data[0]
-        if 0x40 <= first <= 0x4F:
+        if 0x40 <= first <= 0x7F:
             allocation = self.allocations.get(client)
             if allocation is None:
                 self._stats.dropped += 1

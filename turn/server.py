@@ -426,9 +426,9 @@ class TurnServer:
         if requested_transport != TRANSPORT_UDP:
             self._error(msg, link, auth, 442)
             return
-        unsupported = tuple(a for a in (Attr.RESERVATION_TOKEN, Attr.EVEN_PORT) if msg.has(a))
-        if unsupported:
-            self._error(msg, link, auth, 420, [(Attr.UNKNOWN_ATTRIBUTES, unsupported)])
+        if msg.has(Attr.RESERVATION_TOKEN) or msg.get_int(Attr.EVEN_PORT) == 1:
+            # Port reservations (RFC 8656 7.2) are not kept: no state is held for a maybe.
+            self._error(msg, link, auth, 508)
             return
         family = msg.get_int(Attr.REQUESTED_ADDRESS_FAMILY)
         if family is not None and family not in (1, 2):
@@ -447,7 +447,7 @@ class TurnServer:
             self._error(msg, link, auth, 486)
             return
         try:
-            sock = self._bind_relay_socket(msg.has(Attr.DONT_FRAGMENT))
+            sock = self._bind_relay_socket(msg.has(Attr.DONT_FRAGMENT), msg.has(Attr.EVEN_PORT))
         except OSError as exc:
             self._log(link.client_address[0], logging.WARNING, "no relay socket: %s", exc)
             self._error(msg, link, auth, 508)
@@ -520,27 +520,27 @@ class TurnServer:
             len(self._allocations),
         )
 
-    def _bind_relay_socket(self, dont_fragment: bool) -> socket.socket:
+    def _bind_relay_socket(self, dont_fragment: bool, even: bool) -> socket.socket:
         cfg = self._config
         family = socket.AF_INET if self._relay_family == 1 else socket.AF_INET6
-        if cfg.relay_port_min == 0:
-            ports = [0]
-        else:
-            span = cfg.relay_port_max - cfg.relay_port_min + 1
-            ports = [
-                cfg.relay_port_min + secrets.randbelow(span)
-                for _ in range(min(span, _RELAY_BIND_ATTEMPTS))
-            ]
         last_error: OSError = OSError("relay port range exhausted")
-        for port in ports:
+        for _ in range(_RELAY_BIND_ATTEMPTS):
+            port = 0
+            if cfg.relay_port_min:
+                span = cfg.relay_port_max - cfg.relay_port_min + 1
+                port = cfg.relay_port_min + secrets.randbelow(span)
+                if even and port % 2:
+                    port = port - 1 if port > cfg.relay_port_min else port + 1
+                    if port > cfg.relay_port_max:
+                        break
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 if (
                     dont_fragment
-                    and hasattr(socket, "IP_MTU_DISCOVER")
                     and family == socket.AF_INET
+                    and hasattr(socket, "IP_MTU_DISCOVER")
                 ):
                     sock.setsockopt(
                         socket.IPPROTO_IP,
@@ -548,6 +548,8 @@ class TurnServer:
                         getattr(socket, "IP_PMTUDISC_DO", 2),
                     )
                 sock.bind((cfg.relay_host, port))
+                if even and sock.getsockname()[1] % 2:
+                    raise OSError("odd port")  # EVEN-PORT (RFC 8656 14.6): try again
                 sock.setblocking(False)
             except OSError as exc:
                 sock.close()

@@ -124,7 +124,7 @@ class TurnClient:
             cast(asyncio.WriteTransport, self._transport).write(data)
 
     def on_packet(self, data: bytes) -> None:
-        if 0x40 <= data[0] <= 0x4F:
+        if 0x40 <= data[0] <= 0x7F:
             frame = parse_channel_data(data)
             self.received.put_nowait(Received(None, frame.channel, frame.data))
             return

@@ -205,7 +205,7 @@ def test_channel_data_padding_is_accepted_and_stripped() -> None:
 
 def test_channel_number_outside_range_is_rejected() -> None:
     with pytest.raises(StunError):
-        parse_channel_data(b"\x50\x00\x00\x00")
+        parse_channel_data(b"\x80\x00\x00\x00")
 
 
 def test_stream_framer_cuts_mixed_stream() -> None:
