@@ -1,0 +1,122 @@
+// relayroom room client: signaling plus the two PeerConnections of an SFU room.
+// The client offers on its publisher PC; the server offers on the subscriber PC and
+// renegotiates it whenever tracks come and go. Events (CustomEvent detail):
+//   "participants" [participants], "track" {participantId, track, stream},
+//   "trackended" {participantId, trackId}, "trackmuted" {participantId, track},
+//   "close" {code, reason}, and every raw signaling message type.
+import { SignalingClient } from "./signaling.js";
+
+export class RoomClient extends EventTarget {
+  constructor(signalingUrl) {
+    super();
+    this.signaling = new SignalingClient(signalingUrl);
+    this.publisher = null;
+    this.subscriber = null;
+    this.remoteStreams = new Map(); // participant id -> MediaStream
+    this._subscriberQueue = Promise.resolve();
+    for (const type of ["participants", "close", "participant_joined", "participant_left",
+      "track_published", "track_unpublished", "track_muted", "data"]) {
+      this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
+    }
+    this.signaling.addEventListener("subscribe_offer", (e) => {
+      // One negotiation at a time, in arrival order.
+      this._subscriberQueue = this._subscriberQueue
+        .then(() => this._answerSubscribeOffer(e.detail.sdp))
+        .catch((error) => console.error("subscriber negotiation failed", error));
+    });
+    this.signaling.addEventListener("participant_left", (e) => {
+      this.remoteStreams.delete(e.detail.participant_id);
+    });
+  }
+
+  get self() {
+    return this.signaling.self;
+  }
+
+  get participants() {
+    return this.signaling.participants;
+  }
+
+  async join(room, token, name) {
+    const joined = await this.signaling.join(room, token, name);
+    this.subscriber = this._newPc("subscriber");
+    this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+    return joined;
+  }
+
+  /** Publish the tracks of a local MediaStream (camera and microphone). */
+  async publish(stream) {
+    this.publisher = this._newPc("publisher");
+    for (const track of stream.getTracks()) {
+      this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    await this.publisher.setLocalDescription(await this.publisher.createOffer());
+    const reply = await this.signaling.request({
+      type: "publish_offer",
+      sdp: this.publisher.localDescription.sdp,
+    });
+    await this.publisher.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+  }
+
+  /** Mute or unmute a local track: stop sending it and tell the room. */
+  setMuted(track, muted) {
+    track.enabled = !muted;
+    this.signaling.send({ type: "mute", track_id: track.id, muted });
+  }
+
+  leave() {
+    this.signaling.leave();
+    this.close();
+  }
+
+  close() {
+    this.publisher?.close();
+    this.subscriber?.close();
+    this.publisher = this.subscriber = null;
+  }
+
+  _newPc(role) {
+    const pc = new RTCPeerConnection({ iceServers: this.signaling.iceServers });
+    pc.onicecandidate = (event) => {
+      if (event.candidate) {
+        this.signaling.send({ type: "candidate", pc: role, candidate: event.candidate.toJSON() });
+      }
+    };
+    return pc;
+  }
+
+  async _answerSubscribeOffer(sdp) {
+    const pc = this.subscriber;
+    if (!pc) return;
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    this.signaling.send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });
+  }
+
+  _onRemoteTrack(event) {
+    // The server labels each forwarded track with its publisher: msid "<participant id> <track id>".
+    const participantId = event.streams[0]?.id;
+    let stream = this.remoteStreams.get(participantId);
+    if (!stream) {
+      stream = new MediaStream();
+      this.remoteStreams.set(participantId, stream);
+    }
+    stream.addTrack(event.track);
+    const trackId = event.track.id;
+    event.track.addEventListener("ended", () => {
+      stream.removeTrack(event.track);
+      this._forward("trackended", { participantId, trackId });
+    });
+    event.streams[0]?.addEventListener("removetrack", (e) => {
+      if (e.track === event.track) {
+        stream.removeTrack(event.track);
+        this._forward("trackended", { participantId, trackId });
+      }
+    });
+    this._forward("track", { participantId, track: event.track, stream });
+  }
+
+  _forward(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
