@@ -211,7 +211,7 @@ class Participant:
         elif state == "failed":
             self._fail(f"{name} connection failed (ICE/DTLS or consent lost)")
         elif state == "closed" and self._state is ParticipantState.ACTIVE:
-            self._fail(f"{name} connection closed by the remote end")
+            self._fail(f"{name} connection closed (the remote end left, or consent was lost)")
 
     def _start_timer(self, name: PcName, pc: RTCPeerConnection) -> None:
         if name in self._timers or pc.connectionState == "connected":

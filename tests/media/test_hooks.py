@@ -1,0 +1,67 @@
+"""The hooks on aiortc/aioice privates: they must fail loudly when an upgrade breaks them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiortc
+import pytest
+
+from media.aiortc_hooks import (
+    TESTED_AIORTC,
+    HookError,
+    check_compatibility,
+)
+from tests.media.client import wait_for
+from tests.media.conftest import Harness
+
+
+def test_installed_aiortc_is_the_one_the_hooks_were_written_for() -> None:
+    assert aiortc.__version__.startswith(TESTED_AIORTC)
+    check_compatibility()
+
+
+def test_compatibility_check_names_what_disappeared(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiortc import RTCRtpSender
+
+    monkeypatch.delattr(RTCRtpSender, "_retransmit")
+    with pytest.raises(HookError, match=r"RTCRtpSender\._retransmit"):
+        check_compatibility()
+
+
+@pytest.mark.slow
+async def test_hooks_work_on_live_connections(harness: Harness) -> None:
+    """Each hook, observed on a real call: no decoding, history, SR rewrite, PLI, REMB."""
+    pub = await harness.publisher("alice", audio=False)
+    sub = await harness.subscriber("bob")
+    assert await wait_for(
+        lambda: bool(sub.video_tracks()) and len(sub.video_tracks()[0].frames) > 40, 10
+    )
+    alice = harness.room.participant("alice")
+    bob = harness.room.participant("bob")
+    assert alice is not None and bob is not None and pub.video is not None
+    hub = alice.published_hubs()[0]
+
+    # receive side: frames are assembled and dropped, never decoded or queued
+    receiver: Any = alice.publisher_pc.getReceivers()[0] if alice.publisher_pc else None
+    assert receiver is not None
+    assert receiver.track._queue.qsize() <= 1
+    assert hub.stats()["frames_dropped_undecoded"] > 30
+    # the publisher learned a media SSRC and RTCP goes back to it (PLI on subscribe)
+    assert hub.keyframe_requests_sent >= 1
+
+    # send side: the leg records into aiortc's RTP history and counts for sender reports
+    leg = bob.leg("alice", pub.video.id)
+    assert leg is not None and leg.tap is not None
+    history: dict[int, Any] = leg.tap.history
+    assert len(history) == 128
+    sender: Any = leg.tap.sender
+    assert sender._RTCRtpSender__started
+    # sender reports carry the forwarder's counters (one is sent every 0.5-1.5 s)
+    assert await wait_for(lambda: sender._RTCRtpSender__packet_count > 0, 3)
+    assert sender._RTCRtpSender__packet_count <= leg.stats.packets
+    # the subscriber's receiver sees our SSRC and sender reports (remote-outbound stats)
+    stats = await sub.pc.getStats()
+    kinds = {s.type for s in stats.values()}
+    assert "inbound-rtp" in kinds
+    assert await wait_for(lambda: leg.stats.packets > 60, 3)
