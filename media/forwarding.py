@@ -175,6 +175,7 @@ class LegStats:
     syncs: int = 0
     keyframe_requests: int = 0
     nacks: int = 0
+    keyframes: int = 0
     first_packet_at: float | None = None
 
 
@@ -332,6 +333,8 @@ class Leg:
             stats.first_packet_at = now
         stats.packets += 1
         stats.octets += len(payload)
+        if keyframe:
+            stats.keyframes += 1
         self._last_seq = seq
         self._last_ts = ts
         self._last_time = now
@@ -393,6 +396,7 @@ class TrackHub:
         self._muted = False
         self._closed = False
         self.packets_in = 0
+        self.octets_in = 0
         self.keyframes_in = 0
 
     # ---- wiring
@@ -426,6 +430,7 @@ class TrackHub:
         if self._muted:
             return
         self.packets_in += 1
+        self.octets_in += len(pkt.payload)
         keyframe = self._detect(pkt.payload)
         now = time.monotonic()
         if self.is_video:
