@@ -8,6 +8,7 @@ import asyncio
 import enum
 import logging
 import os
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from turn.links import ClientLink
 from turn.peerfilter import PeerFilter
 from turn.ratelimit import TokenBucket
 from turn.stats import TurnStats
+from turn.udp import UdpEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,6 @@ class AllocationState(enum.Enum):
 class ChannelBinding:
     peer: Address
     expires_at: float
-
-
-class _RelayProtocol(asyncio.DatagramProtocol):
-    def __init__(self, allocation: Allocation) -> None:
-        self._allocation = allocation
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._allocation.from_peer(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors from peers (port unreachable); nothing to do but not crash.
-        logger.debug("relay socket error: %s", exc)
 
 
 class Allocation:
@@ -85,7 +75,7 @@ class Allocation:
         self._max_permissions = max_permissions
         self._on_close = on_close
         self._state = AllocationState.PENDING
-        self._relay: asyncio.DatagramTransport | None = None
+        self._relay: UdpEndpoint | None = None
         self._permissions: dict[str, float] = {}
         self._channels: dict[int, ChannelBinding] = {}
         self._peer_channels: dict[Address, int] = {}
@@ -111,18 +101,16 @@ class Allocation:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def attach_relay(self, transport: asyncio.DatagramTransport, address: Address) -> bool:
-        """Hand the bound relay socket over; False (and the socket closed) if already closed."""
+    def attach_relay(
+        self, sock: socket.socket, address: Address, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Take ownership of the bound relay socket and start reading peers' datagrams."""
         if self._state is not AllocationState.PENDING:
-            transport.close()
-            return False
-        self._relay = transport
+            sock.close()
+            return
+        self._relay = UdpEndpoint(sock, self.from_peer, loop)
         self.relay_address = address
         self._set_state(AllocationState.OPEN)
-        return True
-
-    def protocol(self) -> asyncio.DatagramProtocol:
-        return _RelayProtocol(self)
 
     def refresh(self, lifetime_s: float) -> None:
         self.expires_at = time.monotonic() + lifetime_s
@@ -207,9 +195,11 @@ class Allocation:
             return
         if not self._budget(length, now):
             return
-        relay.sendto(frame[4 : 4 + length], peer)
-        stats.packets_relayed += 1
-        stats.bytes_relayed += length
+        if relay.sendto(frame[4 : 4 + length], peer):
+            stats.packets_relayed += 1
+            stats.bytes_relayed += length
+        else:
+            stats.dropped += 1
 
     def from_client_send(self, peer: Address, data: bytes) -> None:
         """A Send indication's payload: relayed if permitted, silently dropped otherwise."""
@@ -224,9 +214,11 @@ class Allocation:
             return
         if not self._budget(len(data), now):
             return
-        relay.sendto(data, peer)
-        self._stats.packets_relayed += 1
-        self._stats.bytes_relayed += len(data)
+        if relay.sendto(data, peer):
+            self._stats.packets_relayed += 1
+            self._stats.bytes_relayed += len(data)
+        else:
+            self._stats.dropped += 1
 
     def from_peer(self, data: bytes, peer: Address) -> None:
         """A datagram arriving on the relay socket: to the client if the peer has permission."""

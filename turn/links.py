@@ -9,19 +9,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from turn.codec import Address, padding
+from turn.udp import UdpEndpoint
 
 if TYPE_CHECKING:
     from turn.allocation import Allocation
 
-UDP_WRITE_BUFFER_LIMIT = 256 * 1024
-
-
-def _zero() -> int:
-    return 0
+_HEADER = struct.Struct("!HH")
 
 
 class ClientLink(abc.ABC):
@@ -47,28 +43,26 @@ class ClientLink(abc.ABC):
 class UdpLink(ClientLink):
     transport_name = "udp"
 
+    __slots__ = ("_endpoint", "_table", "client_address", "local_address")
+
     def __init__(
         self,
-        transport: asyncio.DatagramTransport,
+        endpoint: UdpEndpoint,
         client_address: Address,
-        local_address: Address,
         table: dict[Address, Allocation],
     ) -> None:
-        self._transport = transport
+        self._endpoint = endpoint
         self.client_address = client_address
-        self.local_address = local_address
+        self.local_address = endpoint.local_address
         self._table = table
-        # Selector datagram transports have it; typeshed's DatagramTransport does not say so.
-        self._buffered: Callable[[], int] = getattr(transport, "get_write_buffer_size", _zero)
 
     def send(self, data: bytes) -> bool:
-        if self._buffered() > UDP_WRITE_BUFFER_LIMIT:
-            return False
-        self._transport.sendto(data, self.client_address)
-        return True
+        return self._endpoint.sendto(data, self.client_address)
 
     def send_channel_data(self, channel: int, payload: bytes) -> bool:
-        return self.send(struct.pack("!HH", channel, len(payload)) + payload)
+        return self._endpoint.sendto(
+            _HEADER.pack(channel, len(payload)) + payload, self.client_address
+        )
 
     def get_allocation(self) -> Allocation | None:
         return self._table.get(self.client_address)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 from turn.codec import Address, StreamFramer, StunError
 from turn.links import ClientLink, StreamLink, UdpLink
 from turn.stats import TurnStats
+from turn.udp import UdpEndpoint
 
 if TYPE_CHECKING:
     from turn.allocation import Allocation
@@ -29,22 +31,25 @@ def _address(raw: object) -> Address:
     return (str(sockaddr[0]), int(sockaddr[1]))
 
 
-class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, on_stun: StunHandler, stats: TurnStats) -> None:
+class UdpListener:
+    """The client-facing UDP socket: ChannelData straight to the allocation, STUN to the server."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_stun: StunHandler,
+        stats: TurnStats,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.allocations: dict[Address, Allocation] = {}
         self._on_stun = on_stun
         self._stats = stats
-        self._transport: asyncio.DatagramTransport | None = None
-        self.local_address: Address = ("0.0.0.0", 0)
+        self._endpoint = UdpEndpoint(sock, self._on_datagram, loop)
+        self.local_address = self._endpoint.local_address
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-        self.local_address = _address(transport.get_extra_info("sockname"))
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if not data or self._transport is None:
+    def _on_datagram(self, data: bytes, client: Address) -> None:
+        if not data:
             return
-        client: Address = (str(addr[0]), int(addr[1]))
         first = data[0]
         if 0x40 <= first <= 0x7F:
             allocation = self.allocations.get(client)
@@ -53,18 +58,12 @@ class UdpListener(asyncio.DatagramProtocol):
             else:
                 allocation.from_client_channel_data(data)
         elif first < 0x40:
-            self._on_stun(
-                data, UdpLink(self._transport, client, self.local_address, self.allocations)
-            )
+            self._on_stun(data, UdpLink(self._endpoint, client, self.allocations))
         else:
             self._stats.malformed += 1
 
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("UDP listener error: %s", exc)
-
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        self._endpoint.close()
 
 
 class StreamConnection(asyncio.Protocol):

@@ -47,6 +47,7 @@ from turn.stats import TurnStats
 logger = logging.getLogger(__name__)
 
 _RELAY_BIND_ATTEMPTS = 32
+_UDP_BUFFER = 1 << 20
 _BINDING_RATE_PER_S = 20.0
 _BINDING_BURST = 40.0
 _MAX_UNKNOWN_LISTED = 16
@@ -94,7 +95,6 @@ class TurnServer:
         self._tcp: asyncio.Server | None = None
         self._tls: asyncio.Server | None = None
         self._connections: set[StreamConnection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._state = ServerState.NEW
         self._closed = asyncio.Event()
@@ -159,8 +159,6 @@ class TurnServer:
         self._set_state(ServerState.CLOSING)
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for task in list(self._tasks):
-            task.cancel()
         if self._udp is not None:
             self._udp.close()
         servers = [s for s in (self._tcp, self._tls) if s is not None]
@@ -172,9 +170,8 @@ class TurnServer:
             allocation.close()
         for server in servers:
             await server.wait_closed()
-        pending = [t for t in (self._sweeper, *self._tasks) if t is not None]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._sweeper is not None:
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         # Let transports run their connection_lost callbacks before reporting closed.
         await asyncio.sleep(0)
         self._set_state(ServerState.CLOSED)
@@ -190,11 +187,16 @@ class TurnServer:
         loop = asyncio.get_running_loop()
         cfg = self._config
         if cfg.udp_port is not None:
-            _, protocol = await loop.create_datagram_endpoint(
-                lambda: UdpListener(self._on_stun, self.stats),
-                local_addr=(cfg.listen_host, cfg.udp_port),
-            )
-            self._udp = protocol
+            family = socket.AF_INET6 if ":" in cfg.listen_host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _UDP_BUFFER)
+                sock.bind((cfg.listen_host, cfg.udp_port))
+            except OSError:
+                sock.close()
+                raise
+            self._udp = UdpListener(sock, self._on_stun, self.stats, loop)
         if cfg.tcp_port is not None:
             self._tcp = await loop.create_server(
                 lambda: self._new_connection("tcp"), cfg.listen_host, cfg.tcp_port
@@ -412,10 +414,13 @@ class TurnServer:
     def _handle_allocate(self, msg: Message, link: ClientLink, auth: Authenticated) -> None:
         existing = link.get_allocation()
         if existing is not None:
-            if existing.allocate_txid == msg.transaction_id and existing.username == auth.username:
+            if (
+                existing.allocate_txid == msg.transaction_id
+                and existing.username == auth.username
+                and existing.allocate_response is not None
+            ):
                 # A retransmission: answer again with the same response (RFC 8656 7.2).
-                if existing.allocate_response is not None:
-                    link.send(existing.allocate_response)
+                link.send(existing.allocate_response)
                 return
             self._error(msg, link, auth, 437)
             return
@@ -467,40 +472,16 @@ class TurnServer:
             max_permissions=cfg.max_permissions_per_allocation,
             on_close=self._release,
         )
-        # Quota is taken now, before the socket is attached, and given back in _release.
+        # Quota is taken here and given back in _release, called once by Allocation.close().
         self._allocations.add(allocation)
         self._user_counts[quota_user] = self._user_counts.get(quota_user, 0) + 1
         self.stats.allocations_active = len(self._allocations)
         self.stats.allocations_created += 1
         link.set_allocation(allocation)
-        task = asyncio.get_running_loop().create_task(
-            self._open_allocation(allocation, sock, msg, link, auth, lifetime)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _open_allocation(
-        self,
-        allocation: Allocation,
-        sock: socket.socket,
-        msg: Message,
-        link: ClientLink,
-        auth: Authenticated,
-        lifetime: int,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            transport, _ = await loop.create_datagram_endpoint(allocation.protocol, sock=sock)
-        except (OSError, asyncio.CancelledError):
-            sock.close()
-            allocation.close()
-            raise
-        bound = sock.getsockname()
-        port = int(bound[1])
-        if not allocation.attach_relay(transport, (self._config.relay_host, port)):
-            return
+        port = int(sock.getsockname()[1])
+        allocation.attach_relay(sock, (cfg.relay_host, port), asyncio.get_running_loop())
         self._relay_ports.add(port)
-        advertised = (self._config.relay_public_host or self._config.relay_host, port)
+        advertised = (cfg.relay_public_host or cfg.relay_host, port)
         allocation.allocate_response = self._reply(
             msg,
             link,
@@ -515,7 +496,7 @@ class TurnServer:
             "TURN allocation %s:%d for %s over %s (%d active)",
             advertised[0],
             port,
-            allocation.quota_user,
+            quota_user,
             link.transport_name,
             len(self._allocations),
         )

@@ -25,43 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>relayroom TURN check</title></head>
-<body><h1>TURN relay-only call</h1><pre id="log"></pre>
-<script type="module">
-const ice = JSON.parse(document.getElementById("ice").textContent);
-const log = (line) => { document.getElementById("log").textContent += line + "\\n"; };
-const config = { iceServers: ice, iceTransportPolicy: "relay" };
-const a = new RTCPeerConnection(config);
-const b = new RTCPeerConnection(config);
-const types = { a: [], b: [] };
-a.onicecandidate = (e) => { if (e.candidate) { types.a.push(e.candidate.type); b.addIceCandidate(e.candidate); } };
-b.onicecandidate = (e) => { if (e.candidate) { types.b.push(e.candidate.type); a.addIceCandidate(e.candidate); } };
-const channel = a.createDataChannel("chat");
-b.ondatachannel = (e) => {
-  e.channel.onmessage = (m) => { log("b got: " + m.data); e.channel.send("pong over TURN"); };
-};
-channel.onopen = () => channel.send("ping over TURN");
-channel.onmessage = async (m) => {
-  log("a got: " + m.data);
-  const stats = await a.getStats();
-  let pair = null;
-  stats.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
-  if (!pair) stats.forEach((s) => { if (s.type === "candidate-pair" && s.state === "succeeded" && s.nominated) pair = s; });
-  const local = pair ? stats.get(pair.localCandidateId) : null;
-  const remote = pair ? stats.get(pair.remoteCandidateId) : null;
-  window.result = { local: local && local.candidateType, remote: remote && remote.candidateType,
-                    types, done: true };
-  log("selected pair: " + (local && local.candidateType) + " -> " + (remote && remote.candidateType));
-};
-await a.setLocalDescription();
-await b.setRemoteDescription(a.localDescription);
-await b.setLocalDescription();
-await a.setRemoteDescription(b.localDescription);
-</script>
-<script id="ice" type="application/json">ICE_JSON</script>
-</body></html>
-"""
+PAGE = (Path(__file__).parent / "relay_call.html").read_text()
 
 
 @pytest.fixture
