@@ -141,9 +141,7 @@ async def test_send_to_other_port_of_permitted_ip_that_is_own_listener_is_droppe
 
 
 def test_own_relay_host_allows_only_live_relay_ports() -> None:
-    live = {("198.51.0.10", 50000)}
     peer_filter = PeerFilter(own_hosts=["8.8.4.4"], is_live_relay=lambda addr: addr[1] == 50000)
-    del live
     assert peer_filter.verdict(("8.8.4.4", 50000)) is Verdict.ALLOWED
     assert peer_filter.verdict(("8.8.4.4", 22)) is Verdict.OWN_ADDRESS
 
