@@ -1,0 +1,47 @@
+"""Smoke run of bench/forwarding.py so that it does not rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_forwarding_benchmark_quick_run_reports_every_figure() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "forwarding.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout.strip().splitlines()
+    summary = out[-1]
+    report = json.loads("\n".join(out[:-1]))
+    assert summary.startswith("forwarding: 2 subs; relayroom")
+    ours, base = report["relays"]["relayroom"], report["relays"]["mediarelay"]
+    for relay in (ours, base):
+        for key in (
+            "cpu_per_added_subscriber",
+            "forwarded_pps_per_core",
+            "latency_ms_p50",
+            "latency_ms_p99",
+            "join_to_first_frame_s_median",
+        ):
+            assert relay[key] is not None, key
+        assert relay["forwarded_pps_n_subs"] > 100
+    # relayroom forwards without re-encoding: far cheaper per subscriber, even on a smoke run
+    assert ours["cpu_per_added_subscriber"] < base["cpu_per_added_subscriber"] / 3
+    assert ours["join_to_first_frame_s_median"] < 2
+    assert set(report["floors"]) == {
+        "cpu_ratio_ge_20x",
+        "pps_per_core_ge_20000",
+        "latency_p50_le_5ms",
+    }
