@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
 import glob
 import json
@@ -151,13 +152,16 @@ async def _publisher(conn: Connection, width: int, height: int, fps: int) -> Non
 
         async def send_rtp(data: bytes) -> None:
             await original(data)
-            if len(data) >= 12 and data[1] & 0x80 and data[1] & 0x7F < 192:
-                if int.from_bytes(data[8:12], "big") == video_ssrc:
-                    ts = int.from_bytes(data[4:8], "big")
-                    if not first_ts:
-                        first_ts.append(ts)
-                    counter = round(((ts - first_ts[0]) & 0xFFFFFFFF) / (VIDEO_CLOCK / fps))
-                    sent_at[counter & 0xFFFF] = time.monotonic()
+            if (
+                len(data) >= 12
+                and data[1] & 0x80
+                and int.from_bytes(data[8:12], "big") == video_ssrc
+            ):
+                ts = int.from_bytes(data[4:8], "big")
+                if not first_ts:
+                    first_ts.append(ts)
+                counter = round(((ts - first_ts[0]) & 0xFFFFFFFF) / (VIDEO_CLOCK / fps))
+                sent_at[counter & 0xFFFF] = time.monotonic()
 
         dtls._send_rtp = send_rtp
 
@@ -409,10 +413,8 @@ class Child:
         return value
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.call("stop", timeout=10)
-        except Exception:
-            pass
         self.proc.join(5)
         if self.proc.is_alive():
             self.proc.kill()
@@ -595,10 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         return "n/a" if v is None else format(v, fmt)
 
     if ours:
-        line = (
-            f"forwarding: {args.subscribers} subs; relayroom {pct(ours['cpu_per_added_subscriber'])}"
-            f" of a core per added subscriber"
-        )
+        per_sub = pct(ours["cpu_per_added_subscriber"])
+        line = f"forwarding: {args.subscribers} subs; relayroom {per_sub} of a core"
+        line += " per added subscriber"
         if base:
             line += (
                 f" vs MediaRelay {pct(base['cpu_per_added_subscriber'])}"
