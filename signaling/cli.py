@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -15,10 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
+from turn.credentials import rest_credentials
+
 from . import __version__
 from .config import Config, ConfigError, load_config
 from .server import Server, create_app, resolve_secret
 from .tokens import GRANT_NAMES, Grants, mint_token
+from .turn_service import public_turn_host, turn_secret
 
 log = logging.getLogger("relayroom")
 
@@ -32,6 +36,7 @@ SERVE_FLAGS: dict[str, str] = {
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "log_level": "log_level",
+    "turn_enabled": "turn_enabled",
 }
 
 
@@ -57,6 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--no-turn",
+        dest="turn_enabled",
+        action="store_false",
+        default=None,
+        help="do not run the embedded TURN server",
+    )
+
+    creds = sub.add_parser(
+        "turn-credentials", help="print TURN REST credentials and URLs (JSON) for a user"
+    )
+    _add_config_flags(creds)
+    creds.add_argument("--user", default="relayroom", help="user part of the username")
+    creds.add_argument(
+        "--ttl", type=int, help="lifetime in seconds (default turn_credential_ttl_s)"
+    )
 
     token = sub.add_parser("token", help="print an access token (JWT) for a room")
     _add_config_flags(token)
@@ -122,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.command == "token":
             return _cmd_token(config, args)
+        if args.command == "turn-credentials":
+            return _cmd_turn_credentials(config, args)
         return _cmd_serve(config)
     except ConfigError as exc:
         print(f"relayroom: {exc}", file=sys.stderr)
@@ -145,6 +168,21 @@ def _cmd_token(config: Config, args: argparse.Namespace) -> int:
             mode=args.mode,
         )
     )
+    return 0
+
+
+def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
+    ttl = args.ttl if args.ttl is not None else config.turn_credential_ttl_s
+    if ttl <= 0:
+        raise ConfigError("ttl", "must be a positive number of seconds")
+    secret = turn_secret(config, resolve_secret(config))
+    username, password = rest_credentials(secret, args.user.replace(":", "_"), ttl)
+    host = public_turn_host(config)
+    urls = list(config.turn_urls) or [
+        f"turn:{host}:{config.turn_port}?transport=udp",
+        f"turn:{host}:{config.turn_port}?transport=tcp",
+    ]
+    print(json.dumps({"urls": urls, "username": username, "credential": password, "ttl": ttl}))
     return 0
 
 

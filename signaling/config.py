@@ -179,6 +179,59 @@ class Config:
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
 
+    # --- TURN -------------------------------------------------------------------------------
+    turn_enabled: bool = _setting(True, "Run the embedded TURN server (`--no-turn` turns it off).")
+    turn_host: str | None = _setting(
+        None, "Address the embedded TURN server listens on (default: host)."
+    )
+    turn_port: int = _setting(
+        3478, "TURN/STUN port, UDP and TCP (0: ephemeral, for tests).", minimum=0, maximum=65535
+    )
+    turn_tls_port: int = _setting(
+        5349,
+        "TURN over TLS port, used when tls_cert and tls_key are set.",
+        minimum=0,
+        maximum=65535,
+    )
+    turn_public_host: str | None = _setting(
+        None,
+        "Address clients use to reach TURN and that relayed addresses advertise (default: the "
+        "first ice_hosts entry, else turn_host).",
+    )
+    turn_relay_port_min: int = _setting(
+        49152, "Lowest port of TURN relay sockets (0 with max 0: any).", minimum=0, maximum=65535
+    )
+    turn_relay_port_max: int = _setting(
+        65535, "Highest port of TURN relay sockets.", minimum=0, maximum=65535
+    )
+    turn_secret: str | None = _setting(
+        None,
+        "Shared secret of TURN REST credentials (coturn static-auth-secret). Default: derived "
+        "from api_secret; set it when clients use an external coturn.",
+        secret=True,
+    )
+    turn_credential_ttl_s: int = _setting(
+        300, "Lifetime of minted TURN credentials (for new allocations).", minimum=1
+    )
+    turn_urls: tuple[str, ...] = _setting(
+        (),
+        "External TURN/STUN URLs handed to clients instead of the embedded server's "
+        "(turn:host:port?transport=udp, ...), with credentials from turn_secret.",
+    )
+    turn_allowed_peers: tuple[str, ...] = _setting(
+        (),
+        "CIDRs TURN may relay to although they are special-purpose (private, loopback...).",
+    )
+    turn_max_allocations_per_user: int = _setting(
+        12, "TURN allocations one user may hold (486 above).", minimum=1
+    )
+    turn_max_allocations_total: int = _setting(
+        1000, "TURN allocations the server holds in total (486 above).", minimum=1
+    )
+    turn_bandwidth_bytes_per_s: int = _setting(
+        2_000_000, "Relay budget per TURN allocation in bytes/s (0: no cap).", minimum=0
+    )
+
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):

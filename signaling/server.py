@@ -25,6 +25,7 @@ from .ratelimit import IpAdmission
 from .rooms import RoomRegistry
 from .session import CLOSE_GOING_AWAY, Session
 from .tokens import Grants, mint_token
+from .turn_service import TurnService
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class Server:
     registry: RoomRegistry
     admission: IpAdmission
     media: MediaGateway
+    turn: TurnService
     connections: set[Connection] = field(default_factory=set)
     draining: bool = False
     started_at: float = field(default_factory=time.time)
@@ -95,13 +97,14 @@ class Server:
                 config.ip_max_connections, config.ip_handshakes_per_s, config.ip_handshake_burst
             ),
             media=MediaGateway(media_settings(config), registry),
+            turn=TurnService(config, secret),
         )
 
     def metrics_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
 
     def ice_servers(self, identity: str) -> list[dict[str, Any]]:
-        return []
+        return self.turn.ice_servers(identity)
 
     def client_limits(self) -> dict[str, Any]:
         cfg = self.config
@@ -137,6 +140,7 @@ class Server:
 
     async def close(self) -> None:
         await self.drain()
+        await self.turn.close()
         await self.bus.close()
 
 
@@ -260,6 +264,7 @@ def create_app(server: Server) -> web.Application:
 
     async def lifecycle(app: web.Application) -> Any:
         await server.bus.start()
+        await server.turn.start()
         yield
         await server.close()
 

@@ -28,6 +28,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "data_dir": tmp_path / "data",
         "port": 0,
         "ice_hosts": ("127.0.0.1",),
+        "turn_enabled": False,
     }
     values.update(overrides)
     return load_config(env={}, overrides=values)

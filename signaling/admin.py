@@ -1,0 +1,529 @@
+"""Admin HTTP API (`/api/...`), the live stats feed, Prometheus `/metrics` and the OpenAPI doc.
+
+Every `/api/` route but the OpenAPI document and the dev token needs
+`Authorization: Bearer <JWT with the admin grant>`. A token for room `*` administers every room;
+a token for one room with the admin grant administers that room only. The feed, a WebSocket, also
+takes the token as `?token=` because browsers cannot set headers on a WebSocket.
+
+`setup_admin(app, server)` adds the routes and starts the stats collector with the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from media.errors import Closed, UnknownTrack
+from media.stats import StatsCollector, StatsSettings, Tick, settings_json
+
+from . import protocol
+from .gateway import track_json
+from .metrics import Metrics, metrics_handler
+from .openapi import openapi_document
+from .protocol import CloseReason
+from .rooms import Member, RoomState
+from .server import SERVER_KEY, Server
+from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
+
+log = logging.getLogger(__name__)
+
+STATS_KEY = web.AppKey("stats", StatsCollector)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+ALL_ROOMS = "*"
+FEED_QUEUE_MAX = 32
+DEV_ADMIN_TTL_S = 3600
+
+
+def stats_settings(config: Any) -> StatsSettings:
+    """StatsSettings from the Config's `stats_*` fields where it has them, else the defaults."""
+    defaults = StatsSettings()
+    names = {
+        "interval_s": "stats_interval_s",
+        "history_s": "stats_history_s",
+        "loss_threshold": "stats_loss_threshold",
+        "rtt_threshold_ms": "stats_rtt_threshold_ms",
+        "fps_threshold": "stats_fps_threshold",
+    }
+    values = {field: getattr(config, name, getattr(defaults, field)) for field, name in names.items()}
+    return StatsSettings(**values)
+
+
+# ------------------------------------------------------------------ errors and auth
+
+
+def api_error(status: int, code: str, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="relayroom"'} if status == 401 else None
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.response = api_error(status, code, message)
+
+
+def _bearer(request: web.Request, allow_query: bool = False) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if allow_query:
+        return request.query.get("token") or None
+    return None
+
+
+def authorize(request: web.Request, room: str = ALL_ROOMS, allow_query: bool = False) -> AccessToken:
+    """The admin token of a request for `room` (`*`: every room), or an ApiError (401/403)."""
+    token = _bearer(request, allow_query)
+    if token is None:
+        raise ApiError(401, "unauthorized", "an admin bearer token is required")
+    server = request.app[SERVER_KEY]
+    try:
+        access = verify_token(server.secret, token, room=room)
+    except TokenError as exc:
+        raise ApiError(401 if exc.code == "unauthorized" else 403, exc.code, exc.message) from None
+    if not access.grants.admin:
+        raise ApiError(403, "forbidden", "the token lacks the admin grant")
+    return access
+
+
+@web.middleware
+async def _api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ApiError as exc:
+        return exc.response
+
+
+# ------------------------------------------------------------------ views
+
+
+def _worst(healths: list[str]) -> str:
+    for level in ("bad", "warn"):
+        if level in healths:
+            return level
+    return "ok"
+
+
+class AdminApi:
+    """The handlers; state comes from the server and the stats collector."""
+
+    def __init__(self, server: Server, stats: StatsCollector) -> None:
+        self.server = server
+        self.stats = stats
+
+    # ---- helpers
+
+    def _room(self, request: web.Request) -> tuple[RoomState, AccessToken]:
+        name = request.match_info["room"]
+        access = authorize(request, name)
+        room = self.server.registry.get(name)
+        if room is None:
+            raise ApiError(404, "not_found", f"no room {name[:64]!r}")
+        return room, access
+
+    def _member(self, request: web.Request) -> tuple[RoomState, Member, AccessToken]:
+        room, access = self._room(request)
+        pid = request.match_info["participant_id"]
+        member = room.members.get(pid)
+        if member is None:
+            raise ApiError(404, "not_found", f"no participant {pid[:64]!r} in this room")
+        return room, member, access
+
+    def room_summary(self, room: RoomState) -> dict[str, Any]:
+        media_room = self.server.media.rooms.get(room.name)
+        bitrate_in = bitrate_out = 0.0
+        healths = []
+        for pid in room.members:
+            latest = self.stats.latest(room.name, pid)
+            if latest is not None:
+                bitrate_in += latest["summary"]["bitrate_in_bps"]
+                bitrate_out += latest["summary"]["bitrate_out_bps"]
+                healths.append(latest["health"])
+        return {
+            "name": room.name,
+            "mode": room.mode,
+            "created_at": round(room.created_at, 3),
+            "participants": len(room.members),
+            "tracks": len(media_room.tracks()) if media_room else 0,
+            "health": _worst(healths),
+            "bitrate_in_bps": round(bitrate_in, 1),
+            "bitrate_out_bps": round(bitrate_out, 1),
+        }
+
+    def participant_view(self, room: RoomState, member: Member) -> dict[str, Any]:
+        media_room = self.server.media.rooms.get(room.name)
+        participant = media_room.participant(member.id) if media_room else None
+        latest = self.stats.latest(room.name, member.id)
+        return {
+            "id": member.id,
+            "identity": member.identity,
+            "name": member.name,
+            "joined_at": round(member.joined_at, 3),
+            "grants": {
+                "can_publish": member.grants.can_publish,
+                "can_subscribe": member.grants.can_subscribe,
+                "can_publish_data": member.grants.can_publish_data,
+                "admin": member.grants.admin,
+            },
+            "tracks": [track_json(t) for t in participant.published_tracks()]
+            if participant
+            else [],
+            "subscriptions": [
+                {"publisher_id": pub, "track_id": tid} for pub, tid in participant.subscriptions()
+            ]
+            if participant
+            else [],
+            "health": latest["health"] if latest else "ok",
+            "stats": latest,
+        }
+
+    # ---- handlers
+
+    async def list_rooms(self, request: web.Request) -> web.Response:
+        authorize(request)
+        rooms = [self.room_summary(r) for r in list(self.server.registry.rooms.values())]
+        return web.json_response({"rooms": rooms})
+
+    async def get_room(self, request: web.Request) -> web.Response:
+        room, _ = self._room(request)
+        body = self.room_summary(room)
+        body["participants"] = [self.participant_view(room, m) for m in room.members.values()]
+        body["tracks"] = self.server.media.tracks(room)
+        return web.json_response(body)
+
+    async def close_room(self, request: web.Request) -> web.Response:
+        room, access = self._room(request)
+        ids = list(room.members)
+        for pid in ids:
+            self.server.registry.end(room.name, pid, CloseReason.ROOM_CLOSED)
+        self.stats.record_event(
+            "room_closed", room=room.name, participants=len(ids), by=access.identity
+        )
+        log.info("room=%s closed by admin %s (%d sessions)", room.name, access.identity, len(ids))
+        return web.json_response({"room": room.name, "ended": len(ids)}, status=202)
+
+    async def remove_participant(self, request: web.Request) -> web.Response:
+        room, member, access = self._member(request)
+        self.server.registry.end(room.name, member.id, CloseReason.REMOVED)
+        self.stats.record_event(
+            "participant_removed", room=room.name, participant_id=member.id, by=access.identity
+        )
+        log.info(
+            "room=%s participant=%s removed by admin %s", room.name, member.id, access.identity
+        )
+        return web.json_response({"room": room.name, "participant_id": member.id}, status=202)
+
+    async def mute_track(self, request: web.Request) -> web.Response:
+        room, member, _ = self._member(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "invalid_request", "body must be JSON") from None
+        muted = body.get("muted") if isinstance(body, dict) else None
+        if not isinstance(muted, bool):
+            raise ApiError(400, "invalid_request", "body must be {\"muted\": true|false}")
+        media_room = self.server.media.rooms.get(room.name)
+        participant = media_room.participant(member.id) if media_room else None
+        if participant is None:
+            raise ApiError(409, "no_media", "this participant has no media session")
+        track_id = request.match_info["track_id"]
+        try:
+            info = await participant.set_muted(track_id, muted)
+        except UnknownTrack:
+            raise ApiError(404, "not_found", f"no published track {track_id[:64]!r}") from None
+        except Closed as exc:
+            raise ApiError(409, "closed", str(exc)) from None
+        self.stats.record_event(
+            "track_muted", room=room.name, participant_id=member.id, track_id=track_id, muted=muted
+        )
+        return web.json_response({"participant_id": member.id, "track": track_json(info)})
+
+    async def participant_stats(self, request: web.Request) -> web.Response:
+        room, member, _ = self._member(request)
+        since_text = request.query.get("since")
+        since: float | None = None
+        if since_text is not None:
+            try:
+                since = float(since_text)
+            except ValueError:
+                raise ApiError(400, "invalid_request", "'since' must be a unix time") from None
+        samples = self.stats.history(room.name, member.id, since)
+        head = protocol.encode(
+            {
+                "room": room.name,
+                "participant_id": member.id,
+                "interval_s": self.stats.settings.interval_s,
+                "thresholds": self.stats.settings.thresholds(),
+            }
+        )
+        # Samples are kept JSON-encoded: splice them in without decoding.
+        text = head[:-1] + ',"samples":[' + ",".join(samples) + "]}"
+        return web.Response(text=text, content_type="application/json")
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        authorize(request)
+        since: float | None = None
+        if "since" in request.query:
+            try:
+                since = float(request.query["since"])
+            except ValueError:
+                raise ApiError(400, "invalid_request", "'since' must be a unix time") from None
+        return web.json_response({"events": self.stats.events.since(since)})
+
+    async def stats_info(self, request: web.Request) -> web.Response:
+        authorize(request)
+        return web.json_response(
+            {"settings": settings_json(self.stats.settings), "cost": self.stats.cost()}
+        )
+
+    async def dev_admin_token(self, request: web.Request) -> web.Response:
+        """Dev mode only: an admin token for the bundled dashboard."""
+        token = mint_token(
+            self.server.secret,
+            room=ALL_ROOMS,
+            identity="dashboard-dev",
+            ttl_s=DEV_ADMIN_TTL_S,
+            grants=Grants(
+                can_publish=False, can_subscribe=False, can_publish_data=False, admin=True
+            ),
+        )
+        return web.json_response({"token": token, "expires_in": DEV_ADMIN_TTL_S})
+
+
+# ------------------------------------------------------------------ live feed
+
+
+class FeedClient:
+    """One dashboard WebSocket: a bounded queue; a client that falls behind is dropped."""
+
+    def __init__(self, ws: web.WebSocketResponse, queue_max: int) -> None:
+        self.ws = ws
+        self._queue: deque[str] = deque()
+        self._queue_max = queue_max
+        self._wakeup = asyncio.Event()
+        self.dropped = False
+
+    def push(self, text: str) -> bool:
+        if self.dropped:
+            return False
+        if len(self._queue) >= self._queue_max:
+            self.dropped = True
+            self._wakeup.set()
+            return False
+        self._queue.append(text)
+        self._wakeup.set()
+        return True
+
+    async def write_loop(self) -> None:
+        while not self.dropped:
+            while self._queue and not self.dropped:
+                await self.ws.send_str(self._queue.popleft())
+            self._wakeup.clear()
+            if self.dropped:
+                break
+            await self._wakeup.wait()
+
+
+class Feed:
+    """Fans each stats tick (new samples, events, room overview) out to dashboard sockets."""
+
+    def __init__(self, api: AdminApi, queue_max: int = FEED_QUEUE_MAX) -> None:
+        self._api = api
+        self._clients: set[FeedClient] = set()
+        self._queue_max = queue_max
+        self.dropped_clients = 0
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def on_tick(self, tick: Tick) -> None:
+        if not self._clients:
+            return
+        rooms = self._api.server.registry.rooms
+        message = protocol.encode(
+            {
+                "type": "tick",
+                "t": round(tick.t, 3),
+                "rooms": [self._api.room_summary(r) for r in list(rooms.values())],
+                "participants": [
+                    {"room": r.name, **m.public(), "joined_at": round(m.joined_at, 3)}
+                    for r in list(rooms.values())
+                    for m in r.members.values()
+                ],
+                "samples": tick.samples,
+                "events": tick.events,
+            }
+        )
+        for client in list(self._clients):
+            if not client.push(message):
+                self._drop(client)
+
+    def _drop(self, client: FeedClient) -> None:
+        if client in self._clients:
+            self._clients.discard(client)
+            self.dropped_clients += 1
+            log.warning("stats feed client too slow: dropped")
+
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        authorize(request, allow_query=True)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        if not ws.can_prepare(request).ok:
+            raise ApiError(400, "invalid_request", "expected a WebSocket upgrade")
+        await ws.prepare(request)
+        api = self._api
+        stats = api.stats
+        hello = {
+            "type": "hello",
+            "settings": settings_json(stats.settings),
+            "thresholds": stats.settings.thresholds(),
+            "rooms": [api.room_summary(r) for r in list(api.server.registry.rooms.values())],
+            "events": stats.events.since(None, limit=100),
+        }
+        await ws.send_str(protocol.encode(hello))
+        client = FeedClient(ws, self._queue_max)
+        self._clients.add(client)
+        writer = asyncio.create_task(client.write_loop(), name="stats-feed-writer")
+        try:
+            async for frame in ws:  # the client says nothing; this waits for its close
+                if frame.type is WSMsgType.ERROR or client.dropped:
+                    break
+                if writer.done():
+                    break
+        finally:
+            self._clients.discard(client)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await writer
+            if client.dropped:
+                await ws.close(code=1008, message=b"feed consumer too slow")
+        return ws
+
+    async def close(self) -> None:
+        for client in list(self._clients):
+            client.dropped = True
+            client._wakeup.set()
+            with contextlib.suppress(Exception):
+                await client.ws.close(code=1001, message=b"server shutdown")
+        self._clients.clear()
+
+
+# ------------------------------------------------------------------ room events
+
+
+class RoomWatcher:
+    """Turns membership changes and error counts into events, once per tick (before sampling)."""
+
+    def __init__(self, server: Server, stats: StatsCollector) -> None:
+        self._server = server
+        self._stats = stats
+        self._members: dict[tuple[str, str], str] = {}
+        self._errors: dict[str, int] = dict(server.errors)
+
+    def __call__(self) -> None:
+        now: dict[tuple[str, str], str] = {
+            (room.name, pid): member.name
+            for room in list(self._server.registry.rooms.values())
+            for pid, member in room.members.items()
+        }
+        for key in now.keys() - self._members.keys():
+            self._stats.record_event(
+                "participant_joined", room=key[0], participant_id=key[1], name=now[key]
+            )
+        for key in self._members.keys() - now.keys():
+            self._stats.record_event(
+                "participant_left", room=key[0], participant_id=key[1], name=self._members[key]
+            )
+        self._members = now
+        errors = self._server.errors
+        grown = {
+            code: count - self._errors.get(code, 0)
+            for code, count in errors.items()
+            if count > self._errors.get(code, 0)
+        }
+        if grown:
+            self._stats.record_event("errors", counts=grown)
+            self._errors = dict(errors)
+
+
+# ------------------------------------------------------------------ wiring
+
+
+class _ClientReports:
+    """Browser summaries from `Member.client_stats`, stamped with the time they arrived."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._seen: dict[tuple[str, str], tuple[Mapping[str, Any], float]] = {}
+
+    def __call__(self, room: str, participant_id: str) -> Mapping[str, Any] | None:
+        state = self._server.registry.get(room)
+        member = state.members.get(participant_id) if state else None
+        report = member.client_stats if member else None
+        key = (room, participant_id)
+        if report is None:
+            self._seen.pop(key, None)
+            return None
+        seen = self._seen.get(key)
+        if seen is None or seen[0] is not report:  # each `stats` message is a new dict
+            seen = self._seen[key] = (report, time.time())
+        if len(self._seen) > 4 * max(1, sum(len(r.members) for r in self._server.registry.rooms.values())):
+            live = {(r.name, p) for r in self._server.registry.rooms.values() for p in r.members}
+            self._seen = {k: v for k, v in self._seen.items() if k in live}
+        return {**report, "received_at": seen[1]}
+
+
+def setup_admin(app: web.Application, server: Server) -> None:
+    """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
+    stats = StatsCollector(
+        lambda: server.media.rooms, stats_settings(server.config), _ClientReports(server)
+    )
+    metrics = Metrics(server, stats)
+    api = AdminApi(server, stats)
+    feed = Feed(api)
+    stats.add_pre_tick(RoomWatcher(server, stats))
+    stats.add_listener(feed.on_tick)
+    app[STATS_KEY] = stats
+    app[METRICS_KEY] = metrics
+    app.middlewares.append(_api_errors)
+
+    router = app.router
+    router.add_get("/api/rooms", api.list_rooms)
+    router.add_get("/api/rooms/{room}", api.get_room)
+    router.add_delete("/api/rooms/{room}", api.close_room)
+    router.add_get("/api/rooms/{room}/participants/{participant_id}/stats", api.participant_stats)
+    router.add_delete("/api/rooms/{room}/participants/{participant_id}", api.remove_participant)
+    router.add_post(
+        "/api/rooms/{room}/participants/{participant_id}/tracks/{track_id}/mute", api.mute_track
+    )
+    router.add_get("/api/events", api.list_events)
+    router.add_get("/api/stats", api.stats_info)
+    router.add_get("/api/feed", feed.handler)
+    router.add_get("/metrics", metrics_handler(metrics))
+    if server.config.dev:
+        router.add_post("/api/dev/admin-token", api.dev_admin_token)
+    document = openapi_document(dev=server.config.dev)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    router.add_get("/api/openapi.json", openapi)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        stats.start()
+        yield
+        await feed.close()
+        await stats.close()
+
+    app.cleanup_ctx.append(lifecycle)

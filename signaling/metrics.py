@@ -1,0 +1,261 @@
+"""Prometheus metrics (`GET /metrics`), one CollectorRegistry per application.
+
+Two sources: gauges read at scrape time from the server state (rooms, participants, sessions,
+errors by code, TURN allocations) and counters and histograms fed by every stats tick (forwarded
+packets and bytes, loss, RTT, PLI/NACK, data messages). No per-room or per-participant labels:
+every label has a small fixed set of values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from media.stats import StatsCollector, Tick
+
+if TYPE_CHECKING:
+    from .server import Server
+
+PREFIX = "relayroom"
+CONNECTION_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
+CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
+HEALTH = ("ok", "warn", "bad")
+KINDS = ("audio", "video")
+LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
+JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25)
+COLLECT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class _StateCollector:
+    """Gauges computed from the live server state at each scrape."""
+
+    def __init__(self, server: Server, collector: StatsCollector) -> None:
+        self._server = server
+        self._stats = collector
+        self._last: Tick | None = None
+
+    def on_tick(self, tick: Tick) -> None:
+        self._last = tick
+
+    def collect(self) -> Iterator[Metric]:
+        server = self._server
+        rooms = server.registry.rooms
+        yield _gauge("rooms", "Rooms open on this node.", len(rooms))
+        yield _gauge(
+            "participants",
+            "Participants in the rooms of this node.",
+            sum(len(r.members) for r in rooms.values()),
+        )
+        yield _gauge("media_rooms", "Rooms with a media relay (mode sfu).", len(server.media.rooms))
+        yield _gauge("websocket_sessions", "Open signaling WebSockets.", len(server.connections))
+        yield _gauge("uptime_seconds", "Seconds since the server started.", _uptime(server))
+        totals = self._last.totals if self._last else None
+        family = GaugeMetricFamily(
+            f"{PREFIX}_peer_connections",
+            "PeerConnections by connection state (at the last stats tick).",
+            labels=["state"],
+        )
+        for state in CONNECTION_STATES:
+            family.add_metric([state], totals.connection_states[state] if totals else 0)
+        yield family
+        family = GaugeMetricFamily(
+            f"{PREFIX}_selected_candidate_pairs",
+            "Connected PeerConnections by type of their selected ICE candidate pair.",
+            labels=["type"],
+        )
+        for kind in CANDIDATE_TYPES:
+            family.add_metric([kind], totals.candidate_types[kind] if totals else 0)
+        yield family
+        family = GaugeMetricFamily(
+            f"{PREFIX}_participant_health",
+            "Participants by health (thresholds on loss, RTT and fps).",
+            labels=["health"],
+        )
+        for health in HEALTH:
+            family.add_metric([health], totals.health[health] if totals else 0)
+        yield family
+        errors = CounterMetricFamily(
+            f"{PREFIX}_errors", "Protocol errors sent to clients, by code.", labels=["code"]
+        )
+        for code, count in sorted(server.errors.items()):
+            errors.add_metric([code], count)
+        yield errors
+        turn = getattr(server, "turn", None)
+        allocations = getattr(turn, "allocations_active", None)
+        yield _gauge(
+            "turn_allocations",
+            "Active allocations on the embedded TURN server (0 when it is not running).",
+            allocations if isinstance(allocations, int) else 0,
+        )
+        cost = self._stats.cost()
+        yield CounterMetricFamily(
+            f"{PREFIX}_stats_collection_seconds",
+            "CPU-seconds spent collecting stats.",
+            value=cost["busy_s"],
+        )
+
+
+def _uptime(server: Server) -> float:
+    return max(0.0, time.time() - server.started_at)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
+
+
+class Metrics:
+    """The metrics of one application; fed by the stats collector's ticks."""
+
+    def __init__(self, server: Server, collector: StatsCollector) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self._state = _StateCollector(server, collector)
+        reg.register(self._state)
+        self.forwarded_packets = Counter(
+            f"{PREFIX}_forwarded_packets",
+            "RTP packets forwarded to subscribers.",
+            ["kind"],
+            registry=reg,
+        )
+        self.forwarded_bytes = Counter(
+            f"{PREFIX}_forwarded_bytes",
+            "RTP payload bytes forwarded to subscribers.",
+            ["kind"],
+            registry=reg,
+        )
+        self.received_packets = Counter(
+            f"{PREFIX}_received_packets",
+            "RTP packets received from publishers.",
+            ["kind"],
+            registry=reg,
+        )
+        self.received_bytes = Counter(
+            f"{PREFIX}_received_bytes",
+            "RTP payload bytes received from publishers.",
+            ["kind"],
+            registry=reg,
+        )
+        self.dropped_packets = Counter(
+            f"{PREFIX}_dropped_packets",
+            "Packets not forwarded (stale after a resync, or a send error).",
+            registry=reg,
+        )
+        self.keyframes_forwarded = Counter(
+            f"{PREFIX}_keyframes_forwarded", "Video keyframes forwarded.", registry=reg
+        )
+        self.pli_received = Counter(
+            f"{PREFIX}_keyframe_requests_received",
+            "PLI and FIR received from subscribers.",
+            registry=reg,
+        )
+        self.pli_sent = Counter(
+            f"{PREFIX}_keyframe_requests_sent", "PLI sent to publishers.", registry=reg
+        )
+        self.nacks_received = Counter(
+            f"{PREFIX}_nacks_received", "NACK packets received from subscribers.", registry=reg
+        )
+        self.data_relayed = Counter(
+            f"{PREFIX}_data_messages_relayed", "DataChannel messages relayed.", registry=reg
+        )
+        self.data_dropped = Counter(
+            f"{PREFIX}_data_messages_dropped",
+            "DataChannel messages dropped (slow receivers).",
+            registry=reg,
+        )
+        self.threshold_crossings = Counter(
+            f"{PREFIX}_threshold_crossings",
+            "Connections crossing a health threshold.",
+            ["metric"],
+            registry=reg,
+        )
+        self.loss = Histogram(
+            f"{PREFIX}_packet_loss_ratio",
+            "Packet loss fraction per track and stats tick (both directions).",
+            buckets=LOSS_BUCKETS,
+            registry=reg,
+        )
+        self.rtt = Histogram(
+            f"{PREFIX}_rtt_seconds",
+            "Round-trip time per subscribed track and stats tick (RTCP receiver reports).",
+            buckets=RTT_BUCKETS,
+            registry=reg,
+        )
+        self.jitter = Histogram(
+            f"{PREFIX}_jitter_seconds",
+            "Interarrival jitter per track and stats tick.",
+            buckets=JITTER_BUCKETS,
+            registry=reg,
+        )
+        self.collect_duration = Histogram(
+            f"{PREFIX}_stats_collection_duration_seconds",
+            "Duration of one stats collection round over every connection.",
+            buckets=COLLECT_BUCKETS,
+            registry=reg,
+        )
+        for kind in KINDS:  # export zeroes before the first packet
+            for counter in (
+                self.forwarded_packets,
+                self.forwarded_bytes,
+                self.received_packets,
+                self.received_bytes,
+            ):
+                counter.labels(kind)
+        for metric in ("loss", "rtt_ms", "fps"):
+            self.threshold_crossings.labels(metric)
+        collector.add_listener(self.on_tick)
+
+    def on_tick(self, tick: Tick) -> None:
+        self._state.on_tick(tick)
+        t = tick.totals
+        for kind in KINDS:
+            self.forwarded_packets.labels(kind).inc(t.forwarded_packets[kind])
+            self.forwarded_bytes.labels(kind).inc(t.forwarded_bytes[kind])
+            self.received_packets.labels(kind).inc(t.received_packets[kind])
+            self.received_bytes.labels(kind).inc(t.received_bytes[kind])
+        self.dropped_packets.inc(t.dropped_packets)
+        self.keyframes_forwarded.inc(t.keyframes_forwarded)
+        self.pli_received.inc(t.keyframe_requests_received)
+        self.pli_sent.inc(t.keyframe_requests_sent)
+        self.nacks_received.inc(t.nacks_received)
+        self.data_relayed.inc(t.data_relayed)
+        self.data_dropped.inc(t.data_dropped)
+        for value in t.loss:
+            self.loss.observe(value)
+        for value in t.rtt_s:
+            self.rtt.observe(value)
+        for value in t.jitter_s:
+            self.jitter.observe(value)
+        self.collect_duration.observe(tick.duration_s)
+        for event in tick.events:
+            if event.get("type") == "threshold_crossed" and event.get("metric") in (
+                "loss",
+                "rtt_ms",
+                "fps",
+            ):
+                self.threshold_crossings.labels(event["metric"]).inc()
+
+    def render(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_handler(metrics: Metrics) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.render(),
+            headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"},
+        )
+
+    return handler
+
+
+__all__ = ["CONTENT_TYPE", "Metrics", "metrics_handler"]
