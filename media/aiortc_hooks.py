@@ -577,7 +577,11 @@ class SenderTap:
         self.payload_type = parameters.codecs[0].payloadType
         self.extension_ids = {e.uri: e.id for e in parameters.headerExtensions}
         self.send_rtp = self.sender.transport._send_rtp
-        await self._on_ready()
+        try:
+            await self._on_ready()
+        except Exception:
+            # This runs inside aiortc's connect task: never break it.
+            logger.exception("starting a forwarder failed")
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpPsfbPacket):

@@ -81,6 +81,10 @@ class _Subscription:
     transceiver: RTCRtpTransceiver
 
 
+def _may_be_data_only(sdp: str) -> bool:
+    return "m=audio" not in sdp and "m=video" not in sdp
+
+
 def choose_codec(
     codecs: list[RTCRtpCodecParameters], settings: MediaSettings
 ) -> RTCRtpCodecParameters | None:
@@ -116,7 +120,7 @@ class Participant:
         self._state = ParticipantState.ACTIVE
         self._closed_future: asyncio.Future[None] | None = None
         self._failed = False
-        self._pub_pc: RTCPeerConnection | None = None
+        self._pub_pc = self._new_pc("publisher")
         self._sub_pc = self._new_pc("subscriber")
         self._pub_lock = asyncio.Lock()
         self._sub_lock = asyncio.Lock()
@@ -139,8 +143,8 @@ class Participant:
         return self._state
 
     @property
-    def publisher_pc(self) -> RTCPeerConnection | None:
-        """The publisher PeerConnection, once the client offered (for stats and DataChannels)."""
+    def publisher_pc(self) -> RTCPeerConnection:
+        """The publisher PeerConnection (exists from the start, for stats and DataChannels)."""
         return self._pub_pc
 
     @property
@@ -245,13 +249,13 @@ class Participant:
         to ``camera``/``microphone``/``screen``.
         """
         self._check_open()
-        if not self.can_publish:
+        if not self.can_publish and not _may_be_data_only(sdp):
             raise Forbidden("this participant may not publish")
         checked = check_sdp(sdp, self._settings, "offer")
+        if not self.can_publish and any(s.sends for s in checked.sections):
+            raise Forbidden("this participant may not publish media")
         async with self._pub_lock:
             self._check_open()
-            if self._pub_pc is None:
-                self._pub_pc = self._new_pc("publisher")
             pc = self._pub_pc
             if pc.signalingState != "stable":
                 raise SdpRejected(f"publisher is in signaling state {pc.signalingState}")
@@ -448,7 +452,7 @@ class Participant:
             logger.debug("participant %s: candidate refused: %s", self.id, value)
             return
         target = self._pub_pc if pc == "publisher" else self._sub_pc
-        if target is None or target.remoteDescription is None:
+        if target.remoteDescription is None:
             early = self._early_candidates[pc]
             if len(early) < MAX_EARLY_CANDIDATES:
                 early.append(dict(candidate))
@@ -457,8 +461,6 @@ class Participant:
 
     async def _apply_candidate(self, pc_name: PcName, candidate: Mapping[str, object]) -> None:
         pc = self._pub_pc if pc_name == "publisher" else self._sub_pc
-        if pc is None:
-            return
         value = str(candidate.get("candidate") or "")
         try:
             if not value:
@@ -508,11 +510,10 @@ class Participant:
                 sub.hub.remove_leg(self.id)
                 sub.leg.close()
             for pc in (self._pub_pc, self._sub_pc):
-                if pc is not None:
-                    try:
-                        await pc.close()
-                    except Exception:
-                        logger.exception("participant %s: closing a PeerConnection", self.id)
+                try:
+                    await pc.close()
+                except Exception:
+                    logger.exception("participant %s: closing a PeerConnection", self.id)
         finally:
             self._set_state(ParticipantState.CLOSED)
             self._cb.closed(self)

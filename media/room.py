@@ -21,6 +21,7 @@ from .events import (
 )
 from .forwarding import TaskOwner, TrackHub
 from .participant import Participant, ParticipantCallbacks
+from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class Room:
         """
         if self._closed:
             raise Closed(f"room {self.name} is closed")
+        if not valid_msid_id(participant_id):
+            raise ValueError(
+                f"participant id {participant_id!r} cannot be an msid stream id "
+                "(1-64 token characters: letters, digits, !#$%&'*+-.^_`{|}~)"
+            )
         old = self._participants.get(participant_id)
         if old is not None:
             await old.close("replaced")

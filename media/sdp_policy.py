@@ -7,6 +7,7 @@ is tested directly. Violations raise :class:`media.errors.SdpRejected` with a pr
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +17,16 @@ from .errors import SdpRejected
 from .settings import MediaSettings
 
 MEDIA_KINDS = ("audio", "video")
+
+# msid identifiers (RFC 8830): 1 to 64 token characters. Ids that go into the msid of the
+# subscriber offers (participant ids, track ids) must match, or browsers reject the SDP.
+MSID_ID = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}")
+
+
+def valid_msid_id(value: str) -> bool:
+    """Whether ``value`` can be a stream or track id in an ``a=msid`` line."""
+    return MSID_ID.fullmatch(value) is not None
+
 
 # Ranges the brief calls "private" (RFC 1918, ULA) and link-local, v4 and v6.
 _PRIVATE_NETWORKS = tuple(
@@ -187,6 +198,9 @@ def check_sdp(
         raise SdpRejected(f"too many tracks: {sent_tracks} > {settings.max_tracks_per_participant}")
     if sdp_type == "offer":
         ids = [s.track_id for s in sections if s.sends and s.track_id]
+        for track_id in ids:
+            if not valid_msid_id(track_id):
+                raise SdpRejected(f"invalid track id in msid: {track_id[:80]!r}")
         if len(ids) != len(set(ids)):
             raise SdpRejected("duplicate track id in msid")
     return CheckedSdp(sdp=filtered, sections=tuple(sections), dropped_candidates=dropped)

@@ -195,3 +195,9 @@ async def test_join_leave_cycles_leave_no_tasks_fds_or_threads() -> None:
         ]
     finally:
         await h.close()
+
+
+async def test_participant_ids_must_fit_in_an_msid(harness: Harness) -> None:
+    with pytest.raises(ValueError, match="msid"):
+        await harness.room.add_participant("has space", can_publish=True, can_subscribe=True)
+    assert harness.room.participants == {}

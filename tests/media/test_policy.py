@@ -155,3 +155,13 @@ def test_h264_keyframe_detection() -> None:
     assert h264_keyframe_start(bytes([0x7C, 0x85, 0x00]))  # FU-A start of IDR
     assert not h264_keyframe_start(bytes([0x7C, 0x05, 0x00]))  # FU-A middle
     assert detector_for("opus")(b"") is True
+
+
+async def test_track_ids_that_cannot_be_msid_are_rejected() -> None:
+    sdp = await client_offer(video=1, audio=0)
+    checked = check_sdp(sdp, OPEN, "offer")
+    track_id = checked.sections[0].track_id
+    assert track_id is not None
+    bad = sdp.replace(track_id, "bad id\u00e9")
+    with pytest.raises(SdpRejected, match="invalid track id"):
+        check_sdp(bad, OPEN, "offer")
