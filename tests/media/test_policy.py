@@ -162,6 +162,6 @@ async def test_track_ids_that_cannot_be_msid_are_rejected() -> None:
     checked = check_sdp(sdp, OPEN, "offer")
     track_id = checked.sections[0].track_id
     assert track_id is not None
-    bad = sdp.replace(track_id, "bad id\u00e9")
+    bad = sdp.replace(track_id, "bad\u00e9" + "x" * 70)
     with pytest.raises(SdpRejected, match="invalid track id"):
         check_sdp(bad, OPEN, "offer")
