@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
@@ -29,8 +29,10 @@ from .metrics import Metrics, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
 from .rooms import Member, RoomState
-from .server import SERVER_KEY, Server
 from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
+
+if TYPE_CHECKING:  # server.py imports this module to call setup_admin
+    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ def stats_settings(config: Any) -> StatsSettings:
         "rtt_threshold_ms": "stats_rtt_threshold_ms",
         "fps_threshold": "stats_fps_threshold",
     }
-    values = {field: getattr(config, name, getattr(defaults, field)) for field, name in names.items()}
+    values = {
+        field: getattr(config, name, getattr(defaults, field)) for field, name in names.items()
+    }
     return StatsSettings(**values)
 
 
@@ -81,14 +85,15 @@ def _bearer(request: web.Request, allow_query: bool = False) -> str | None:
     return None
 
 
-def authorize(request: web.Request, room: str = ALL_ROOMS, allow_query: bool = False) -> AccessToken:
+def authorize(
+    request: web.Request, secret: str, room: str = ALL_ROOMS, allow_query: bool = False
+) -> AccessToken:
     """The admin token of a request for `room` (`*`: every room), or an ApiError (401/403)."""
     token = _bearer(request, allow_query)
     if token is None:
         raise ApiError(401, "unauthorized", "an admin bearer token is required")
-    server = request.app[SERVER_KEY]
     try:
-        access = verify_token(server.secret, token, room=room)
+        access = verify_token(secret, token, room=room)
     except TokenError as exc:
         raise ApiError(401 if exc.code == "unauthorized" else 403, exc.code, exc.message) from None
     if not access.grants.admin:
@@ -126,7 +131,7 @@ class AdminApi:
 
     def _room(self, request: web.Request) -> tuple[RoomState, AccessToken]:
         name = request.match_info["room"]
-        access = authorize(request, name)
+        access = authorize(request, self.server.secret, name)
         room = self.server.registry.get(name)
         if room is None:
             raise ApiError(404, "not_found", f"no room {name[:64]!r}")
@@ -191,7 +196,7 @@ class AdminApi:
     # ---- handlers
 
     async def list_rooms(self, request: web.Request) -> web.Response:
-        authorize(request)
+        authorize(request, self.server.secret)
         rooms = [self.room_summary(r) for r in list(self.server.registry.rooms.values())]
         return web.json_response({"rooms": rooms})
 
@@ -232,7 +237,7 @@ class AdminApi:
             raise ApiError(400, "invalid_request", "body must be JSON") from None
         muted = body.get("muted") if isinstance(body, dict) else None
         if not isinstance(muted, bool):
-            raise ApiError(400, "invalid_request", "body must be {\"muted\": true|false}")
+            raise ApiError(400, "invalid_request", 'body must be {"muted": true|false}')
         media_room = self.server.media.rooms.get(room.name)
         participant = media_room.participant(member.id) if media_room else None
         if participant is None:
@@ -272,7 +277,7 @@ class AdminApi:
         return web.Response(text=text, content_type="application/json")
 
     async def list_events(self, request: web.Request) -> web.Response:
-        authorize(request)
+        authorize(request, self.server.secret)
         since: float | None = None
         if "since" in request.query:
             try:
@@ -282,7 +287,7 @@ class AdminApi:
         return web.json_response({"events": self.stats.events.since(since)})
 
     async def stats_info(self, request: web.Request) -> web.Response:
-        authorize(request)
+        authorize(request, self.server.secret)
         return web.json_response(
             {"settings": settings_json(self.stats.settings), "cost": self.stats.cost()}
         )
@@ -377,7 +382,7 @@ class Feed:
             log.warning("stats feed client too slow: dropped")
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        authorize(request, allow_query=True)
+        authorize(request, self._api.server.secret, allow_query=True)
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
         if not ws.can_prepare(request).ok:
             raise ApiError(400, "invalid_request", "expected a WebSocket upgrade")
@@ -425,9 +430,10 @@ class Feed:
 class RoomWatcher:
     """Turns membership changes and error counts into events, once per tick (before sampling)."""
 
-    def __init__(self, server: Server, stats: StatsCollector) -> None:
+    def __init__(self, server: Server, stats: StatsCollector, reports: _ClientReports) -> None:
         self._server = server
         self._stats = stats
+        self._reports = reports
         self._members: dict[tuple[str, str], str] = {}
         self._errors: dict[str, int] = dict(server.errors)
 
@@ -445,6 +451,8 @@ class RoomWatcher:
             self._stats.record_event(
                 "participant_left", room=key[0], participant_id=key[1], name=self._members[key]
             )
+        if self._members.keys() != now.keys():
+            self._reports.retain(set(now))
         self._members = now
         errors = self._server.errors
         grown = {
@@ -478,21 +486,22 @@ class _ClientReports:
         seen = self._seen.get(key)
         if seen is None or seen[0] is not report:  # each `stats` message is a new dict
             seen = self._seen[key] = (report, time.time())
-        if len(self._seen) > 4 * max(1, sum(len(r.members) for r in self._server.registry.rooms.values())):
-            live = {(r.name, p) for r in self._server.registry.rooms.values() for p in r.members}
-            self._seen = {k: v for k, v in self._seen.items() if k in live}
         return {**report, "received_at": seen[1]}
+
+    def retain(self, live: set[tuple[str, str]]) -> None:
+        """Forget the reports of participants that left."""
+        for key in [k for k in self._seen if k not in live]:
+            del self._seen[key]
 
 
 def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
-    stats = StatsCollector(
-        lambda: server.media.rooms, stats_settings(server.config), _ClientReports(server)
-    )
+    reports = _ClientReports(server)
+    stats = StatsCollector(lambda: server.media.rooms, stats_settings(server.config), reports)
     metrics = Metrics(server, stats)
     api = AdminApi(server, stats)
     feed = Feed(api)
-    stats.add_pre_tick(RoomWatcher(server, stats))
+    stats.add_pre_tick(RoomWatcher(server, stats, reports))
     stats.add_listener(feed.on_tick)
     app[STATS_KEY] = stats
     app[METRICS_KEY] = metrics

@@ -1,0 +1,46 @@
+"""Fixtures for the stats, admin API and metrics tests: a server with the admin routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from signaling.admin import STATS_KEY, setup_admin
+from signaling.server import Server, create_app
+from tests.conftest import TEST_SECRET, make_config, token_for
+
+Started = tuple[Server, TestServer, web.Application]
+
+
+def admin_token(room: str = "*", **grants: bool) -> str:
+    grants.setdefault("admin", True)
+    return token_for(room, "ops", **grants)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def admin_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Started]]]:
+    """Start relayroom apps with the admin API on 127.0.0.1 (setup_admin unless already wired)."""
+    started: list[TestServer] = []
+
+    async def start(**overrides: Any) -> Started:
+        server = Server.build(make_config(tmp_path, **overrides), TEST_SECRET)
+        app = create_app(server)
+        if STATS_KEY not in app:
+            setup_admin(app, server)
+        test_server = TestServer(app, host="127.0.0.1")
+        await test_server.start_server()
+        started.append(test_server)
+        return server, test_server, app
+
+    yield start
+    for test_server in started:
+        await test_server.close()

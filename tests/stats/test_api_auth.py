@@ -1,0 +1,149 @@
+"""Authorization matrix of the admin API: every route against every kind of token."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import pytest
+
+from signaling.tokens import Grants, mint_token
+from tests.conftest import TEST_SECRET, token_for
+from tests.stats.conftest import admin_token, bearer
+
+ALLOWED, UNAUTHORIZED, FORBIDDEN = "allowed", 401, 403
+
+ROOM_ROUTES = [
+    ("GET", "/api/rooms/r"),
+    ("GET", "/api/rooms/r/participants/{pid}/stats"),
+    ("POST", "/api/rooms/r/participants/{pid}/tracks/no-such-track/mute"),
+    ("DELETE", "/api/rooms/r/participants/{pid}"),
+    ("DELETE", "/api/rooms/r"),
+]
+GLOBAL_ROUTES = [("GET", "/api/rooms"), ("GET", "/api/events"), ("GET", "/api/stats")]
+
+
+def expired_admin() -> str:
+    return mint_token(
+        TEST_SECRET,
+        room="*",
+        identity="ops",
+        ttl_s=10,
+        grants=Grants(admin=True),
+        now=time.time() - 3600,
+    )
+
+
+# (label, Authorization header or None, expected on room routes, expected on global routes)
+MATRIX = [
+    ("no token", None, UNAUTHORIZED, UNAUTHORIZED),
+    ("not a JWT", "Bearer not-a-jwt", UNAUTHORIZED, UNAUTHORIZED),
+    ("wrong scheme", "Basic " + admin_token(), UNAUTHORIZED, UNAUTHORIZED),
+    (
+        "other secret",
+        "Bearer " + token_for("*", "ops", secret="x" * 40, admin=True),
+        UNAUTHORIZED,
+        UNAUTHORIZED,
+    ),
+    ("expired", "Bearer " + expired_admin(), UNAUTHORIZED, UNAUTHORIZED),
+    ("participant token", "Bearer " + token_for("r", "alice"), FORBIDDEN, FORBIDDEN),
+    ("admin of another room", "Bearer " + admin_token("other"), FORBIDDEN, FORBIDDEN),
+    ("admin of the room", "Bearer " + admin_token("r"), ALLOWED, FORBIDDEN),
+    ("admin of every room", "Bearer " + admin_token("*"), ALLOWED, ALLOWED),
+]
+
+
+@pytest.mark.parametrize(("label", "header", "on_room", "on_global"), MATRIX)
+async def test_admin_routes_authorization(admin_server, connect, label, header, on_room, on_global):
+    _, ts, _ = await admin_server()
+    client = await connect(ts)
+    joined = await client.join("r", "alice")
+    pid = joined["participant"]["id"]
+    headers = {"Authorization": header} if header else {}
+    async with aiohttp.ClientSession() as http:
+        for routes, expected in ((GLOBAL_ROUTES, on_global), (ROOM_ROUTES, on_room)):
+            for method, path in routes:
+                url = ts.make_url(path.format(pid=pid))
+                kwargs = {"json": {"muted": True}} if method == "POST" else {}
+                async with http.request(method, url, headers=headers, **kwargs) as response:
+                    body = await response.json()
+                    if expected == ALLOWED:
+                        assert response.status not in (401, 403), (label, method, path, body)
+                    else:
+                        assert response.status == expected, (label, method, path, body)
+                        assert body["error"]["code"] in ("unauthorized", "forbidden")
+                        if expected == UNAUTHORIZED:
+                            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_close_room_ends_every_session_with_room_closed(admin_server, connect):
+    _, ts, _ = await admin_server()
+    a, b = await connect(ts), await connect(ts)
+    await a.join("r", "alice")
+    await b.join("r", "bob")
+    async with aiohttp.ClientSession() as http:
+        async with http.delete(ts.make_url("/api/rooms/r"), headers=bearer(admin_token())) as r:
+            assert r.status == 202
+            assert (await r.json()) == {"room": "r", "ended": 2}
+    for client in (a, b):
+        await client.wait_closed()
+        assert client.close_reason == "room_closed"
+
+
+async def test_remove_participant_ends_its_session_with_removed(admin_server, connect):
+    _, ts, _ = await admin_server()
+    a, b = await connect(ts), await connect(ts)
+    joined = await a.join("r", "alice")
+    await b.join("r", "bob")
+    pid = joined["participant"]["id"]
+    url = ts.make_url(f"/api/rooms/r/participants/{pid}")
+    async with aiohttp.ClientSession() as http:
+        async with http.delete(url, headers=bearer(admin_token("r"))) as r:
+            assert r.status == 202
+    await a.wait_closed()
+    assert a.close_reason == "removed"
+    left = await b.expect("participant_left")
+    assert left["participant_id"] == pid and left["reason"] == "removed"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(ts.make_url("/api/rooms/r"), headers=bearer(admin_token())) as r:
+            room = await r.json()
+    assert [p["identity"] for p in room["participants"]] == ["bob"]
+
+
+async def test_unknown_room_and_participant_are_404(admin_server):
+    _, ts, _ = await admin_server()
+    async with aiohttp.ClientSession() as http:
+        for path in ("/api/rooms/nope", "/api/rooms/nope/participants/PA_x/stats"):
+            async with http.get(ts.make_url(path), headers=bearer(admin_token())) as r:
+                assert r.status == 404
+                assert (await r.json())["error"]["code"] == "not_found"
+
+
+async def test_feed_takes_the_token_in_the_query(admin_server):
+    _, ts, _ = await admin_server()
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(ts.make_url("/api/feed").with_query(token=token_for("r", "x")))
+        assert refused.value.status == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as missing:
+            await http.ws_connect(ts.make_url("/api/feed"))
+        assert missing.value.status == 401
+        ws = await http.ws_connect(ts.make_url("/api/feed").with_query(token=admin_token()))
+        hello = await ws.receive_json(timeout=5)
+        assert hello["type"] == "hello"
+        assert hello["thresholds"] == {"loss": 0.05, "rtt_ms": 300.0, "fps": 15.0}
+        tick = await ws.receive_json(timeout=5)
+        assert tick["type"] == "tick" and tick["rooms"] == []
+        await ws.close()
+
+
+async def test_dev_admin_token_exists_only_in_dev_mode(admin_server):
+    _, prod, _ = await admin_server()
+    _, dev, _ = await admin_server(dev=True)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(prod.make_url("/api/dev/admin-token")) as r:
+            assert r.status in (404, 405)
+        async with http.post(dev.make_url("/api/dev/admin-token")) as r:
+            token = (await r.json())["token"]
+        async with http.get(dev.make_url("/api/rooms"), headers=bearer(token)) as r:
+            assert r.status == 200
