@@ -824,11 +824,8 @@ class StatsCollector:
         states = [c["state"] for c in sample["connections"].values() if c is not None]
         if any(s in ("failed", "disconnected") for s in states):
             return "bad"
-        # A subscriber PC with nothing to receive stays "new": that is healthy.
-        pub = sample["connections"]["publisher"]
-        if (pub is not None and pub["state"] != "connected") or (
-            sample["tracks"]["out"] and sample["connections"]["subscriber"]["state"] != "connected"
-        ):
+        # A PeerConnection with nothing negotiated stays "new": idle, not unhealthy.
+        if "connecting" in states:
             return "warn"
         return "ok"
 
