@@ -1,4 +1,4 @@
-"""Per-connection signaling: join state, rate limit, and dispatch by message type."""
+"""Edge side of one WebSocket: read, rate-limit, parse, and hand messages to the room side."""
 
 from __future__ import annotations
 
@@ -7,27 +7,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
 from . import protocol
-from .protocol import (
-    Candidate,
-    ClientMessage,
-    CloseReason,
-    ErrorCode,
-    Join,
-    Leave,
-    Mute,
-    Ping,
-    ProtocolError,
-    PublishOffer,
-    Signal,
-    Stats,
-    SubscribeAnswer,
-)
+from .participant import ParticipantSession
+from .protocol import ClientMessage, CloseReason, ErrorCode, Join, Ping, ProtocolError
 from .ratelimit import TokenBucket, WindowCounter
-from .rooms import Member, RoomState
-from .session import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, Session
+from .session import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, Session
 from .tokens import TokenError, verify_token
 
 if TYPE_CHECKING:
@@ -37,10 +23,14 @@ log = logging.getLogger(__name__)
 
 ABUSE_WINDOW_S = 10.0
 RATE_NOTICE_INTERVAL_S = 1.0
+# A session that ended for one of these reasons may come back with its resume token.
+RESUMABLE = frozenset(
+    {CloseReason.DISCONNECTED, CloseReason.HEARTBEAT_TIMEOUT, CloseReason.SLOW_CLIENT}
+)
 
 
 class Connection:
-    """Drives one WebSocket: reads frames, parses them, and calls the room logic."""
+    """Drives one WebSocket. Implements `Endpoint` for the room side of its participant."""
 
     def __init__(self, server: Server, session: Session) -> None:
         self.server = server
@@ -49,19 +39,24 @@ class Connection:
         self._bucket = TokenBucket(cfg.rate_limit_msgs_per_s, cfg.rate_limit_burst)
         self._rejections = WindowCounter(ABUSE_WINDOW_S)
         self._last_rate_notice = 0.0
-        self.room: RoomState | None = None
-        self.member: Member | None = None
-        self._leave_reason = CloseReason.DISCONNECTED
+        self.participant: ParticipantSession | None = None
+        self._close_reason = CloseReason.DISCONNECTED
         self.finished = asyncio.Event()
 
-    # --- Endpoint (what the bus calls) -----------------------------------------------------
+    # --- Endpoint ---------------------------------------------------------------------------
 
     def send(self, data: str) -> None:
         self.session.send(data)
 
     def end(self, reason: str) -> None:
-        self._leave_reason = CloseReason(reason)
+        self._close_reason = CloseReason(reason)
         self.session.close(CLOSE_NORMAL, reason)
+
+    def shut_down(self, notice: str) -> None:
+        """Server drain: tell the client to reconnect (elsewhere), then close 1001."""
+        self._close_reason = CloseReason.SHUTDOWN
+        self.session.send(notice)
+        self.session.close(CLOSE_GOING_AWAY, CloseReason.SHUTDOWN.value)
 
     # --- receive loop ------------------------------------------------------------------------
 
@@ -88,14 +83,27 @@ class Connection:
         finally:
             join_timer.cancel()
             try:
-                await self._leave_room()
+                await self._release_participant()
             finally:
                 self.finished.set()
 
+    async def _release_participant(self) -> None:
+        participant, self.participant = self.participant, None
+        if participant is None or participant.left:
+            return
+        reason = self._close_reason
+        aborted = self.session.close_reason
+        if aborted in (CloseReason.SLOW_CLIENT, CloseReason.HEARTBEAT_TIMEOUT):
+            reason = CloseReason(aborted)
+        if reason in RESUMABLE and self.server.config.resume_ttl_s > 0:
+            participant.detach()
+        else:
+            await participant.leave(reason)
+
     def _on_ws_error(self, exc: BaseException | None) -> None:
         # aiohttp has already sent close 1009 for an oversized frame; record why.
-        if ws_close_code(self.session.ws) == CLOSE_TOO_BIG:
-            self._leave_reason = CloseReason.ABUSE
+        if self.session.ws.close_code == CLOSE_TOO_BIG:
+            self._close_reason = CloseReason.ABUSE
             log.info(
                 "%s frame over %d bytes: closed 1009",
                 self.session.label,
@@ -119,7 +127,7 @@ class Connection:
         self.server.metrics_error(ErrorCode.RATE_LIMITED)
         if rejected >= self.server.config.rate_limit_close_after:
             log.warning("%s sustained message flood: closing 1008", self.session.label)
-            self._leave_reason = CloseReason.ABUSE
+            self._close_reason = CloseReason.ABUSE
             self.session.close(CLOSE_POLICY, "rate limit exceeded")
             return
         now = time.monotonic()
@@ -128,9 +136,9 @@ class Connection:
             self._reply_error(ErrorCode.RATE_LIMITED, "too many messages: slow down")
 
     def _join_timed_out(self) -> None:
-        if self.member is None and not self.session.closing:
+        if self.participant is None and not self.session.closing:
             self._reply_error(ErrorCode.NOT_JOINED, "no join within the time limit")
-            self._leave_reason = CloseReason.JOIN_TIMEOUT
+            self._close_reason = CloseReason.JOIN_TIMEOUT
             self.session.close(CLOSE_POLICY, CloseReason.JOIN_TIMEOUT.value)
 
     def _reply(self, message: dict[str, Any], ref: str | int | None = None) -> None:
@@ -145,27 +153,15 @@ class Connection:
     async def dispatch(self, message: ClientMessage) -> None:
         if isinstance(message, Ping):
             self._reply({"type": "pong", "ts": message.ts}, message.id)
-            return
-        if isinstance(message, Join):
+        elif isinstance(message, Join):
             await self._join(message)
-            return
-        if self.member is None or self.room is None:
+        elif self.participant is None or self.participant.left:
             raise ProtocolError(ErrorCode.NOT_JOINED, "send 'join' first", message.id)
-        if isinstance(message, Leave):
-            self._leave_reason = CloseReason.LEFT
-            await self._leave_room()
-            self.session.close(CLOSE_NORMAL, CloseReason.LEFT.value)
-        elif isinstance(message, Signal):
-            self._signal(message)
-        elif isinstance(message, Stats):
-            self.member.client_stats = message.report
-        elif isinstance(message, PublishOffer | SubscribeAnswer | Candidate | Mute):
-            await self.server.media.handle(self.room, self.member, message, self._reply)
-        else:  # pragma: no cover - every parsed type is handled above
-            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message type", message.id)
+        else:
+            await self.participant.handle(message)
 
     async def _join(self, message: Join) -> None:
-        if self.member is not None:
+        if self.participant is not None:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "already joined", message.id)
         server = self.server
         if server.draining:
@@ -175,50 +171,9 @@ class Connection:
         except TokenError as exc:
             raise ProtocolError(ErrorCode(exc.code), exc.message, message.id) from None
         try:
-            room, member = await server.registry.join(access, message.name, self)
+            self.participant = await server.router.join(access, message, self)
         except ProtocolError as exc:
             exc.ref = message.id
             raise
-        self.room, self.member = room, member
-        self.session.label = f"room={room.name} participant={member.id}"
-        others = [m.public() for m in room.members.values() if m.id != member.id]
-        reply: dict[str, Any] = {
-            "type": "joined",
-            "protocol": protocol.PROTOCOL_VERSION,
-            "participant": member.public(),
-            "room": {"name": room.name, "mode": room.mode},
-            "participants": others,
-            "tracks": server.media.tracks(room),
-            "ice_servers": server.ice_servers(member.identity),
-            "heartbeat_s": server.config.heartbeat_interval_s,
-            "limits": server.client_limits(),
-        }
-        self._reply(reply, message.id)
-        await server.media.on_joined(room, member)
-
-    def _signal(self, message: Signal) -> None:
-        assert self.room is not None and self.member is not None
-        if self.room.mode != "p2p":
-            raise ProtocolError(
-                ErrorCode.FORBIDDEN, "'signal' is only for rooms of mode p2p", message.id
-            )
-        grants = self.member.grants
-        if not (grants.can_publish or grants.can_subscribe):
-            raise ProtocolError(ErrorCode.FORBIDDEN, "token grants no media", message.id)
-        if not self.server.registry.relay_signal(
-            self.room.name, self.member.id, message.to, message.payload
-        ):
-            raise ProtocolError(
-                ErrorCode.INVALID_MESSAGE, f"no participant {message.to[:40]!r} here", message.id
-            )
-
-    async def _leave_room(self) -> None:
-        room, member = self.room, self.member
-        self.room = self.member = None
-        if room is not None and member is not None:
-            await self.server.media.on_left(room, member)
-            await self.server.registry.leave(room.name, member.id, self._leave_reason)
-
-
-def ws_close_code(ws: web.WebSocketResponse) -> int | None:
-    return ws.close_code
+        member = self.participant.member
+        self.session.label = f"room={message.room} participant={member.id}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +63,15 @@ class RoomRegistry:
         return self._rooms.get(room)
 
     async def join(
-        self, access: AccessToken, name: str | None, endpoint: Endpoint
-    ) -> tuple[RoomState, Member]:
-        """Admit a participant, replacing an older session of the same identity."""
+        self,
+        access: AccessToken,
+        name: str | None,
+        make_endpoint: Callable[[RoomState, Member], Endpoint],
+    ) -> tuple[RoomState, Member, Endpoint]:
+        """Admit a participant, replacing an older session of the same identity.
+
+        `make_endpoint` builds where the new member's messages go once it is admitted.
+        """
         existing = self._rooms.get(access.room)
         previous = existing.by_identity.get(access.identity) if existing else None
         if previous is not None:
@@ -89,6 +96,7 @@ class RoomRegistry:
         )
         state.members[member.id] = member
         state.by_identity[member.identity] = member.id
+        endpoint = make_endpoint(state, member)
         self._bus.attach(state.name, member.id, endpoint)
         self._bus.broadcast(
             state.name,
@@ -98,7 +106,7 @@ class RoomRegistry:
         log.info(
             "room=%s participant=%s joined (%d in room)", state.name, member.id, len(state.members)
         )
-        return state, member
+        return state, member, endpoint
 
     async def leave(self, room: str, participant_id: str, reason: CloseReason) -> Member | None:
         """Remove a participant and tell the others; idempotent."""

@@ -23,7 +23,8 @@ from .handler import Connection
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
 from .rooms import RoomRegistry
-from .session import CLOSE_GOING_AWAY, Session
+from .router import LocalRouter
+from .session import Session
 from .tokens import Grants, mint_token
 from .turn_service import TurnService
 
@@ -75,6 +76,7 @@ class Server:
     admission: IpAdmission
     media: MediaGateway
     turn: TurnService
+    router: LocalRouter = field(init=False)
     connections: set[Connection] = field(default_factory=set)
     draining: bool = False
     started_at: float = field(default_factory=time.time)
@@ -99,6 +101,9 @@ class Server:
             media=MediaGateway(media_settings(config), registry),
             turn=TurnService(config, secret),
         )
+
+    def __post_init__(self) -> None:
+        self.router = LocalRouter(self)
 
     def metrics_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
@@ -127,8 +132,7 @@ class Server:
             {"type": "reconnect", "reason": CloseReason.SHUTDOWN.value, "retry_after_ms": 1000}
         )
         for conn in list(self.connections):
-            conn.send(notice)
-            conn.session.close(CLOSE_GOING_AWAY, CloseReason.SHUTDOWN.value)
+            conn.shut_down(notice)
         waits = [asyncio.ensure_future(conn.finished.wait()) for conn in self.connections]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=cfg.drain_timeout_s)
@@ -136,6 +140,7 @@ class Server:
                 task.cancel()
         for conn in list(self.connections):
             conn.session.abort(CloseReason.SHUTDOWN.value)
+        await self.router.close()
         await self.media.close()
 
     async def close(self) -> None:

@@ -131,7 +131,7 @@ async def _broadcast_latencies(server, clients, count: int, pad: int) -> list[fl
 
 
 async def test_non_reading_client_is_cut_off_and_healthy_latency_unaffected(start_server, connect):
-    server, ts = await start_server(send_queue_max=64)
+    server, ts = await start_server(send_queue_max=64, resume_ttl_s=0)
     healthy = [await connect(ts) for _ in range(20)]
     for i, client in enumerate(healthy):
         await client.join("room", f"healthy-{i}", mode="p2p")
@@ -148,7 +148,9 @@ async def test_non_reading_client_is_cut_off_and_healthy_latency_unaffected(star
     )
     for client in healthy:
         await client.expect("participant_joined")
-    slow_conn = next(c for c in server.connections if c.member and c.member.identity == "slow")
+    slow_conn = next(
+        c for c in server.connections if c.participant and c.participant.member.identity == "slow"
+    )
     with_slow = await _broadcast_latencies(server, healthy, 600, 16000)
     assert slow_conn.session.close_reason == CloseReason.SLOW_CLIENT.value
     room = server.registry.get("room")

@@ -50,8 +50,8 @@ async def test_leave_closes_1000_and_others_get_participant_left(start_server, c
     }
 
 
-async def test_disconnect_is_announced(start_server, connect):
-    _, ts = await start_server()
+async def test_disconnect_is_announced_when_resume_window_ends(start_server, connect):
+    _, ts = await start_server(resume_ttl_s=0.3)
     alice, bob = await connect(ts), await connect(ts)
     await alice.join("r1", "alice")
     b = await bob.join("r1", "bob")

@@ -1,0 +1,189 @@
+"""Room side of one participant: its member record, where its messages go, and resume.
+
+It lives where the room lives. The WebSocket (the edge) may drop and come back: while it is
+gone, messages for the participant are buffered (bounded) for `resume_ttl_s`, its
+PeerConnections stay up, and a `join` with the resume token reattaches a new edge without any
+renegotiation. When the time runs out the participant leaves the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import protocol
+from .bus import Endpoint
+from .protocol import (
+    Candidate,
+    ClientMessage,
+    CloseReason,
+    ErrorCode,
+    Leave,
+    Mute,
+    ProtocolError,
+    PublishOffer,
+    Signal,
+    Stats,
+    SubscribeAnswer,
+)
+from .rooms import Member, RoomState
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger(__name__)
+
+
+class ParticipantSession:
+    """Implements `Endpoint` for the bus: forwards to the current edge or buffers."""
+
+    def __init__(
+        self,
+        server: Server,
+        room: RoomState,
+        member: Member,
+        edge: Endpoint,
+        on_gone: Callable[[ParticipantSession], Awaitable[None]],
+    ) -> None:
+        self.server = server
+        self.room = room
+        self.member = member
+        self.resume_token = secrets.token_urlsafe(24)
+        self._edge: Endpoint | None = edge
+        self._buffer: deque[str] = deque()
+        self._buffer_overflowed = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._on_gone = on_gone
+        self.left = False
+
+    @property
+    def attached(self) -> bool:
+        return self._edge is not None
+
+    # --- Endpoint -------------------------------------------------------------------------
+
+    def send(self, data: str) -> None:
+        if self._edge is not None:
+            self._edge.send(data)
+        elif len(self._buffer) < self.server.config.send_queue_max:
+            self._buffer.append(data)
+        else:
+            self._buffer_overflowed = True
+
+    def end(self, reason: str) -> None:
+        """Close the participant's session for good (duplicate identity, removed, failed)."""
+        if self._edge is not None:
+            self._edge.end(reason)
+        else:
+            self._schedule_leave(CloseReason(reason))
+
+    # --- edge attachment ------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """The WebSocket dropped: keep the participant for resume_ttl_s."""
+        if self.left or self._edge is None:
+            return
+        self._edge = None
+        ttl = self.server.config.resume_ttl_s
+        log.info(
+            "room=%s participant=%s disconnected: resumable for %.0fs",
+            self.room.name,
+            self.member.id,
+            ttl,
+        )
+        self._expiry = asyncio.get_running_loop().call_later(
+            ttl, self._schedule_leave, CloseReason.DISCONNECTED
+        )
+
+    def resume(self, edge: Endpoint) -> str | None:
+        """Attach a new edge; returns why it cannot resume, or None on success."""
+        if self.left:
+            return "the session has ended"
+        if self._buffer_overflowed:
+            return "too much was missed while disconnected"
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._edge is not None:
+            # The old socket is still open (a half-dead connection): the new one wins.
+            self._edge.end(CloseReason.DUPLICATE_IDENTITY.value)
+        self._edge = edge
+        self.resume_token = secrets.token_urlsafe(24)
+        return None
+
+    def flush(self) -> None:
+        """Deliver what was buffered while detached (after the new `joined`)."""
+        edge = self._edge
+        while edge is not None and self._buffer:
+            edge.send(self._buffer.popleft())
+
+    def _schedule_leave(self, reason: CloseReason) -> None:
+        if not self.left:
+            asyncio.get_running_loop().create_task(self.leave(reason))
+
+    async def leave(self, reason: CloseReason) -> None:
+        """Leave the room: media first, then membership; idempotent."""
+        if self.left:
+            return
+        self.left = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._buffer.clear()
+        await self.server.media.on_left(self.room, self.member)
+        await self.server.registry.leave(self.room.name, self.member.id, reason)
+        await self._on_gone(self)
+
+    # --- messages from the client ---------------------------------------------------------
+
+    def joined_message(self, resumed: bool) -> dict[str, Any]:
+        server, room, member = self.server, self.room, self.member
+        return {
+            "type": "joined",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "participant": member.public(),
+            "room": {"name": room.name, "mode": room.mode},
+            "participants": [m.public() for m in room.members.values() if m.id != member.id],
+            "tracks": server.media.tracks(room),
+            "ice_servers": server.ice_servers(member.identity),
+            "resume_token": self.resume_token,
+            "resumed": resumed,
+            "heartbeat_s": server.config.heartbeat_interval_s,
+            "limits": server.client_limits(),
+        }
+
+    async def handle(self, message: ClientMessage) -> None:
+        """A message of a joined client (anything but join and ping)."""
+        if isinstance(message, Leave):
+            await self.leave(CloseReason.LEFT)
+            if self._edge is not None:
+                self._edge.end(CloseReason.LEFT.value)
+        elif isinstance(message, Signal):
+            self._signal(message)
+        elif isinstance(message, Stats):
+            self.member.client_stats = message.report
+        elif isinstance(message, PublishOffer | SubscribeAnswer | Candidate | Mute):
+            await self.server.media.handle(self.room, self.member, message, self._reply)
+        else:
+            raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message type", message.id)
+
+    def _reply(self, message: dict[str, Any], ref: str | int | None) -> None:
+        self.send(protocol.encode(protocol.with_ref(message, ref)))
+
+    def _signal(self, message: Signal) -> None:
+        if self.room.mode != "p2p":
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "'signal' is only for rooms of mode p2p", message.id
+            )
+        grants = self.member.grants
+        if not (grants.can_publish or grants.can_subscribe):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "token grants no media", message.id)
+        if not self.server.registry.relay_signal(
+            self.room.name, self.member.id, message.to, message.payload
+        ):
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, f"no participant {message.to[:40]!r} here", message.id
+            )
