@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -44,3 +45,19 @@ async def admin_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
     yield start
     for test_server in started:
         await test_server.close()
+
+
+async def api(
+    test_server: TestServer,
+    method: str,
+    path: Any,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> tuple[int, Any]:
+    """One HTTP request to a test server: (status, decoded JSON body)."""
+    url = path if not isinstance(path, str) else test_server.make_url(path)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, headers=headers, json=json) as response,
+    ):
+        return response.status, await response.json()

@@ -9,7 +9,7 @@ import pytest
 
 from signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET, token_for
-from tests.stats.conftest import admin_token, bearer
+from tests.stats.conftest import admin_token, api, bearer
 
 ALLOWED, UNAUTHORIZED, FORBIDDEN = "allowed", 401, 403
 
@@ -81,10 +81,8 @@ async def test_close_room_ends_every_session_with_room_closed(admin_server, conn
     a, b = await connect(ts), await connect(ts)
     await a.join("r", "alice")
     await b.join("r", "bob")
-    async with aiohttp.ClientSession() as http:
-        async with http.delete(ts.make_url("/api/rooms/r"), headers=bearer(admin_token())) as r:
-            assert r.status == 202
-            assert (await r.json()) == {"room": "r", "ended": 2}
+    status, body = await api(ts, "DELETE", "/api/rooms/r", bearer(admin_token()))
+    assert (status, body) == (202, {"room": "r", "ended": 2})
     for client in (a, b):
         await client.wait_closed()
         assert client.close_reason == "room_closed"
@@ -96,17 +94,14 @@ async def test_remove_participant_ends_its_session_with_removed(admin_server, co
     joined = await a.join("r", "alice")
     await b.join("r", "bob")
     pid = joined["participant"]["id"]
-    url = ts.make_url(f"/api/rooms/r/participants/{pid}")
-    async with aiohttp.ClientSession() as http:
-        async with http.delete(url, headers=bearer(admin_token("r"))) as r:
-            assert r.status == 202
+    path = f"/api/rooms/r/participants/{pid}"
+    status, _ = await api(ts, "DELETE", path, bearer(admin_token("r")))
+    assert status == 202
     await a.wait_closed()
     assert a.close_reason == "removed"
     left = await b.expect("participant_left")
     assert left["participant_id"] == pid and left["reason"] == "removed"
-    async with aiohttp.ClientSession() as http:
-        async with http.get(ts.make_url("/api/rooms/r"), headers=bearer(admin_token())) as r:
-            room = await r.json()
+    _, room = await api(ts, "GET", "/api/rooms/r", bearer(admin_token()))
     assert [p["identity"] for p in room["participants"]] == ["bob"]
 
 

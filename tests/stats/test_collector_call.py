@@ -6,12 +6,10 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
-
 from media.stats import StatsCollector
 from signaling.admin import STATS_KEY
 from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
-from tests.stats.conftest import admin_token, bearer
+from tests.stats.conftest import admin_token, api, bearer
 
 TOLERANCE = 0.10
 TICK_S = 2.0
@@ -118,10 +116,8 @@ async def test_collector_bitrates_and_packets_match_the_clients(admin_server, co
         url = ts.make_url(f"/api/rooms/call/participants/{pub_id}/stats").with_query(
             since=str(since)
         )
-        async with aiohttp.ClientSession() as http:
-            async with http.get(url, headers=bearer(admin_token())) as response:
-                assert response.status == 200
-                history = await response.json()
+        status, history = await api(ts, "GET", url, bearer(admin_token()))
+        assert status == 200
         times = [s["t"] for s in history["samples"]]
         assert times == sorted(times) and all(t > since for t in times)
         assert len(times) == 2
