@@ -738,6 +738,17 @@ class StatsCollector:
             ("fps", "browser"): client_fps if client_fps is not None else None,
         }
 
+    def check_thresholds(self, room: str, participant_id: str, sample: Json) -> list[Json]:
+        """Check one sample's loss, RTT and fps (both views) against the thresholds.
+
+        Returns the crossing events (also in the event log). The collector calls this for every
+        sample; it is public so that the threshold rules can be tested on their own.
+        """
+        state = self._participants.setdefault(
+            (room, participant_id), _ParticipantStats(self.settings.history_samples)
+        )
+        return self._check_thresholds(room, participant_id, sample, state)
+
     def _check_thresholds(
         self, room: str, participant_id: str, sample: Json, state: _ParticipantStats
     ) -> list[Json]:
