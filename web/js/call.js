@@ -72,7 +72,18 @@ async function join(event) {
     client.addEventListener("participant_left", (e) => removeTile(e.detail.participant_id));
     client.addEventListener("track_muted", (e) => showMuted(e.detail.participant_id, e.detail.track));
     client.addEventListener("close", (e) => {
-      $("status").textContent = `Disconnected (${e.detail.code}).`;
+      $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
+    });
+    client.addEventListener("reconnecting", (e) => {
+      $("status").textContent = `Reconnecting (attempt ${e.detail.attempt})…`;
+      $("status").dataset.state = "reconnecting";
+    });
+    client.addEventListener("reconnected", (e) => {
+      $("status").textContent = `In ${room} as ${client.self.name}${e.detail.resumed ? "" : " (rejoined)"}.`;
+      $("status").dataset.state = "connected";
+    });
+    client.addEventListener("reset", () => {
+      for (const id of [...tiles.keys()]) removeTile(id);
     });
     await client.join(room, token, name);
     $("local-name").textContent = `${client.self.name} (you)`;

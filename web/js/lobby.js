@@ -29,6 +29,12 @@ $("join-form").addEventListener("submit", async (event) => {
     const token = $("token").value.trim() || (await fetchDevToken(room, name)).token;
     client = new SignalingClient();
     client.addEventListener("participants", (e) => render(e.detail));
+    client.addEventListener("reconnecting", (e) => {
+      $("status").textContent = `Reconnecting (attempt ${e.detail.attempt})…`;
+    });
+    client.addEventListener("reconnected", () => {
+      $("status").textContent = `Connected as ${client.self.name}.`;
+    });
     client.addEventListener("close", (e) => {
       $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
       $("leave").hidden = true;

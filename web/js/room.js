@@ -3,7 +3,8 @@
 // renegotiates it whenever tracks come and go. Events (CustomEvent detail):
 //   "participants" [participants], "track" {participantId, track, stream},
 //   "trackended" {participantId, trackId}, "trackmuted" {participantId, track},
-//   "close" {code, reason}, and every raw signaling message type.
+//   "reconnecting" {attempt, delayMs}, "reconnected" {resumed}, "reset" (a reconnect that could
+//   not resume: remote media starts over), "close" {code, reason}, and the raw message types.
 import { SignalingClient } from "./signaling.js";
 
 export class RoomClient extends EventTarget {
@@ -14,8 +15,9 @@ export class RoomClient extends EventTarget {
     this.subscriber = null;
     this.remoteStreams = new Map(); // participant id -> MediaStream
     this._subscriberQueue = Promise.resolve();
+    this.localStream = null;
     for (const type of ["participants", "close", "participant_joined", "participant_left",
-      "track_published", "track_unpublished", "track_muted", "data"]) {
+      "track_published", "track_unpublished", "track_muted", "reconnecting"]) {
       this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
     }
     this.signaling.addEventListener("subscribe_offer", (e) => {
@@ -27,6 +29,20 @@ export class RoomClient extends EventTarget {
     this.signaling.addEventListener("participant_left", (e) => {
       this.remoteStreams.delete(e.detail.participant_id);
     });
+    this.signaling.addEventListener("reconnected", (e) => this._onReconnected(e.detail));
+  }
+
+  async _onReconnected({ resumed }) {
+    if (!resumed) {
+      // A new participant on the server: new PeerConnections, publish again.
+      this.close();
+      this.remoteStreams.clear();
+      this._forward("reset", {});
+      this.subscriber = this._newPc("subscriber");
+      this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+      if (this.localStream) await this.publish(this.localStream);
+    }
+    this._forward("reconnected", { resumed });
   }
 
   get self() {
@@ -46,6 +62,7 @@ export class RoomClient extends EventTarget {
 
   /** Publish the tracks of a local MediaStream (camera and microphone). */
   async publish(stream) {
+    this.localStream = stream;
     this.publisher = this._newPc("publisher");
     for (const track of stream.getTracks()) {
       this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
@@ -66,6 +83,7 @@ export class RoomClient extends EventTarget {
 
   leave() {
     this.signaling.leave();
+    this.localStream = null;
     this.close();
   }
 

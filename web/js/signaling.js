@@ -1,6 +1,23 @@
 // relayroom signaling client: one WebSocket, protocol v1 (see docs/protocol.md).
 // Plain ES module, no dependencies. Events are dispatched as CustomEvent(type, {detail: msg})
-// for every server message type, plus "participants" (the live list) and "close".
+// for every server message type, plus "participants" (the live list), "reconnecting"
+// {attempt, delayMs}, "reconnected" {resumed, joined} and "close" (final).
+//
+// A dropped connection is retried with exponential backoff and jitter (1 s doubling to 30 s).
+// The first join after a drop carries the resume token: within the server's resume window the
+// session continues as it was (resumed: true); otherwise it is a fresh participant
+// (resumed: false) and the media layer renegotiates from scratch.
+
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+// Closes after which reconnecting would be wrong (the user left, or was replaced or removed).
+const FINAL_REASONS = new Set(["left", "duplicate_identity", "removed", "room_closed",
+  "join_timeout", "rate limit exceeded"]);
+
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
 
 export function defaultSignalingUrl(location = window.location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -40,6 +57,12 @@ export class SignalingClient extends EventTarget {
     this._nextId = 1;
     this._pending = new Map();
     this._pingTimer = null;
+    this._joinArgs = null;
+    this._resumeToken = null;
+    this._leaving = false;
+    this._attempt = 0;
+    this._retryTimer = null;
+    this.reconnecting = false;
   }
 
   /** Open the WebSocket; resolves once it is open. */
@@ -54,10 +77,24 @@ export class SignalingClient extends EventTarget {
     });
   }
 
-  /** Join a room with a token; resolves with the `joined` message. */
+  /**
+   * Join a room; resolves with the `joined` message. `token` is a JWT string or an async
+   * function returning one (called again when a reconnect needs a fresh token).
+   */
   async join(room, token, name) {
+    this._joinArgs = { room, token, name };
+    this._leaving = false;
+    return this._join();
+  }
+
+  async _join() {
+    const { room, token, name } = this._joinArgs;
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) await this.connect();
-    const joined = await this.request({ type: "join", room, token, name });
+    const jwt = typeof token === "function" ? await token() : token;
+    const message = { type: "join", room, token: jwt, name };
+    if (this._resumeToken) message.resume = this._resumeToken;
+    const joined = await this.request(message);
+    this._resumeToken = joined.resume_token;
     this.self = joined.participant;
     this.room = joined.room;
     this.iceServers = joined.ice_servers || [];
@@ -93,6 +130,8 @@ export class SignalingClient extends EventTarget {
   }
 
   leave() {
+    this._leaving = true;
+    clearTimeout(this._retryTimer);
     this.send({ type: "leave" });
     this._stop();
   }
@@ -133,7 +172,33 @@ export class SignalingClient extends EventTarget {
       reject(new Error(`connection closed (${event.code} ${event.reason})`));
     }
     this._pending.clear();
+    const wasJoined = this.self !== null || this.reconnecting;
+    if (!this._leaving && wasJoined && !FINAL_REASONS.has(event.reason) && event.code !== 1009) {
+      this._scheduleReconnect();
+      return;
+    }
+    this.reconnecting = false;
     this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } }));
+  }
+
+  _scheduleReconnect() {
+    const delayMs = backoffDelay(this._attempt);
+    this._attempt += 1;
+    this.reconnecting = true;
+    this.dispatchEvent(new CustomEvent("reconnecting", { detail: { attempt: this._attempt, delayMs } }));
+    this._retryTimer = setTimeout(async () => {
+      if (this._leaving) return;
+      try {
+        const joined = await this._join();
+        this._attempt = 0;
+        this.reconnecting = false;
+        this.dispatchEvent(new CustomEvent("reconnected", { detail: { resumed: joined.resumed, joined } }));
+      } catch (error) {
+        // A failed attempt closes or never opens the socket; either way, try again later.
+        if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
+        else this._scheduleReconnect();
+      }
+    }, delayMs);
   }
 
   _emitParticipants() {

@@ -1,0 +1,47 @@
+"""Headless Chromium: the server drops a call page's WebSocket; video keeps running via resume."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import artifact_path
+from tests.web.test_call import REMOTE_VIDEO_STATE, _join
+
+pytestmark = pytest.mark.browser
+
+
+async def test_call_survives_a_dropped_websocket_through_resume(start_server, browser):
+    server, ts = await start_server(dev=True, resume_ttl_s=30)
+    url = str(ts.make_url("/call"))
+    ada = await _join(browser, url, "Ada")
+    bob = await _join(browser, url, "Bob")
+    for page in (ada, bob):
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('.tile.remote video')]"
+            ".some(v => v.videoWidth > 0)",
+            timeout=30000,
+        )
+    ada_id = await ada.evaluate("() => document.querySelector('#status').textContent")
+    # The server drops Ada's WebSocket without a close handshake (a network blip).
+    conn = next(
+        c for c in server.connections if c.participant and c.participant.member.name == "Ada"
+    )
+    participant_id = conn.participant.member.id
+    conn.session.abort("disconnected")
+    await ada.wait_for_selector("#status[data-state='reconnecting']", timeout=5000)
+    await ada.wait_for_selector("#status[data-state='connected']", timeout=10000)
+    assert "rejoined" not in await ada.text_content("#status"), ada_id
+    # Same participant on the server, media never renegotiated, frames still advancing.
+    again = next(
+        c for c in server.connections if c.participant and c.participant.member.name == "Ada"
+    )
+    assert again.participant.member.id == participant_id
+    before = await ada.evaluate(REMOTE_VIDEO_STATE)
+    await asyncio.sleep(1.5)
+    after = await ada.evaluate(REMOTE_VIDEO_STATE)
+    assert after[0]["frames"] > before[0]["frames"] and after[0]["time"] > before[0]["time"]
+    bob_view = await bob.evaluate(REMOTE_VIDEO_STATE)
+    assert len(bob_view) == 1 and bob_view[0]["name"] == "Ada"
+    await ada.screenshot(path=str(artifact_path("reconnect-ada.png")))
