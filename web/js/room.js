@@ -6,6 +6,7 @@
 //   "reconnecting" {attempt, delayMs}, "reconnected" {resumed}, "reset" (a reconnect that could
 //   not resume: remote media starts over), "close" {code, reason}, and the raw message types.
 import { SignalingClient } from "./signaling.js";
+import { StatsReporter } from "./stats-reporter.js";
 
 export class RoomClient extends EventTarget {
   constructor(signalingUrl) {
@@ -16,6 +17,7 @@ export class RoomClient extends EventTarget {
     this.remoteStreams = new Map(); // participant id -> MediaStream
     this._subscriberQueue = Promise.resolve();
     this.localStream = null;
+    this.stats = new StatsReporter(this); // getStats() summary to the server every 2 s
     for (const type of ["participants", "close", "participant_joined", "participant_left",
       "track_published", "track_unpublished", "track_muted", "reconnecting"]) {
       this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
@@ -57,6 +59,7 @@ export class RoomClient extends EventTarget {
     const joined = await this.signaling.join(room, token, name);
     this.subscriber = this._newPc("subscriber");
     this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+    this.stats.start();
     return joined;
   }
 
@@ -82,6 +85,7 @@ export class RoomClient extends EventTarget {
   }
 
   leave() {
+    this.stats.stop();
     this.signaling.leave();
     this.localStream = null;
     this.close();
