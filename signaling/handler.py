@@ -10,10 +10,25 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType
 
 from . import protocol
-from .participant import ParticipantSession
-from .protocol import ClientMessage, CloseReason, ErrorCode, Join, Ping, ProtocolError
+from .protocol import (
+    RECONNECT_REASONS,
+    ClientMessage,
+    CloseReason,
+    ErrorCode,
+    Join,
+    Ping,
+    ProtocolError,
+)
 from .ratelimit import TokenBucket, WindowCounter
-from .session import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_TOO_BIG, Session
+from .router import Link
+from .session import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_BIG,
+    Session,
+)
 from .tokens import TokenError, verify_token
 
 if TYPE_CHECKING:
@@ -22,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ABUSE_WINDOW_S = 10.0
+RETRY_AFTER_MS = 1000
 RATE_NOTICE_INTERVAL_S = 1.0
 # A session that ended for one of these reasons may come back with its resume token.
 RESUMABLE = frozenset(
@@ -39,7 +55,7 @@ class Connection:
         self._bucket = TokenBucket(cfg.rate_limit_msgs_per_s, cfg.rate_limit_burst)
         self._rejections = WindowCounter(ABUSE_WINDOW_S)
         self._last_rate_notice = 0.0
-        self.participant: ParticipantSession | None = None
+        self.participant: Link | None = None
         self._close_reason = CloseReason.DISCONNECTED
         self.finished = asyncio.Event()
 
@@ -49,14 +65,22 @@ class Connection:
         self.session.send(data)
 
     def end(self, reason: str) -> None:
+        """Close the WebSocket; for shutdown and failover, first ask the client to reconnect."""
         self._close_reason = CloseReason(reason)
-        self.session.close(CLOSE_NORMAL, reason)
-
-    def shut_down(self, notice: str) -> None:
-        """Server drain: tell the client to reconnect (elsewhere), then close 1001."""
-        self._close_reason = CloseReason.SHUTDOWN
-        self.session.send(notice)
-        self.session.close(CLOSE_GOING_AWAY, CloseReason.SHUTDOWN.value)
+        if self._close_reason in RECONNECT_REASONS:
+            self.session.send(
+                protocol.encode(
+                    {"type": "reconnect", "reason": reason, "retry_after_ms": RETRY_AFTER_MS}
+                )
+            )
+            code = (
+                CLOSE_GOING_AWAY
+                if self._close_reason is CloseReason.SHUTDOWN
+                else CLOSE_SERVICE_RESTART
+            )
+            self.session.close(code, reason)
+        else:
+            self.session.close(CLOSE_NORMAL, reason)
 
     # --- receive loop ------------------------------------------------------------------------
 
@@ -175,5 +199,4 @@ class Connection:
         except ProtocolError as exc:
             exc.ref = message.id
             raise
-        member = self.participant.member
-        self.session.label = f"room={message.room} participant={member.id}"
+        self.session.label = f"room={message.room} participant={self.participant.participant_id}"

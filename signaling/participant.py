@@ -61,6 +61,10 @@ class ParticipantSession:
         self.left = False
 
     @property
+    def participant_id(self) -> str:
+        return self.member.id
+
+    @property
     def attached(self) -> bool:
         return self._edge is not None
 

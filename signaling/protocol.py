@@ -46,6 +46,14 @@ class CloseReason(StrEnum):
     ROOM_CLOSED = "room_closed"
     DISCONNECTED = "disconnected"
     MEDIA_FAILED = "media_failed"
+    NODE_FAILED = "node_failed"
+    ROOM_MOVED = "room_moved"
+
+
+# Reasons after which the client should connect again (to any node) rather than give up.
+RECONNECT_REASONS = frozenset(
+    {CloseReason.SHUTDOWN, CloseReason.NODE_FAILED, CloseReason.ROOM_MOVED}
+)
 
 
 class ProtocolError(Exception):
@@ -238,6 +246,16 @@ def with_ref(message: dict[str, Any], ref: str | int | None) -> dict[str, Any]:
     if ref is not None:
         message["ref"] = ref
     return message
+
+
+def to_wire(message: ClientMessage) -> str:
+    """Serialise a parsed client message again (to forward it to the room's node)."""
+    data: dict[str, Any] = {"type": message.type}
+    for f in fields(message):
+        value = getattr(message, f.name)
+        if value is not None:
+            data[f.name] = value
+    return json.dumps(data, separators=(",", ":"))
 
 
 def message_fields(cls: type[ClientMessage]) -> list[str]:

@@ -6,17 +6,39 @@ by another node there, and keeps this interface.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from . import protocol
 from .bus import Endpoint
 from .participant import ParticipantSession
-from .protocol import CloseReason, Join
+from .protocol import ClientMessage, CloseReason, Join
 from .rooms import Member, RoomState
 from .tokens import AccessToken
 
 if TYPE_CHECKING:
     from .server import Server
+
+
+class Link(Protocol):
+    """What a WebSocket edge holds for its joined participant: the room side, here or remote."""
+
+    left: bool
+
+    @property
+    def participant_id(self) -> str: ...
+
+    async def handle(self, message: ClientMessage) -> None: ...
+
+    def detach(self) -> None: ...
+
+    async def leave(self, reason: CloseReason) -> None: ...
+
+
+class Router(Protocol):
+    async def join(self, access: AccessToken, message: Join, edge: Endpoint) -> Link: ...
+
+    async def close(self) -> None: ...
 
 
 class LocalRouter:
@@ -26,6 +48,9 @@ class LocalRouter:
         self._server = server
         self._sessions: dict[str, ParticipantSession] = {}
         self._by_resume_token: dict[str, ParticipantSession] = {}
+        # Told about every resume token issued and retired (the cluster records owners).
+        self.token_issued: Callable[[str], None] | None = None
+        self.token_retired: Callable[[str], None] | None = None
 
     @property
     def sessions(self) -> dict[str, ParticipantSession]:
@@ -45,7 +70,7 @@ class LocalRouter:
         room, member, endpoint = await server.registry.join(access, message.name, make_session)
         assert isinstance(endpoint, ParticipantSession)
         self._sessions[member.id] = endpoint
-        self._by_resume_token[endpoint.resume_token] = endpoint
+        self._remember_token(endpoint)
         edge.send(protocol.encode(protocol.with_ref(endpoint.joined_message(False), message.id)))
         await server.media.on_joined(room, member)
         return endpoint
@@ -55,21 +80,31 @@ class LocalRouter:
     ) -> ParticipantSession | None:
         """Reattach a dropped session: same participant id, PeerConnections untouched."""
         assert message.resume is not None
-        session = self._by_resume_token.pop(message.resume, None)
+        session = self._by_resume_token.get(message.resume)
         if session is None:
             return None
         if session.member.identity != access.identity or session.room.name != access.room:
             return None
+        self._forget_token(message.resume)
         if session.resume(edge) is not None:
             return None
-        self._by_resume_token[session.resume_token] = session
+        self._remember_token(session)
         edge.send(protocol.encode(protocol.with_ref(session.joined_message(True), message.id)))
         session.flush()
         return session
 
+    def _remember_token(self, session: ParticipantSession) -> None:
+        self._by_resume_token[session.resume_token] = session
+        if self.token_issued is not None:
+            self.token_issued(session.resume_token)
+
+    def _forget_token(self, token: str) -> None:
+        if self._by_resume_token.pop(token, None) is not None and self.token_retired is not None:
+            self.token_retired(token)
+
     async def _forget(self, session: ParticipantSession) -> None:
         self._sessions.pop(session.member.id, None)
-        self._by_resume_token.pop(session.resume_token, None)
+        self._forget_token(session.resume_token)
 
     async def close(self) -> None:
         for session in list(self._sessions.values()):

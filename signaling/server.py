@@ -128,11 +128,8 @@ class Server:
         self.draining = True
         cfg = self.config
         log.info("draining %d connections", len(self.connections))
-        notice = protocol.encode(
-            {"type": "reconnect", "reason": CloseReason.SHUTDOWN.value, "retry_after_ms": 1000}
-        )
         for conn in list(self.connections):
-            conn.shut_down(notice)
+            conn.end(CloseReason.SHUTDOWN.value)
         waits = [asyncio.ensure_future(conn.finished.wait()) for conn in self.connections]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=cfg.drain_timeout_s)

@@ -1,0 +1,334 @@
+"""Redis node bus: node registry with heartbeats, room ownership with fencing, node channels.
+
+Keys (prefix `rr:`):
+- `rr:node:<id>`       this node is alive; SET with a TTL of `node_ttl_s`, refreshed every
+                       `heartbeat_s`. A node whose key expired is dead.
+- `rr:room:<room>`     "<node id>|<fence>": the room's owner. Claimed atomically (Lua); a claim
+                       succeeds when the key is missing or its owner is dead, and takes a new
+                       fencing token from `rr:fence:<room>` (INCR), so a stale owner can tell.
+- `rr:resume:<token>`  owner node of a resumable session.
+Channel `rr:chan:<id>` carries JSON operations to node `<id>` (see signaling/cluster.py).
+
+Delivery to endpoints attached on this node stays in-process (the local bus); only traffic
+between nodes touches Redis, so local rooms keep working while Redis is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .bus import Endpoint, LocalBus, NodeBus
+
+log = logging.getLogger(__name__)
+
+PREFIX = "rr:"
+OUTBOX_MAX = 10_000
+
+# KEYS: room key, fence key, node-key prefix. ARGV: node id.
+# Returns "<owner>|<fence>" after the claim (the caller compares the owner with itself).
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local owner = string.match(current, '^([^|]+)')
+  if owner == ARGV[1] or redis.call('EXISTS', KEYS[3] .. owner) == 1 then
+    return current
+  end
+end
+local fence = redis.call('INCR', KEYS[2])
+local value = ARGV[1] .. '|' .. fence
+redis.call('SET', KEYS[1], value)
+return value
+"""
+
+# KEYS: room key. ARGV: "<node>|<fence>". Deletes only our own claim.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: room key, fence key. ARGV: node id, our "<node>|<fence>". Keeps an owned room's claim
+# (re-creating it after a Redis restart emptied the keys); returns the current value.
+_REFRESH = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[2] then return current end
+if not current then
+  local fence = redis.call('INCR', KEYS[2])
+  local value = ARGV[1] .. '|' .. fence
+  redis.call('SET', KEYS[1], value)
+  return value
+end
+return current
+"""
+
+BusHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BusUnavailable(Exception):
+    """Redis did not answer in time."""
+
+
+class RedisBus(NodeBus):
+    """A NodeBus over Redis; wraps a LocalBus for the endpoints attached on this node."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        heartbeat_s: float = 2.0,
+        node_ttl_s: float = 6.0,
+        op_timeout_s: float = 2.0,
+    ) -> None:
+        self.node_id = node_id or "N_" + secrets.token_hex(6)
+        self._url = url
+        self._heartbeat_s = heartbeat_s
+        self._node_ttl_ms = int(node_ttl_s * 1000)
+        self._timeout = op_timeout_s
+        self._local = LocalBus(self.node_id)
+        self._redis: aioredis.Redis | None = None
+        self._owned: dict[str, str] = {}  # room -> "<node>|<fence>"
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(OUTBOX_MAX)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.handler: BusHandler | None = None
+        self.on_room_lost: Callable[[str], Awaitable[None]] | None = None
+        self.healthy = False
+        self._last_error_log = 0.0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._redis = aioredis.from_url(
+            self._url,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=self._timeout,
+            decode_responses=True,
+        )
+        try:
+            await self._register()
+        except RedisError as exc:
+            self._log_error("cannot reach Redis at start-up: %s", exc)
+        for coro in (self._heartbeat_loop(), self._subscribe_loop(), self._publish_loop()):
+            self._tasks.append(asyncio.create_task(coro))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                for room, claim in list(self._owned.items()):
+                    await self._redis.eval(_RELEASE, 1, self._room_key(room), claim)
+                await self._redis.delete(PREFIX + "node:" + self.node_id)
+            await self._redis.aclose()
+            self._redis = None
+        self._owned.clear()
+        await self._local.close()
+
+    # --- ownership ----------------------------------------------------------------------------
+
+    def _room_key(self, room: str) -> str:
+        return PREFIX + "room:" + room
+
+    async def claim_room(self, room: str) -> bool:
+        if room in self._owned:
+            return True
+        value = await self._call(
+            self._redis_client().eval(
+                _CLAIM,
+                3,
+                self._room_key(room),
+                PREFIX + "fence:" + room,
+                PREFIX + "node:",
+                self.node_id,
+            )
+        )
+        owner = str(value).split("|", 1)[0]
+        if owner == self.node_id:
+            self._owned[room] = str(value)
+            log.info("room=%s claimed (fence %s)", room, str(value).split("|", 1)[1])
+            return True
+        return False
+
+    async def owner_of(self, room: str) -> str | None:
+        """The live node owning `room`, if any."""
+        value = await self._call(self._redis_client().get(self._room_key(room)))
+        if not value:
+            return None
+        owner = str(value).split("|", 1)[0]
+        return owner if await self.node_alive(owner) else None
+
+    def fence(self, room: str) -> int | None:
+        claim = self._owned.get(room)
+        return int(claim.split("|", 1)[1]) if claim else None
+
+    async def release_room(self, room: str) -> None:
+        claim = self._owned.pop(room, None)
+        if claim is not None:
+            # If Redis is away the claim is taken over once this node's key expires anyway.
+            with contextlib.suppress(BusUnavailable):
+                await self._call(
+                    self._redis_client().eval(_RELEASE, 1, self._room_key(room), claim)
+                )
+
+    async def node_alive(self, node_id: str) -> bool:
+        if node_id == self.node_id:
+            return True
+        return bool(await self._call(self._redis_client().exists(PREFIX + "node:" + node_id)))
+
+    async def set_resume(self, token: str, ttl_s: int) -> None:
+        with contextlib.suppress(BusUnavailable):
+            await self._call(
+                self._redis_client().set(PREFIX + "resume:" + token, self.node_id, ex=ttl_s)
+            )
+
+    async def resume_owner(self, token: str) -> str | None:
+        value = await self._call(self._redis_client().get(PREFIX + "resume:" + token))
+        return str(value) if value else None
+
+    async def drop_resume(self, token: str) -> None:
+        with contextlib.suppress(BusUnavailable):
+            await self._call(self._redis_client().delete(PREFIX + "resume:" + token))
+
+    # --- messaging ----------------------------------------------------------------------------
+
+    def publish(self, node_id: str, op: dict[str, Any]) -> bool:
+        """Queue an operation for another node; ordered per node. False when the outbox is full."""
+        try:
+            self._outbox.put_nowait((PREFIX + "chan:" + node_id, json.dumps(op)))
+        except asyncio.QueueFull:
+            self._log_error("outbox full: dropping an operation for node %s", node_id)
+            return False
+        return True
+
+    # Local delivery: endpoints attached here (WebSocket edges or remote-edge proxies).
+    def attach(self, room: str, participant_id: str, endpoint: Endpoint) -> None:
+        self._local.attach(room, participant_id, endpoint)
+
+    def detach(self, room: str, participant_id: str) -> None:
+        self._local.detach(room, participant_id)
+
+    def send_to(self, room: str, participant_id: str, data: str) -> bool:
+        return self._local.send_to(room, participant_id, data)
+
+    def broadcast(self, room: str, data: str, exclude: str | None = None) -> int:
+        return self._local.broadcast(room, data, exclude)
+
+    def end(self, room: str, participant_id: str, reason: str) -> None:
+        self._local.end(room, participant_id, reason)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _redis_client(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise BusUnavailable("the Redis bus is not started")
+        return self._redis
+
+    async def _call(self, awaitable: Awaitable[Any]) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, self._timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.healthy = False
+            self._log_error("Redis call failed: %s", exc)
+            raise BusUnavailable(str(exc) or type(exc).__name__) from None
+
+    async def _register(self) -> None:
+        info = json.dumps({"id": self.node_id, "started": time.time()})
+        await self._redis_client().set(PREFIX + "node:" + self.node_id, info, px=self._node_ttl_ms)
+        if not self.healthy:
+            log.info("node %s registered in Redis", self.node_id)
+        self.healthy = True
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._register(), self._timeout)
+                await self._refresh_rooms()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.healthy = False
+                self._log_error("heartbeat failed: %s", exc)
+            await asyncio.sleep(self._heartbeat_s)
+
+    async def _refresh_rooms(self) -> None:
+        client = self._redis_client()
+        for room, claim in list(self._owned.items()):
+            value = await asyncio.wait_for(
+                client.eval(
+                    _REFRESH, 2, self._room_key(room), PREFIX + "fence:" + room, self.node_id, claim
+                ),
+                self._timeout,
+            )
+            if str(value).split("|", 1)[0] == self.node_id:
+                self._owned[room] = str(value)
+            elif self._owned.pop(room, None) is not None:
+                log.warning("room=%s now owned by another node: giving it up", room)
+                if self.on_room_lost is not None:
+                    await self.on_room_lost(room)
+
+    async def _subscribe_loop(self) -> None:
+        channel = PREFIX + "chan:" + self.node_id
+        while True:
+            try:
+                pubsub = self._redis_client().pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(channel)
+                try:
+                    while True:
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is not None and message.get("type") == "message":
+                            await self._dispatch(message["data"])
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.healthy = False
+                self._log_error("subscription lost: %s; resubscribing", exc)
+                await asyncio.sleep(0.5)
+
+    async def _dispatch(self, raw: str) -> None:
+        try:
+            op = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring a malformed bus message")
+            return
+        if self.handler is not None and isinstance(op, dict):
+            try:
+                await self.handler(op)
+            except Exception:
+                log.exception("bus handler failed on %s", op.get("op"))
+
+    async def _publish_loop(self) -> None:
+        while True:
+            channel, data = await self._outbox.get()
+            while True:
+                try:
+                    await asyncio.wait_for(
+                        self._redis_client().publish(channel, data), self._timeout
+                    )
+                    break
+                except (RedisError, OSError, TimeoutError) as exc:
+                    self.healthy = False
+                    self._log_error("publish failed: %s; retrying", exc)
+                    await asyncio.sleep(0.5)
+
+    def _log_error(self, fmt: str, *args: object) -> None:
+        # At most one line a second while Redis is down.
+        now = time.monotonic()
+        if now - self._last_error_log >= 1.0:
+            self._last_error_log = now
+            log.warning(fmt, *args)
