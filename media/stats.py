@@ -56,8 +56,8 @@ class StatsSettings:
     """Threshold crossings and room events kept for the API and the dashboard."""
     smoothing: float = 0.3
     """Weight of the newest value in the moving average that thresholds are checked on."""
-    warmup_samples: int = 3
-    """Samples of a metric before its threshold is checked (a track starting is not a problem)."""
+    warmup_samples: int = 5
+    """Samples of a metric before its threshold is checked (a starting track ramps up its fps)."""
     client_report_max_age_s: float = 10.0
     """A browser summary older than this is not shown or checked."""
 

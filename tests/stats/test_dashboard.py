@@ -1,0 +1,86 @@
+"""Headless Chromium: the dashboard draws live charts of a two-browser call, from both ends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import artifact_path
+from tests.web.test_call import _join
+
+pytestmark = pytest.mark.browser
+
+# Pixels of a series colour on a chart: [server blue, browser purple].
+SERIES_PIXELS = """(name) => {
+  const canvas = document.querySelector(`canvas[data-chart="${name}"]`);
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const near = (i, r, g, b) => Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40
+    && Math.abs(data[i + 2] - b) < 40 && data[i + 3] > 100;
+  let server = 0, browser = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (near(i, 63, 167, 255)) server++;
+    else if (near(i, 199, 146, 234)) browser++;
+  }
+  return [server, browser];
+}"""
+
+NONE = "\u2013"  # what the dashboard shows for a missing number
+METRICS = """() => Object.fromEntries([...document.querySelectorAll('[data-metric]')]
+  .map((node) => [node.dataset.metric, node.textContent]))"""
+
+
+async def test_dashboard_charts_a_live_browser_call(admin_server, browser):
+    _, ts, _ = await admin_server(dev=True)
+    call_url = str(ts.make_url("/call"))
+    pages = [await _join(browser, call_url, name) for name in ("Ada", "Brian")]
+    for page in pages:
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('.tile.remote video')]"
+            ".some(v => v.videoWidth > 0)",
+            timeout=30000,
+        )
+    dashboard = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    dashboard.on("console", lambda m: m.type == "error" and print("dashboard:", m.text))
+    await dashboard.goto(str(ts.make_url("/dashboard")))
+    await dashboard.wait_for_selector("#feed-status[data-state='live']", timeout=10000)
+    await dashboard.wait_for_function(
+        "() => document.querySelectorAll('[data-participant]').length === 2", timeout=10000
+    )
+    assert await dashboard.text_content("#room-list .room-name") == "browser-call"
+    # The browser's own view (sent by the call pages' stats reporter) reaches the dashboard.
+    await dashboard.wait_for_function(
+        "() => document.querySelector('[data-metric=resolution]').textContent.includes('\\u00d7')",
+        timeout=15000,
+    )
+    await dashboard.wait_for_function(
+        "() => document.querySelector('[data-metric=candidate]').textContent === 'host'",
+        timeout=5000,
+    )
+    first = await dashboard.evaluate(METRICS)
+    bitrate_first = await dashboard.evaluate(SERIES_PIXELS, "bitrate")
+    await asyncio.sleep(3)
+    second = await dashboard.evaluate(METRICS)
+    bitrate_second = await dashboard.evaluate(SERIES_PIXELS, "bitrate")
+    assert first["bitrate_in"] != NONE and second["bitrate_in"] != NONE
+    changed = [k for k in ("bitrate_in", "bitrate_out", "jitter") if first[k] != second[k]]
+    assert changed, (first, second)
+    for name, (server, client) in (("bitrate", bitrate_second),):
+        assert server > 50 and client > 50, (name, server, client)
+    assert bitrate_second != bitrate_first  # the lines moved
+    fps_server, fps_browser = await dashboard.evaluate(SERIES_PIXELS, "fps")
+    assert fps_server > 50 and fps_browser > 10  # the browser reports every 2 s: a shorter line
+    assert await dashboard.evaluate(SERIES_PIXELS, "resolution") != [0, 0]
+    await dashboard.wait_for_function(
+        "() => document.querySelectorAll("
+        "'#event-log li[data-kind=participant_joined]').length >= 2",
+        timeout=5000,
+    )
+    await dashboard.screenshot(path=str(artifact_path("dashboard.png")), full_page=True)
+
+    # Leaving shows in the event log and the participant list, without a reload.
+    await pages[1].click("#leave")
+    await dashboard.wait_for_function(
+        "() => document.querySelectorAll('[data-participant]').length === 1", timeout=10000
+    )
+    await dashboard.wait_for_selector("#event-log li[data-kind=participant_left]", timeout=5000)

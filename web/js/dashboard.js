@@ -1,0 +1,460 @@
+// relayroom dashboard: rooms, participants and live per-connection charts from the admin feed.
+// Plain ES module, no dependencies: charts are drawn on <canvas> here.
+// Token: ?token=..., else the one kept in this tab, else a dev server's /api/dev/admin-token,
+// else the form asks for one (`relayroom token --room '*' --identity ops --grant admin=true`).
+
+const $ = (id) => document.getElementById(id);
+const HISTORY = 300; // samples kept per participant (5 minutes at 1 s)
+const WINDOW_S = 120; // seconds shown in the charts
+const MAX_EVENTS = 200;
+const COLORS = { server: "#3fa7ff", out: "#3ecf6e", browser: "#c792ea", threshold: "#ff5d5d", grid: "#2c353e", text: "#8b98a5" };
+
+const state = {
+  token: null,
+  ws: null,
+  thresholds: { loss: 0.05, rtt_ms: 300, fps: 15 },
+  rooms: [],
+  participants: [],
+  series: new Map(), // "room\u0000id" -> [sample]
+  selected: null, // {room, id}
+  retry: null,
+};
+
+const keyOf = (room, id) => `${room}\u0000${id}`;
+
+// ------------------------------------------------------------------ formatting
+
+function fmtBitrate(bps) {
+  if (bps === null || bps === undefined) return "–";
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mb/s`;
+  return `${(bps / 1e3).toFixed(0)} kb/s`;
+}
+const fmt = (value, unit = "", digits = 0) =>
+  value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
+const fmtTime = (t) => new Date(t * 1000).toLocaleTimeString();
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+}
+
+// ------------------------------------------------------------------ charts
+
+export class LineChart {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+  }
+
+  /** series: [{points: [[t, v]], color, dash}], options: {threshold, tMax, min, max} */
+  draw(series, { threshold = null, tMax = Date.now() / 1000, minMax = 1 } = {}) {
+    const { canvas, ctx } = this;
+    const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(50, canvas.clientWidth);
+    const height = Math.max(50, canvas.clientHeight);
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const left = 42, right = 6, top = 6, bottom = 16;
+    const plotW = width - left - right, plotH = height - top - bottom;
+    const tMin = tMax - WINDOW_S;
+    let max = minMax;
+    for (const s of series) for (const [t, v] of s.points) if (t >= tMin && v > max) max = v;
+    if (threshold !== null && threshold * 1.25 > max) max = threshold * 1.25;
+    max = niceCeil(max);
+    const x = (t) => left + ((t - tMin) / WINDOW_S) * plotW;
+    const y = (v) => top + plotH - (v / max) * plotH;
+    // grid and labels
+    ctx.strokeStyle = COLORS.grid;
+    ctx.fillStyle = COLORS.text;
+    ctx.lineWidth = 1;
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.setLineDash([]);
+    for (let i = 0; i <= 4; i++) {
+      const v = (max * i) / 4;
+      const py = Math.round(y(v)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(left, py);
+      ctx.lineTo(width - right, py);
+      ctx.stroke();
+      ctx.fillText(shortNumber(v), 2, py + 3);
+    }
+    for (let s = 0; s <= WINDOW_S; s += 30) {
+      ctx.fillText(s === WINDOW_S ? "now" : `-${WINDOW_S - s}s`, x(tMin + s) - 10, height - 3);
+    }
+    if (threshold !== null) {
+      ctx.strokeStyle = COLORS.threshold;
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      ctx.moveTo(left, y(threshold));
+      ctx.lineTo(width - right, y(threshold));
+      ctx.stroke();
+    }
+    for (const s of series) {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 1.6;
+      ctx.setLineDash(s.dash ? [5, 3] : []);
+      ctx.beginPath();
+      let pen = false;
+      for (const [t, v] of s.points) {
+        if (t < tMin || v === null || v === undefined) {
+          pen = false;
+          continue;
+        }
+        if (pen) ctx.lineTo(x(t), y(v));
+        else ctx.moveTo(x(t), y(v));
+        pen = true;
+      }
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+  }
+}
+
+function niceCeil(value) {
+  if (value <= 0) return 1;
+  const p = 10 ** Math.floor(Math.log10(value));
+  for (const m of [1, 2, 2.5, 5, 10]) if (value <= m * p) return m * p;
+  return 10 * p;
+}
+
+function shortNumber(v) {
+  if (v >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(v >= 1e4 ? 0 : 1)}k`;
+  return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1);
+}
+
+const charts = {};
+for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
+  charts[canvas.dataset.chart] = new LineChart(canvas);
+}
+
+// ------------------------------------------------------------------ API and feed
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${state.token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error?.message || `HTTP ${response.status}`);
+  return data;
+}
+
+async function obtainToken() {
+  const fromUrl = new URLSearchParams(window.location.search).get("token");
+  if (fromUrl) return fromUrl;
+  const kept = sessionStorage.getItem("relayroom-admin-token");
+  if (kept) return kept;
+  const response = await fetch("/api/dev/admin-token", { method: "POST" }).catch(() => null);
+  if (response && response.ok) return (await response.json()).token;
+  return null;
+}
+
+function setStatus(text, kind) {
+  $("feed-status").textContent = text;
+  $("feed-status").dataset.state = kind;
+}
+
+function connectFeed() {
+  clearTimeout(state.retry);
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  const url = `${scheme}//${window.location.host}/api/feed?token=${encodeURIComponent(state.token)}`;
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  let opened = false;
+  setStatus("connecting…", "off");
+  ws.onopen = () => {
+    opened = true;
+    setStatus("live", "live");
+  };
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") onHello(message);
+    else if (message.type === "tick") onTick(message);
+  };
+  ws.onclose = () => {
+    if (state.ws !== ws) return;
+    if (!opened) {
+      // The handshake was refused: most likely the token.
+      sessionStorage.removeItem("relayroom-admin-token");
+      setStatus("unauthorized", "error");
+      $("token-form").hidden = false;
+      return;
+    }
+    setStatus("reconnecting…", "error");
+    state.retry = setTimeout(connectFeed, 2000);
+  };
+}
+
+function onHello(message) {
+  state.thresholds = message.thresholds;
+  state.rooms = message.rooms;
+  $("event-log").replaceChildren();
+  for (const event of message.events) addEvent(event);
+  renderRooms();
+}
+
+function onTick(message) {
+  state.rooms = message.rooms;
+  state.participants = message.participants;
+  const live = new Set(message.participants.map((p) => keyOf(p.room, p.id)));
+  for (const sample of message.samples) {
+    const key = keyOf(sample.room, sample.participant_id);
+    let list = state.series.get(key);
+    if (!list) state.series.set(key, (list = []));
+    list.push(sample);
+    if (list.length > HISTORY) list.splice(0, list.length - HISTORY);
+  }
+  for (const key of [...state.series.keys()]) if (!live.has(key)) state.series.delete(key);
+  for (const event of message.events) addEvent(event);
+  if (state.selected && !live.has(keyOf(state.selected.room, state.selected.id))) state.selected = null;
+  if (!state.selected) autoSelect();
+  renderRooms();
+  renderDetail();
+}
+
+function autoSelect() {
+  // Prefer someone who receives media: their charts have the most to show.
+  let pick = null;
+  for (const p of state.participants) {
+    const list = state.series.get(keyOf(p.room, p.id));
+    const last = list?.[list.length - 1];
+    if (last && (last.tracks.out.length || last.tracks.in.length)) {
+      pick = p;
+      break;
+    }
+  }
+  pick = pick || state.participants[0];
+  if (pick) select(pick.room, pick.id);
+}
+
+async function select(room, id) {
+  state.selected = { room, id };
+  renderRooms();
+  renderDetail();
+  try {
+    const since = Date.now() / 1000 - HISTORY;
+    const path = `/api/rooms/${encodeURIComponent(room)}/participants/${encodeURIComponent(id)}/stats?since=${since}`;
+    const history = await api("GET", path);
+    const key = keyOf(room, id);
+    const current = state.series.get(key) || [];
+    const first = current.length ? current[0].t : Infinity;
+    const older = history.samples.filter((s) => s.t < first);
+    state.series.set(key, [...older, ...current].slice(-HISTORY));
+    renderDetail();
+  } catch (error) {
+    console.debug("history", error);
+  }
+}
+
+// ------------------------------------------------------------------ rendering
+
+function renderRooms() {
+  const list = $("room-list");
+  $("room-count").textContent = state.rooms.length;
+  $("no-rooms").hidden = state.rooms.length > 0;
+  list.replaceChildren(
+    ...state.rooms.map((room) => {
+      const people = state.participants.filter((p) => p.room === room.name);
+      return el(
+        "li",
+        { dataset: { room: room.name } },
+        el("div", { class: "room-name" }, el("span", { class: "health", dataset: { health: room.health } }), room.name),
+        el("div", { class: "room-meta" },
+          `${room.mode} · ${room.participants} participants · ${room.tracks} tracks · ` +
+          `${fmtBitrate(room.bitrate_in_bps)} in`),
+        el("ul", { class: "participants" }, ...people.map((p) => participantItem(room.name, p))),
+      );
+    }),
+  );
+}
+
+function participantItem(room, p) {
+  const list = state.series.get(keyOf(room, p.id));
+  const health = list?.[list.length - 1]?.health || "ok";
+  const current = state.selected && state.selected.room === room && state.selected.id === p.id;
+  return el(
+    "li",
+    {},
+    el(
+      "button",
+      { type: "button", "aria-current": String(Boolean(current)), dataset: { participant: p.id }, onclick: () => select(room, p.id) },
+      el("span", { class: "health", dataset: { health } }),
+      p.name,
+    ),
+  );
+}
+
+function points(list, pick) {
+  return list.map((s) => [s.t, pick(s)]);
+}
+
+function renderDetail() {
+  const sel = state.selected;
+  const list = sel ? state.series.get(keyOf(sel.room, sel.id)) || [] : [];
+  const last = list[list.length - 1];
+  const person = sel && state.participants.find((p) => p.room === sel.room && p.id === sel.id);
+  $("detail-title").textContent = person ? `${person.name} · ${sel.room}` : "Select a participant";
+  $("detail-actions").hidden = !person;
+  $("detail-health").dataset.health = last?.health || "ok";
+  const s = last?.summary || {};
+  const c = last?.client || {};
+  const th = state.thresholds;
+  const metric = (name, text, bad) => {
+    const node = document.querySelector(`[data-metric="${name}"]`);
+    node.textContent = text;
+    node.dataset.health = bad ? "bad" : "ok";
+  };
+  const loss = s.loss ?? c.loss;
+  const rtt = s.rtt_ms ?? c.rtt_ms;
+  const fps = c.fps ?? s.fps;
+  metric("bitrate_in", fmtBitrate(s.bitrate_in_bps), false);
+  metric("bitrate_out", fmtBitrate(s.bitrate_out_bps), false);
+  metric("loss", loss === undefined || loss === null ? "–" : `${(loss * 100).toFixed(1)}%`, loss > th.loss);
+  metric("rtt", fmt(rtt, " ms"), rtt > th.rtt_ms);
+  metric("jitter", fmt(s.jitter_ms ?? c.jitter_ms, " ms", 1), false);
+  metric("fps", fmt(fps, "", 1), fps !== undefined && fps !== null && fps < th.fps);
+  metric("resolution", c.width ? `${c.width}×${c.height}` : c.width_sent ? `${c.width_sent}×${c.height_sent} ↑` : "–", false);
+  const pair = last?.connections?.subscriber?.candidate_pair || last?.connections?.publisher?.candidate_pair;
+  metric("candidate", pair?.type || c.candidate_type || "–", false);
+
+  const tMax = Date.now() / 1000;
+  const kb = (v) => (v === null || v === undefined ? null : v / 1000);
+  charts.bitrate.draw([
+    { points: points(list, (x) => kb(x.summary.bitrate_in_bps)), color: COLORS.server },
+    { points: points(list, (x) => kb(x.summary.bitrate_out_bps)), color: COLORS.out },
+    { points: points(list, (x) => kb(x.client?.bitrate_in_bps)), color: COLORS.browser },
+    { points: points(list, (x) => kb(x.client?.bitrate_out_bps)), color: COLORS.browser, dash: true },
+  ], { tMax, minMax: 10 });
+  const pct = (v) => (v === null || v === undefined ? null : v * 100);
+  charts.loss.draw([
+    { points: points(list, (x) => pct(x.summary.loss)), color: COLORS.server },
+    { points: points(list, (x) => pct(x.client?.loss)), color: COLORS.browser },
+  ], { tMax, threshold: th.loss * 100 });
+  charts.rtt.draw([
+    { points: points(list, (x) => x.summary.rtt_ms), color: COLORS.server },
+    { points: points(list, (x) => x.client?.rtt_ms), color: COLORS.browser },
+  ], { tMax, threshold: th.rtt_ms, minMax: 10 });
+  charts.jitter.draw([
+    { points: points(list, (x) => x.summary.jitter_ms), color: COLORS.server },
+    { points: points(list, (x) => x.client?.jitter_ms), color: COLORS.browser },
+  ], { tMax, minMax: 5 });
+  charts.fps.draw([
+    { points: points(list, (x) => x.summary.fps), color: COLORS.server },
+    { points: points(list, (x) => x.client?.fps), color: COLORS.browser },
+    { points: points(list, (x) => x.client?.fps_sent), color: COLORS.browser, dash: true },
+  ], { tMax, threshold: th.fps, minMax: 30 });
+  charts.resolution.draw([
+    { points: points(list, (x) => x.client?.height), color: COLORS.browser },
+    { points: points(list, (x) => x.client?.height_sent), color: COLORS.browser, dash: true },
+  ], { tMax, minMax: 240 });
+  renderTables(last);
+}
+
+function table(headers, rows) {
+  return el("table", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h))), ...rows.map((r) => el("tr", {}, ...r.map((v) => el("td", {}, v)))));
+}
+
+function renderTables(sample) {
+  if (!sample) {
+    $("connections").replaceChildren();
+    $("tracks").replaceChildren();
+    return;
+  }
+  const rows = [];
+  for (const [name, conn] of Object.entries(sample.connections)) {
+    if (!conn) continue;
+    const pair = conn.candidate_pair;
+    rows.push([name, conn.state, conn.ice_state, conn.dtls_state ?? "–", pair?.type ?? "–",
+      pair ? `${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port}` : "–",
+      fmtBitrate(conn.bitrate_in_bps), fmtBitrate(conn.bitrate_out_bps)]);
+  }
+  const browser = sample.client;
+  if (browser) {
+    rows.push(["browser", "", "", "", browser.candidate_type ?? "–",
+      `rtt ${fmt(browser.rtt_ms, " ms")} · jb ${fmt(browser.jitter_buffer_delay_ms, " ms")} · decoded ${browser.frames_decoded ?? "–"}`,
+      fmtBitrate(browser.bitrate_in_bps), fmtBitrate(browser.bitrate_out_bps)]);
+  }
+  $("connections").replaceChildren(table(["connection", "state", "ICE", "DTLS", "path", "pair", "in", "out"], rows));
+  const trackRows = [];
+  for (const t of sample.tracks.in) {
+    trackRows.push([`↑ ${t.kind}`, t.track_id.slice(0, 12), t.packets, fmtBitrate(t.bitrate_bps), fmt(t.fps, "", 1),
+      t.loss === null ? "–" : `${(t.loss * 100).toFixed(1)}%`, fmt(t.jitter_ms, " ms", 1), "–", `PLI sent ${t.pli_sent}`,
+      muteButton(sample, t)]);
+  }
+  for (const t of sample.tracks.out) {
+    trackRows.push([`↓ ${t.kind}`, t.track_id.slice(0, 12), t.packets, fmtBitrate(t.bitrate_bps), "–",
+      t.loss === null ? "–" : `${(t.loss * 100).toFixed(1)}%`, fmt(t.jitter_ms, " ms", 1), fmt(t.rtt_ms, " ms"),
+      `PLI ${t.pli} · NACK ${t.nacks} · drop ${t.dropped}`, ""]);
+  }
+  const data = sample.data;
+  if (data.messages_relayed !== null) {
+    trackRows.push(["data", "", data.messages_relayed, "", "", "", "", "", `dropped ${data.messages_dropped}`, ""]);
+  }
+  $("tracks").replaceChildren(table(["track", "id", "packets", "bitrate", "fps", "loss", "jitter", "RTT", "feedback", ""], trackRows));
+}
+
+function muteButton(sample, track) {
+  const base = `/api/rooms/${encodeURIComponent(sample.room)}/participants/${encodeURIComponent(sample.participant_id)}`;
+  return el("button", {
+    type: "button",
+    class: "secondary",
+    onclick: () => api("POST", `${base}/tracks/${encodeURIComponent(track.track_id)}/mute`, { muted: !track.muted })
+      .catch((e) => addEvent({ t: Date.now() / 1000, type: "errors", message: e.message })),
+  }, track.muted ? "unmute" : "mute");
+}
+
+function describe(e) {
+  const who = e.participant_id ? `${e.room}/${e.name || e.participant_id}` : e.room || "";
+  switch (e.type) {
+    case "participant_joined": return `${who} joined`;
+    case "participant_left": return `${who} left`;
+    case "participant_removed": return `${who} removed by ${e.by}`;
+    case "room_closed": return `room ${e.room} closed by ${e.by}`;
+    case "track_muted": return `${who} track ${e.muted ? "muted" : "unmuted"} by admin`;
+    case "threshold_crossed": return `${who} ${e.metric} ${e.value} crossed ${e.threshold} (${e.view})`;
+    case "threshold_cleared": return `${who} ${e.metric} back to ${e.value} (${e.view})`;
+    case "errors": return e.counts ? `errors: ${Object.entries(e.counts).map(([k, v]) => `${k} ×${v}`).join(", ")}` : e.message;
+    default: return `${e.type} ${who}`;
+  }
+}
+
+function addEvent(e) {
+  const log = $("event-log");
+  log.prepend(el("li", { dataset: { kind: e.type } }, el("time", {}, fmtTime(e.t)), describe(e)));
+  while (log.children.length > MAX_EVENTS) log.lastChild.remove();
+}
+
+// ------------------------------------------------------------------ start
+
+$("remove").addEventListener("click", async () => {
+  const sel = state.selected;
+  if (!sel) return;
+  await api("DELETE", `/api/rooms/${encodeURIComponent(sel.room)}/participants/${encodeURIComponent(sel.id)}`)
+    .catch((e) => addEvent({ t: Date.now() / 1000, type: "errors", message: e.message }));
+});
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.token = $("token").value.trim();
+  sessionStorage.setItem("relayroom-admin-token", state.token);
+  $("token-form").hidden = true;
+  connectFeed();
+});
+
+window.addEventListener("resize", () => renderDetail());
+
+state.token = await obtainToken();
+if (state.token) connectFeed();
+else $("token-form").hidden = false;
