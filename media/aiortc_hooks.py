@@ -57,6 +57,7 @@ TESTED_AIOICE = "0.13."
 
 # The private names the hooks use, by owner. check_compatibility() looks each one up.
 _RECEIVER_INIT_NAMES = (
+    "_RTCRtpReceiver__started",
     "_RTCRtpReceiver__codecs",
     "_RTCRtpReceiver__decoder_queue",
     "_RTCRtpReceiver__decoder_thread",
@@ -388,6 +389,8 @@ class ReceiverTap:
         rx._handle_rtp_packet = self._handle_rtp_packet
         rx._handle_rtcp_packet = self._handle_rtcp_packet
         rx.receive = self._receive
+        if rx._RTCRtpReceiver__started:
+            raise HookError("receiver tapped after it started decoding")
         estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
         if estimator is not None:
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
@@ -405,8 +408,10 @@ class ReceiverTap:
         self._rtx_pt = rtx_pt
 
     async def _receive(self, parameters: Any) -> None:
-        # Swap the decoder queue before the receiver starts its decoder thread.
-        self._rx._RTCRtpReceiver__decoder_queue = self._drop
+        # aiortc calls receive() again at each negotiation; only the first call starts the
+        # decoder thread, and it must start on our queue (swapping later would orphan it).
+        if not self._rx._RTCRtpReceiver__started:
+            self._rx._RTCRtpReceiver__decoder_queue = self._drop
         await self._orig_receive(parameters)
         for encoding in parameters.encodings:
             if encoding.ssrc and self.media_ssrc is None:

@@ -266,6 +266,10 @@ class Participant:
             sections = {s.mid: s for s in checked.sections}
             sending: dict[str, tuple[RTCRtpTransceiver, RTCRtpCodecParameters, int | None]] = {}
             for t in pc.getTransceivers():
+                # Tap each receiver now, before aiortc's connect task can start it (and its
+                # decoder): no await between setRemoteDescription and here.
+                if t.mid is not None and t.mid not in self._taps:
+                    self._taps[t.mid] = ReceiverTap(t.receiver)
                 codec = choose_codec(negotiated_codecs(t), self._settings)
                 if codec is None:
                     raise SdpRejected(f"m-line {t.mid}: no codec both allowed and supported")
@@ -307,10 +311,7 @@ class Participant:
                 )
                 hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
                 assert t.mid is not None
-                tap = self._taps.get(t.mid)
-                if tap is None:
-                    tap = self._taps[t.mid] = ReceiverTap(t.receiver)
-                hub.attach(tap)
+                hub.attach(self._taps[t.mid])
                 self._published[track_id] = _Published(hub, t)
                 added.append(hub)
                 logger.info(

@@ -269,3 +269,36 @@ async def test_track_published_events_carry_codec_and_kind(harness: Harness) -> 
         ("video", "H264"),
     ]
     assert all(e.participant_id == "alice" and not e.track.muted for e in published)
+
+
+async def test_publisher_renegotiation_adds_and_removes_tracks(harness: Harness) -> None:
+    from tests.media.client import StampedVideoTrack
+
+    pub = await harness.publisher("alice", audio=False)
+    sub = await harness.subscriber("bob")
+    assert await wait_for(lambda: len(sub.tracks) == 1, 10)
+    second = StampedVideoTrack()
+    pub.pc.addTransceiver(second, direction="sendonly")
+    await pub.offer()
+    assert await wait_for(
+        lambda: second.id in sub.tracks and len(sub.tracks[second.id].frames) > 10, 10
+    )
+    assert_in_order(sub.tracks[second.id])
+    # stop sending the first track: it is unpublished, the second keeps flowing
+    first = pub.pc.getTransceivers()[0]
+    first.direction = "inactive"
+    await pub.offer()
+    first_id = pub.video.id if pub.video else ""
+    assert [e.track.id for e in harness.events_of(TrackUnpublished)] == [first_id]
+    assert await wait_for(lambda: sub.tracks[first_id].ended_at is not None, 5)
+    count = len(sub.tracks[second.id].frames)
+    assert await wait_for(lambda: len(sub.tracks[second.id].frames) > count + 15, 5)
+    assert [t.id for _, t in harness.room.tracks()] == [second.id]
+    # no receiver of the relay decodes, including those added by the renegotiation
+    alice = harness.room.participant("alice")
+    assert alice is not None
+    for receiver in alice.publisher_pc.getReceivers():
+        rx: Any = receiver
+        thread = rx._RTCRtpReceiver__decoder_thread
+        assert thread is None or not thread.is_alive()
+        assert rx.track is None or rx.track._queue.qsize() <= 1
