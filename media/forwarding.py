@@ -325,7 +325,7 @@ class Leg:
             return
         try:
             await send(data)
-        except ConnectionError:
+        except Exception:  # ConnectionError once the transport closed; never stop the others
             self.stats.send_errors += 1
             return
         stats = self.stats
