@@ -33,15 +33,20 @@ log = logging.getLogger(__name__)
 
 PREFIX = "rr:"
 OUTBOX_MAX = 10_000
+MAX_CONNECTIONS = 32
 
-# KEYS: room key, fence key, node-key prefix. ARGV: node id.
+# A node is alive while its key exists and its channel has a subscriber: a killed process
+# loses its subscription at once (the kernel closes its socket), long before the key expires.
+# KEYS: room key, fence key, node-key prefix, channel prefix. ARGV: node id.
 # Returns "<owner>|<fence>" after the claim (the caller compares the owner with itself).
 _CLAIM = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local owner = string.match(current, '^([^|]+)')
-  if owner == ARGV[1] or redis.call('EXISTS', KEYS[3] .. owner) == 1 then
-    return current
+  if owner == ARGV[1] then return current end
+  if redis.call('EXISTS', KEYS[3] .. owner) == 1 then
+    local subs = redis.call('PUBSUB', 'NUMSUB', KEYS[4] .. owner)
+    if tonumber(subs[2]) > 0 then return current end
   end
 end
 local fence = redis.call('INCR', KEYS[2])
@@ -103,18 +108,26 @@ class RedisBus(NodeBus):
         self._tasks: list[asyncio.Task[None]] = []
         self.handler: BusHandler | None = None
         self.on_room_lost: Callable[[str], Awaitable[None]] | None = None
-        self.healthy = False
+        self._healthy = False
+        self._started_at = 0.0
+        self._recovered_at = 0.0
         self._last_error_log = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._redis = aioredis.from_url(
+        self._started_at = time.monotonic()
+        # A blocking pool: a burst of calls waits for a connection (up to the op timeout)
+        # instead of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=self._timeout,
             socket_timeout=self._timeout,
             socket_connect_timeout=self._timeout,
             decode_responses=True,
         )
+        self._redis = aioredis.Redis(connection_pool=pool)
         try:
             await self._register()
         except RedisError as exc:
@@ -123,6 +136,9 @@ class RedisBus(NodeBus):
             self._tasks.append(asyncio.create_task(coro))
 
     async def close(self) -> None:
+        # Let queued operations (for example "reconnect elsewhere") reach the other nodes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), self._timeout)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -139,6 +155,27 @@ class RedisBus(NodeBus):
         self._owned.clear()
         await self._local.close()
 
+    # --- health -------------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @healthy.setter
+    def healthy(self, value: bool) -> None:
+        if value and not self._healthy:
+            self._recovered_at = time.monotonic()
+        self._healthy = value
+
+    @property
+    def settling(self) -> bool:
+        """Just after Redis came back every node key may be missing until the nodes' next
+        heartbeat: no node counts as dead and no room is claimed meanwhile."""
+        return not self._healthy or (
+            time.monotonic() - self._recovered_at < 2 * self._heartbeat_s
+            and self._recovered_at > self._started_at + self._heartbeat_s
+        )
+
     # --- ownership ----------------------------------------------------------------------------
 
     def _room_key(self, room: str) -> str:
@@ -147,13 +184,16 @@ class RedisBus(NodeBus):
     async def claim_room(self, room: str) -> bool:
         if room in self._owned:
             return True
+        if self.settling:
+            raise BusUnavailable("the cluster is recovering from a Redis outage")
         value = await self._call(
             self._redis_client().eval(
                 _CLAIM,
-                3,
+                4,
                 self._room_key(room),
                 PREFIX + "fence:" + room,
                 PREFIX + "node:",
+                PREFIX + "chan:",
                 self.node_id,
             )
         )
@@ -186,9 +226,14 @@ class RedisBus(NodeBus):
                 )
 
     async def node_alive(self, node_id: str) -> bool:
+        """Key present and channel subscribed (see _CLAIM for why both)."""
         if node_id == self.node_id:
             return True
-        return bool(await self._call(self._redis_client().exists(PREFIX + "node:" + node_id)))
+        pipe = self._redis_client().pipeline(transaction=False)
+        pipe.exists(PREFIX + "node:" + node_id)
+        pipe.pubsub_numsub(PREFIX + "chan:" + node_id)
+        exists, numsub = await self._call(pipe.execute())
+        return bool(exists) and bool(numsub) and int(numsub[0][1]) > 0
 
     async def set_resume(self, token: str, ttl_s: int) -> None:
         with contextlib.suppress(BusUnavailable):
@@ -242,7 +287,6 @@ class RedisBus(NodeBus):
         try:
             return await asyncio.wait_for(awaitable, self._timeout)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.healthy = False
             self._log_error("Redis call failed: %s", exc)
             raise BusUnavailable(str(exc) or type(exc).__name__) from None
 

@@ -17,11 +17,13 @@ from web import STATIC_DIR
 
 from . import __version__, protocol
 from .bus import LocalBus, NodeBus
+from .cluster import ClusterRouter
 from .config import Config, ConfigError
 from .gateway import MediaGateway, media_settings
 from .handler import Connection
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
+from .redis_bus import RedisBus
 from .rooms import RoomRegistry
 from .router import LocalRouter
 from .session import Session
@@ -76,7 +78,7 @@ class Server:
     admission: IpAdmission
     media: MediaGateway
     turn: TurnService
-    router: LocalRouter = field(init=False)
+    router: LocalRouter | ClusterRouter = field(init=False)
     connections: set[Connection] = field(default_factory=set)
     draining: bool = False
     started_at: float = field(default_factory=time.time)
@@ -84,7 +86,8 @@ class Server:
 
     @classmethod
     def build(cls, config: Config, secret: str, bus: NodeBus | None = None) -> Server:
-        bus = bus or LocalBus()
+        if bus is None:
+            bus = RedisBus(config.redis_url) if config.redis_url else LocalBus()
         registry = RoomRegistry(
             bus,
             max_participants=config.room_max_participants,
@@ -103,7 +106,10 @@ class Server:
         )
 
     def __post_init__(self) -> None:
-        self.router = LocalRouter(self)
+        if isinstance(self.bus, RedisBus):
+            self.router = ClusterRouter(self, self.bus)
+        else:
+            self.router = LocalRouter(self)
 
     def metrics_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
@@ -266,6 +272,8 @@ def create_app(server: Server) -> web.Application:
 
     async def lifecycle(app: web.Application) -> Any:
         await server.bus.start()
+        if isinstance(server.router, ClusterRouter):
+            server.router.start()
         await server.turn.start()
         yield
         await server.close()

@@ -182,7 +182,10 @@ async def _start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[st
     assert proc.stdout is not None
     line = await asyncio.to_thread(proc.stdout.readline)
     match = re.search(r"(https?://\S+)", line)
-    assert match, line
+    if match is None:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"no URL printed: {line!r}")
     return proc, match.group(1)
 
 

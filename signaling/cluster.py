@@ -1,0 +1,297 @@
+"""Multi-node routing over the Redis bus (LiveKit's model: one owner node per room).
+
+Any node accepts a WebSocket. If the room lives here (or can be claimed), the session joins
+locally. Otherwise the edge forwards the session's messages to the owner node over Redis and
+the owner sends the participant's messages back; media always terminates on the owner.
+
+Operations between nodes (JSON on the target node's channel):
+  edge -> owner: join {req, node, conn, text}, msg {node, conn, text}, detach/leave {node, conn}
+  owner -> edge: join_result {req, ok, participant_id | code, message}, deliver {conn, data},
+                 end {conn, reason}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from . import protocol
+from .bus import Endpoint
+from .participant import ParticipantSession
+from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
+from .redis_bus import BusUnavailable, RedisBus
+from .router import Link, LocalRouter
+from .tokens import AccessToken, TokenError, verify_token
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 5.0
+RESUME_KEY_TTL_S = 24 * 3600
+
+
+class RemoteEdge:
+    """Owner side: the Endpoint of a participant whose WebSocket is on another node."""
+
+    def __init__(self, bus: RedisBus, node: str, conn: str) -> None:
+        self.node, self.conn = node, conn
+        self._bus = bus
+
+    def send(self, data: str) -> None:
+        self._bus.publish(self.node, {"op": "deliver", "conn": self.conn, "data": data})
+
+    def end(self, reason: str) -> None:
+        self._bus.publish(self.node, {"op": "end", "conn": self.conn, "reason": reason})
+
+
+class RemoteLink:
+    """Edge side: the Link of a participant whose room is on another node."""
+
+    def __init__(self, router: ClusterRouter, owner: str, conn: str, participant_id: str) -> None:
+        self.owner, self.conn = owner, conn
+        self._router = router
+        self._participant_id = participant_id
+        self.left = False
+
+    @property
+    def participant_id(self) -> str:
+        return self._participant_id
+
+    async def handle(self, message: ClientMessage) -> None:
+        self._router.send_op(self, "msg", text=protocol.to_wire(message))
+
+    def detach(self) -> None:
+        self._router.send_op(self, "detach")
+        self._router.forget_link(self)
+
+    async def leave(self, reason: CloseReason) -> None:
+        if not self.left:
+            self.left = True
+            self._router.send_op(self, "leave", reason=reason.value)
+            self._router.forget_link(self)
+
+
+class ClusterRouter:
+    """A Router for multi-node mode; wraps the LocalRouter for the rooms this node owns."""
+
+    def __init__(self, server: Server, bus: RedisBus) -> None:
+        self._server = server
+        self._bus = bus
+        self.local = LocalRouter(server)
+        self.local.token_issued = self._token_issued
+        self.local.token_retired = self._token_retired
+        self._edges: dict[str, Endpoint] = {}
+        self._links: dict[str, RemoteLink] = {}
+        self._hosted: dict[tuple[str, str], ParticipantSession] = {}
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        bus.handler = self._on_op
+        bus.on_room_lost = self._room_lost
+
+    @property
+    def sessions(self) -> dict[str, ParticipantSession]:
+        return self.local.sessions
+
+    def start(self) -> None:
+        self._watcher = asyncio.create_task(self._watch_owners())
+
+    # --- joining --------------------------------------------------------------------------
+
+    async def join(self, access: AccessToken, message: Join, edge: Endpoint) -> Link:
+        try:
+            owner = await self._resume_owner(message)
+            if owner is None:
+                if await self._bus.claim_room(access.room):
+                    return await self.local.join(access, message, edge)
+                owner = await self._bus.owner_of(access.room)
+                if owner is None:
+                    # The owner died between the two calls: its claim is free now.
+                    if await self._bus.claim_room(access.room):
+                        return await self.local.join(access, message, edge)
+                    raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry", message.id)
+            if owner == self._bus.node_id:
+                return await self.local.join(access, message, edge)
+        except BusUnavailable:
+            raise ProtocolError(
+                ErrorCode.UNAVAILABLE, "cluster state is unavailable (Redis)", message.id
+            ) from None
+        return await self._remote_join(owner, message, edge)
+
+    async def _resume_owner(self, message: Join) -> str | None:
+        if not message.resume:
+            return None
+        owner = await self._bus.resume_owner(message.resume)
+        if owner is not None and await self._bus.node_alive(owner):
+            return owner
+        return None
+
+    async def _remote_join(self, owner: str, message: Join, edge: Endpoint) -> Link:
+        conn, req = secrets.token_hex(8), secrets.token_hex(8)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[req] = future
+        self._edges[conn] = edge
+        self._bus.publish(
+            owner,
+            {
+                "op": "join",
+                "req": req,
+                "node": self._bus.node_id,
+                "conn": conn,
+                "text": protocol.to_wire(message),
+            },
+        )
+        try:
+            result = await asyncio.wait_for(future, JOIN_TIMEOUT_S)
+        except TimeoutError:
+            result = {
+                "ok": False,
+                "code": ErrorCode.UNAVAILABLE.value,
+                "message": "the room's node did not answer",
+            }
+        finally:
+            self._pending.pop(req, None)
+        if not result.get("ok"):
+            self._edges.pop(conn, None)
+            raise ProtocolError(ErrorCode(result["code"]), str(result["message"]), message.id)
+        link = RemoteLink(self, owner, conn, str(result["participant_id"]))
+        self._links[conn] = link
+        return link
+
+    # --- edge-side helpers ----------------------------------------------------------------
+
+    def send_op(self, link: RemoteLink, op: str, **fields: Any) -> None:
+        self._bus.publish(
+            link.owner, {"op": op, "node": self._bus.node_id, "conn": link.conn, **fields}
+        )
+
+    def forget_link(self, link: RemoteLink) -> None:
+        self._links.pop(link.conn, None)
+        self._edges.pop(link.conn, None)
+
+    async def _watch_owners(self) -> None:
+        """Edges whose room's node died are asked to reconnect (they land on a live node)."""
+        while True:
+            await asyncio.sleep(1.0)
+            for key, session in list(self._hosted.items()):
+                if session.left:
+                    del self._hosted[key]
+            if self._bus.settling:
+                continue
+            owners = {link.owner for link in self._links.values()}
+            for owner in owners:
+                try:
+                    alive = await self._bus.node_alive(owner)
+                except BusUnavailable:
+                    break
+                if alive:
+                    continue
+                log.warning("node %s is gone: moving its participants' sessions", owner)
+                for link in [lk for lk in self._links.values() if lk.owner == owner]:
+                    edge = self._edges.get(link.conn)
+                    link.left = True
+                    self.forget_link(link)
+                    if edge is not None:
+                        edge.end(CloseReason.NODE_FAILED.value)
+
+    # --- operations from other nodes ------------------------------------------------------
+
+    async def _on_op(self, op: dict[str, Any]) -> None:
+        kind = op.get("op")
+        if kind == "deliver":
+            edge = self._edges.get(str(op.get("conn")))
+            if edge is not None:
+                edge.send(str(op["data"]))
+        elif kind == "end":
+            edge = self._edges.get(str(op.get("conn")))
+            link = self._links.get(str(op.get("conn")))
+            if link is not None:
+                link.left = True
+                self.forget_link(link)
+            if edge is not None:
+                edge.end(str(op["reason"]))
+        elif kind == "join_result":
+            future = self._pending.get(str(op.get("req")))
+            if future is not None and not future.done():
+                future.set_result(op)
+        elif kind == "join":
+            self._spawn(self._host_join(op))
+        elif kind in ("msg", "detach", "leave"):
+            self._spawn(self._host_op(kind, op))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _host_join(self, op: dict[str, Any]) -> None:
+        node, conn, req = str(op["node"]), str(op["conn"]), op.get("req")
+        reply: dict[str, Any] = {"op": "join_result", "req": req}
+        try:
+            message = protocol.parse_client_message(str(op["text"]))
+            if not isinstance(message, Join):
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE, "expected join")
+            access = verify_token(self._server.secret, message.token, room=message.room)
+            edge = RemoteEdge(self._bus, node, conn)
+            if not message.resume and not await self._bus.claim_room(access.room):
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry")
+            session = await self.local.join(access, message, edge)
+            assert isinstance(session, ParticipantSession)
+            self._hosted[(node, conn)] = session
+            reply.update(ok=True, participant_id=session.participant_id)
+        except TokenError as exc:
+            reply.update(ok=False, code=exc.code, message=exc.message)
+        except ProtocolError as exc:
+            reply.update(ok=False, code=exc.code.value, message=exc.message)
+        except BusUnavailable:
+            reply.update(ok=False, code=ErrorCode.UNAVAILABLE.value, message="Redis unavailable")
+        self._bus.publish(node, reply)
+
+    async def _host_op(self, kind: str, op: dict[str, Any]) -> None:
+        key = (str(op["node"]), str(op["conn"]))
+        session = self._hosted.get(key)
+        if session is None:
+            return
+        if kind == "detach":
+            self._hosted.pop(key, None)
+            session.detach()
+            return
+        if kind == "leave":
+            self._hosted.pop(key, None)
+            await session.leave(CloseReason(str(op.get("reason", "disconnected"))))
+            return
+        try:
+            await session.handle(protocol.parse_client_message(str(op["text"])))
+        except ProtocolError as exc:
+            session.send(protocol.encode(protocol.error(exc.code, exc.message, exc.ref)))
+
+    # --- ownership and tokens -------------------------------------------------------------
+
+    async def _room_lost(self, room: str) -> None:
+        """Fencing: another node owns the room now; our participants reconnect to it."""
+        for session in list(self.local.sessions.values()):
+            if session.room.name == room:
+                session.end(CloseReason.ROOM_MOVED.value)
+
+    def _token_issued(self, token: str) -> None:
+        self._spawn(self._bus.set_resume(token, RESUME_KEY_TTL_S))
+
+    def _token_retired(self, token: str) -> None:
+        self._spawn(self._bus.drop_resume(token))
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for (_, _), session in list(self._hosted.items()):
+            session.end(CloseReason.SHUTDOWN.value)
+        self._hosted.clear()
+        await self.local.close()
+        for task in list(self._tasks):
+            task.cancel()
