@@ -201,3 +201,23 @@ async def test_participant_ids_must_fit_in_an_msid(harness: Harness) -> None:
     with pytest.raises(ValueError, match="msid"):
         await harness.room.add_participant("has space", can_publish=True, can_subscribe=True)
     assert harness.room.participants == {}
+
+
+async def test_data_only_subscriber_pc_negotiates_a_datachannel(harness: Harness) -> None:
+    """Issue 4 will put DataChannels on these PCs: a track-less subscriber PC must negotiate."""
+    p = await harness.room.add_participant("dc", can_publish=False, can_subscribe=True)
+    client = Subscriber(p)
+    harness.subscribers["dc"] = client
+    opened: list[str] = []
+    received: list[str] = []
+
+    @client.pc.on("datachannel")
+    def on_datachannel(channel: Any) -> None:
+        opened.append(channel.label)
+        channel.on("message", received.append)
+
+    channel = p.subscriber_pc.createDataChannel("reliable")
+    await p.renegotiate()
+    assert await wait_for(lambda: channel.readyState == "open" and opened == ["reliable"], 10)
+    channel.send("hello")
+    assert await wait_for(lambda: received == ["hello"], 5)
