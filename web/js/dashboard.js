@@ -99,7 +99,9 @@ export class LineChart {
       ctx.lineTo(width - right, y(threshold));
       ctx.stroke();
     }
+    const drawn = [];
     for (const s of series) {
+      let count = 0;
       ctx.strokeStyle = s.color;
       ctx.lineWidth = 1.6;
       ctx.setLineDash(s.dash ? [5, 3] : []);
@@ -113,10 +115,13 @@ export class LineChart {
         if (pen) ctx.lineTo(x(t), y(v));
         else ctx.moveTo(x(t), y(v));
         pen = true;
+        count++;
       }
       ctx.stroke();
+      drawn.push(count);
     }
     ctx.setLineDash([]);
+    canvas.dataset.points = drawn.join(","); // points drawn per series (for tests and debugging)
   }
 }
 
