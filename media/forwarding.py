@@ -215,6 +215,18 @@ class Leg:
     def bind(self, tap: SenderTap) -> None:
         self.tap = tap
 
+    def _set_state(self, state: LegState) -> None:
+        if state is not self.state:
+            logger.debug(
+                "leg %s <- %s/%s: %s -> %s",
+                self.subscriber_id,
+                self.hub.publisher_id,
+                self.hub.info.id,
+                self.state.value,
+                state.value,
+            )
+            self.state = state
+
     async def on_sender_ready(self) -> None:
         """The subscriber's sender is negotiated and connected: take its parameters and start."""
         tap = self.tap
@@ -235,7 +247,7 @@ class Leg:
         self._has_ext = bool(self._mid_elem or self._abs_byte or self._level_id)
         self._ext_obj = HeaderExtensions()
         self._ext_obj.mid = tap.mid
-        self.state = LegState.WAITING_KEYFRAME
+        self._set_state(LegState.WAITING_KEYFRAME)
         await self.hub.leg_ready(self)
 
     @property
@@ -245,7 +257,7 @@ class Leg:
     def resync(self) -> None:
         """Start again at the next keyframe, continuing our own sequence and timestamps."""
         if self.state is LegState.FORWARDING:
-            self.state = LegState.WAITING_KEYFRAME
+            self._set_state(LegState.WAITING_KEYFRAME)
 
     def _sync(self, pkt: RtpPacket, now: float) -> None:
         if self._last_seq is None:
@@ -259,7 +271,7 @@ class Leg:
         self._ts_off = (out_ts - pkt.timestamp) & 0xFFFFFFFF
         self._source_ssrc = pkt.ssrc
         self._ext_start = self._ext_max = pkt.sequence_number + 0x10000
-        self.state = LegState.FORWARDING
+        self._set_state(LegState.FORWARDING)
         self.stats.syncs += 1
 
     async def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
@@ -271,7 +283,7 @@ class Leg:
                 return
         elif pkt.ssrc != self._source_ssrc:
             # The publisher restarted its stream: wait for its next keyframe.
-            self.state = LegState.WAITING_KEYFRAME
+            self._set_state(LegState.WAITING_KEYFRAME)
             self.hub.request_keyframe()
             if not keyframe:
                 return
@@ -355,7 +367,7 @@ class Leg:
         return ntp, self._last_ts, self.stats.packets, self.stats.octets
 
     def close(self) -> None:
-        self.state = LegState.CLOSED
+        self._set_state(LegState.CLOSED)
         self._send = None
         if self.tap is not None:
             self.stats.keyframe_requests = self.tap.keyframe_requests
@@ -536,7 +548,7 @@ class TrackHub:
             self._tap.detach()
         self._gop = None
         for leg in self._leg_list:
-            leg.state = LegState.CLOSED
+            leg._set_state(LegState.CLOSED)
         await self._tasks.close()
 
     def stats(self) -> dict[str, Any]:
