@@ -132,7 +132,8 @@ class Room:
     async def _published(self, publisher: Participant, hubs: list[TrackHub]) -> None:
         for hub in hubs:
             self._emit(TrackPublished(publisher.id, hub.info))
-        for other in list(self._participants.values()):
+        others = [] if self._closed else list(self._participants.values())
+        for other in others:
             if other is publisher:
                 continue
             subscribed = False
@@ -142,7 +143,9 @@ class Room:
                 await other.renegotiate()
 
     async def _unpublished(self, publisher: Participant, hubs: list[TrackHub]) -> None:
-        for other in list(self._participants.values()):
+        # While the room closes, every participant is closing too: no renegotiation.
+        others = [] if self._closed else list(self._participants.values())
+        for other in others:
             if other is publisher:
                 continue
             removed = False

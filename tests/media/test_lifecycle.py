@@ -221,3 +221,14 @@ async def test_data_only_subscriber_pc_negotiates_a_datachannel(harness: Harness
     assert await wait_for(lambda: channel.readyState == "open" and opened == ["reliable"], 10)
     channel.send("hello")
     assert await wait_for(lambda: received == ["hello"], 5)
+
+
+async def test_room_close_does_not_renegotiate_anyone(harness: Harness) -> None:
+    await harness.publisher("alice")
+    sub = await harness.subscriber("bob")
+    assert await wait_for(lambda: len(sub.tracks) == 2, 10)
+    offers = len(harness.events_of(SubscribeOffer))
+    await harness.room.close()
+    assert len(harness.events_of(SubscribeOffer)) == offers
+    assert harness.room.participants == {}
+    assert len(harness.events_of(TrackUnpublished)) == 2
