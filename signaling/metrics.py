@@ -86,8 +86,10 @@ class _StateCollector:
         for code, count in sorted(server.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        # The embedded TURN server, when it runs: server.turn (TurnService).server (TurnServer).
         turn = getattr(server, "turn", None)
-        allocations = getattr(turn, "allocations_active", None)
+        turn_server = getattr(turn, "server", turn)
+        allocations = getattr(turn_server, "allocations_active", None)
         yield _gauge(
             "turn_allocations",
             "Active allocations on the embedded TURN server (0 when it is not running).",
