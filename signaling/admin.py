@@ -24,6 +24,7 @@ from media.errors import Closed, UnknownTrack
 from media.stats import StatsCollector, StatsSettings, Tick, settings_json
 
 from . import protocol
+from .config import Config
 from .gateway import track_json
 from .metrics import Metrics, metrics_handler
 from .openapi import openapi_document
@@ -43,20 +44,15 @@ FEED_QUEUE_MAX = 32
 DEV_ADMIN_TTL_S = 3600
 
 
-def stats_settings(config: Any) -> StatsSettings:
-    """StatsSettings from the Config's `stats_*` fields where it has them, else the defaults."""
-    defaults = StatsSettings()
-    names = {
-        "interval_s": "stats_interval_s",
-        "history_s": "stats_history_s",
-        "loss_threshold": "stats_loss_threshold",
-        "rtt_threshold_ms": "stats_rtt_threshold_ms",
-        "fps_threshold": "stats_fps_threshold",
-    }
-    values = {
-        field: getattr(config, name, getattr(defaults, field)) for field, name in names.items()
-    }
-    return StatsSettings(**values)
+def stats_settings(config: Config) -> StatsSettings:
+    """The collector's settings from the Config's `stats_*` fields."""
+    return StatsSettings(
+        interval_s=config.stats_interval_s,
+        history_s=config.stats_history_s,
+        loss_threshold=config.stats_loss_threshold,
+        rtt_threshold_ms=config.stats_rtt_threshold_ms,
+        fps_threshold=config.stats_fps_threshold,
+    )
 
 
 # ------------------------------------------------------------------ errors and auth

@@ -232,6 +232,23 @@ class Config:
         2_000_000, "Relay budget per TURN allocation in bytes/s (0: no cap).", minimum=0
     )
 
+    # --- stats ------------------------------------------------------------------------------
+    stats_interval_s: float = _setting(
+        1.0, "How often every connection's stats are sampled.", minimum=0.05, maximum=60
+    )
+    stats_history_s: float = _setting(
+        300.0, "History kept per connection (ring buffer), in seconds.", minimum=1
+    )
+    stats_loss_threshold: float = _setting(
+        0.05, "Packet loss fraction above which a connection is unhealthy.", minimum=0, maximum=1
+    )
+    stats_rtt_threshold_ms: float = _setting(
+        300.0, "Round-trip time above which a connection is unhealthy.", minimum=0
+    )
+    stats_fps_threshold: float = _setting(
+        15.0, "Video frame rate below which a connection is unhealthy.", minimum=0
+    )
+
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):

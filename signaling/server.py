@@ -16,6 +16,7 @@ from aiohttp import web
 from web import STATIC_DIR
 
 from . import __version__, protocol
+from .admin import setup_admin
 from .bus import LocalBus, NodeBus
 from .cluster import ClusterRouter
 from .config import Config, ConfigError
@@ -279,4 +280,6 @@ def create_app(server: Server) -> web.Application:
         await server.close()
 
     app.cleanup_ctx.append(lifecycle)
+    # After the lifecycle: cleanup runs in reverse, so stats stop before the server drains.
+    setup_admin(app, server)
     return app
