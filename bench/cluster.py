@@ -138,10 +138,10 @@ class Node:
         self.log.close()
 
 
-def token(room: str, identity: str) -> str:
+def token(room: str, identity: str, mode: str = "p2p") -> str:
     from signaling.tokens import mint_token
 
-    return mint_token(SECRET, room=room, identity=identity, ttl_s=3600, mode="p2p")
+    return mint_token(SECRET, room=room, identity=identity, ttl_s=3600, mode=mode)
 
 
 @dataclass
@@ -152,10 +152,12 @@ class Client:
     room: str
     urls: list[str]
     session: Any
+    mode: str = "p2p"
     ws: Any = None
     participant_id: str | None = None
     inbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     rejoined_at: float | None = None
+    joined: dict[str, Any] | None = None
     _reader: asyncio.Task[None] | None = None
 
     async def join(self, url: str) -> bool:
@@ -164,7 +166,7 @@ class Client:
         except Exception:
             return False
         await self.ws.send_json(
-            {"type": "join", "room": self.room, "token": token(self.room, self.identity)}
+            {"type": "join", "room": self.room, "token": token(self.room, self.identity, self.mode)}
         )
         try:
             reply = await self.ws.receive_json(timeout=5)
@@ -174,6 +176,7 @@ class Client:
             await self.ws.close()
             return False
         self.participant_id = reply["participant"]["id"]
+        self.joined = reply
         self._reader = asyncio.create_task(self._read())
         return True
 
