@@ -70,6 +70,7 @@ async def _media_roundtrip(publisher: Client, viewer: Client) -> list[int]:
     """Publish stamped video from one client and decode it at the other; frame counters."""
     pub_pc, sub_pc = client_pc(), client_pc()
     counters: list[int] = []
+    readers: list[asyncio.Task[None]] = []
 
     @sub_pc.on("track")
     def on_track(track):  # type: ignore[no-untyped-def]
@@ -80,7 +81,7 @@ async def _media_roundtrip(publisher: Client, viewer: Client) -> list[int]:
                 if value is not None:
                     counters.append(value)
 
-        asyncio.ensure_future(read())
+        readers.append(asyncio.ensure_future(read()))
 
     try:
         pub_pc.addTransceiver(StampedVideoTrack(), direction="sendonly")
@@ -99,6 +100,8 @@ async def _media_roundtrip(publisher: Client, viewer: Client) -> list[int]:
             await asyncio.sleep(0.1)
         return list(counters)
     finally:
+        for reader in readers:
+            reader.cancel()
         await pub_pc.close()
         await sub_pc.close()
 
