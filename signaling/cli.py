@@ -222,6 +222,7 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
         ) from None
     port = _bound_port(runner) or config.port
     url = config.url if config.port == port else config.url.replace(f":{config.port}/", f":{port}/")
+    server.advertise(url)
     print(f"relayroom {__version__} serving on {url}", flush=True)
     if config.dev:
         print(f"open {url} in a browser (dev mode)", flush=True)

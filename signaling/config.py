@@ -72,6 +72,11 @@ class Config:
     redis_url: str | None = _setting(
         None, "Redis URL for multi-node mode (redis://host:port/db). Empty: single process."
     )
+    node_url: str | None = _setting(
+        None,
+        "Multi-node: base URL other nodes use to reach this node's HTTP API (admin requests "
+        "are proxied to a room's node). Default: derived from host and port.",
+    )
     tls_cert: Path | None = _setting(None, "PEM certificate: serve HTTPS and WSS directly.")
     tls_key: Path | None = _setting(None, "PEM private key for tls_cert.")
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))

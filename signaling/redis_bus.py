@@ -108,6 +108,7 @@ class RedisBus(NodeBus):
         self._tasks: list[asyncio.Task[None]] = []
         self.handler: BusHandler | None = None
         self.on_room_lost: Callable[[str], Awaitable[None]] | None = None
+        self._info: dict[str, Any] = {"id": self.node_id}
         self._healthy = False
         self._started_at = 0.0
         self._recovered_at = 0.0
@@ -290,8 +291,28 @@ class RedisBus(NodeBus):
             self._log_error("Redis call failed: %s", exc)
             raise BusUnavailable(str(exc) or type(exc).__name__) from None
 
+    def advertise(self, url: str) -> None:
+        """The base URL other nodes use for this node's HTTP API (sent with the heartbeat)."""
+        self._info["url"] = url
+
+    async def node_info(self, node_id: str) -> dict[str, Any] | None:
+        raw = await self._call(self._redis_client().get(PREFIX + "node:" + node_id))
+        return json.loads(raw) if raw else None
+
+    async def live_nodes(self) -> dict[str, dict[str, Any]]:
+        """Every registered node and its info (id, url, started)."""
+        client = self._redis_client()
+        keys = [k async for k in client.scan_iter(match=PREFIX + "node:*", count=100)]
+        values = await self._call(client.mget(keys)) if keys else []
+        nodes: dict[str, dict[str, Any]] = {}
+        for key, raw in zip(keys, values, strict=True):
+            if raw:
+                nodes[str(key)[len(PREFIX) + 5 :]] = json.loads(raw)
+        return nodes
+
     async def _register(self) -> None:
-        info = json.dumps({"id": self.node_id, "started": time.time()})
+        self._info.setdefault("started", time.time())
+        info = json.dumps(self._info)
         await self._redis_client().set(PREFIX + "node:" + self.node_id, info, px=self._node_ttl_ms)
         if not self.healthy:
             log.info("node %s registered in Redis", self.node_id)

@@ -19,6 +19,7 @@ from . import __version__, protocol
 from .admin import setup_admin
 from .bus import LocalBus, NodeBus
 from .cluster import ClusterRouter
+from .cluster_admin import setup_cluster_admin
 from .config import Config, ConfigError
 from .gateway import MediaGateway, media_settings
 from .handler import Connection
@@ -111,6 +112,11 @@ class Server:
             self.router = ClusterRouter(self, self.bus)
         else:
             self.router = LocalRouter(self)
+
+    def advertise(self, url: str) -> None:
+        """Tell the other nodes where this node's HTTP API is (multi-node mode)."""
+        if isinstance(self.bus, RedisBus):
+            self.bus.advertise(self.config.node_url or url)
 
     def metrics_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
@@ -282,4 +288,6 @@ def create_app(server: Server) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     # After the lifecycle: cleanup runs in reverse, so stats stop before the server drains.
     setup_admin(app, server)
+    if isinstance(server.bus, RedisBus):
+        setup_cluster_admin(app, server, server.bus)
     return app

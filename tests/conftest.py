@@ -141,6 +141,7 @@ async def start_server(
         app: web.Application = create_app(server)
         test_server = TestServer(app, host="127.0.0.1")
         await test_server.start_server()
+        server.advertise(str(test_server.make_url("/")))
         started.append(test_server)
         return server, test_server
 

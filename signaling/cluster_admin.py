@@ -1,0 +1,137 @@
+"""The admin API across nodes: any node answers for the whole cluster.
+
+- `GET /api/rooms` merges this node's rooms with every other live node's (`?scope=local`
+  asks one node for its own only).
+- Requests about one room (`/api/rooms/{room}/...`) are proxied to the node that owns the
+  room, with the caller's Authorization header; that node authorizes them as usual.
+Nodes find each other through their `url` in the Redis node registry (`node_url` setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .redis_bus import BusUnavailable, RedisBus
+
+if TYPE_CHECKING:
+    from .server import Server
+
+log = logging.getLogger(__name__)
+
+FORWARDED = "X-Relayroom-Forwarded"
+PROXY_TIMEOUT_S = 5.0
+ROOM_PREFIX = "/api/rooms/"
+
+
+def setup_cluster_admin(app: web.Application, server: Server, bus: RedisBus) -> None:
+    """Add the cross-node middleware in front of the admin API (multi-node mode only)."""
+    client: dict[str, aiohttp.ClientSession] = {}
+
+    async def http() -> aiohttp.ClientSession:
+        if "session" not in client:
+            client["session"] = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=PROXY_TIMEOUT_S)
+            )
+        return client["session"]
+
+    @web.middleware
+    async def cluster_admin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if FORWARDED in request.headers or not request.path.startswith("/api/rooms"):
+            return await handler(request)
+        if request.path == "/api/rooms" and request.method == "GET":
+            return await _merged_room_list(request, handler, bus, await http())
+        if request.path.startswith(ROOM_PREFIX):
+            room = request.match_info.get("room") or request.path[len(ROOM_PREFIX) :].split("/")[0]
+            if server.registry.get(room) is None:
+                url = await _owner_url(bus, room)
+                if url is not None:
+                    return await _proxy(request, url, await http())
+        return await handler(request)
+
+    async def close_client(app: web.Application) -> Any:
+        yield
+        if "session" in client:
+            await client["session"].close()
+
+    app.middlewares.append(cluster_admin)
+    app.cleanup_ctx.append(close_client)
+
+
+async def _owner_url(bus: RedisBus, room: str) -> str | None:
+    try:
+        owner = await bus.owner_of(room)
+        if owner is None or owner == bus.node_id:
+            return None
+        return (await bus.node_info(owner) or {}).get("url")
+    except BusUnavailable:
+        return None
+
+
+async def _proxy(request: web.Request, base: str, http: aiohttp.ClientSession) -> web.Response:
+    headers = {FORWARDED: "1"}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    body = await request.read()
+    try:
+        async with http.request(
+            request.method, base.rstrip("/") + request.path_qs, headers=headers, data=body or None
+        ) as response:
+            return web.Response(
+                body=await response.read(),
+                status=response.status,
+                content_type=response.content_type,
+            )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("admin proxy to %s failed: %s", base, exc)
+        return web.json_response(
+            {"error": {"code": "unavailable", "message": "the room's node did not answer"}},
+            status=503,
+        )
+
+
+async def _merged_room_list(
+    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
+) -> web.StreamResponse:
+    local = await handler(request)
+    if (
+        request.query.get("scope") == "local"
+        or not isinstance(local, web.Response)
+        or local.status != 200
+        or local.body is None
+    ):
+        return local
+    rooms: list[dict[str, Any]] = [
+        {**room, "node": bus.node_id} for room in json.loads(local.text or "{}").get("rooms", [])
+    ]
+    try:
+        nodes = await bus.live_nodes()
+    except BusUnavailable:
+        nodes = {}
+    headers = {FORWARDED: "1", "Authorization": request.headers.get("Authorization", "")}
+
+    async def fetch(node: str, url: str) -> list[dict[str, Any]]:
+        try:
+            async with http.get(
+                url.rstrip("/") + "/api/rooms?scope=local", headers=headers
+            ) as response:
+                if response.status != 200:
+                    return []
+                return [{**room, "node": node} for room in (await response.json())["rooms"]]
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
+            return []
+
+    others = [
+        (node, info["url"])
+        for node, info in nodes.items()
+        if node != bus.node_id and info.get("url")
+    ]
+    for found in await asyncio.gather(*(fetch(node, url) for node, url in others)):
+        rooms.extend(found)
+    return web.json_response({"rooms": rooms})

@@ -1,0 +1,46 @@
+"""The admin API answers for the whole cluster from any node."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from signaling.tokens import Grants, mint_token
+from tests.conftest import TEST_SECRET
+
+ADMIN = {
+    "Authorization": "Bearer "
+    + mint_token(TEST_SECRET, room="*", identity="ops", ttl_s=600, grants=Grants(admin=True))
+}
+
+
+async def test_rooms_of_every_node_are_listed_and_reachable_from_any_node(
+    start_server, connect, redis_server
+):
+    (node_a, ts_a) = await start_server(redis_url=redis_server.url)
+    (node_b, ts_b) = await start_server(redis_url=redis_server.url)
+    alice, bob = await connect(ts_a), await connect(ts_b)
+    await alice.join("on-a", "alice")
+    b = await bob.join("on-b", "bob")
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.get(ts_a.make_url("/api/rooms")) as resp:
+            assert resp.status == 200
+            rooms = {r["name"]: r["node"] for r in (await resp.json())["rooms"]}
+        assert rooms == {"on-a": node_a.bus.node_id, "on-b": node_b.bus.node_id}
+
+        # A room on node B, asked on node A: proxied to B.
+        async with http.get(ts_a.make_url("/api/rooms/on-b")) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            assert [p["id"] for p in body["participants"]] == [b["participant"]["id"]]
+
+        # Removing a participant through node A ends the session on node B.
+        url = ts_a.make_url(f"/api/rooms/on-b/participants/{b['participant']['id']}")
+        async with http.delete(url) as resp:
+            assert resp.status == 202
+        assert await bob.wait_closed() == 1000
+        assert bob.close_reason == "removed"
+
+    # Without a token the proxied request is refused by the owner, as locally.
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(ts_a.make_url("/api/rooms/on-b")) as resp:
+            assert resp.status == 401
