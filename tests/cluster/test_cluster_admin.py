@@ -41,6 +41,8 @@ async def test_rooms_of_every_node_are_listed_and_reachable_from_any_node(
         assert bob.close_reason == "removed"
 
     # Without a token the proxied request is refused by the owner, as locally.
-    async with aiohttp.ClientSession() as anonymous:
-        async with anonymous.get(ts_a.make_url("/api/rooms/on-b")) as resp:
-            assert resp.status == 401
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(ts_a.make_url("/api/rooms/on-b")) as resp,
+    ):
+        assert resp.status == 401
