@@ -75,7 +75,14 @@ class Authenticator:
     def nonce_for(self, client: Address, transport: str) -> str:
         return self._nonces.issue(client, transport)
 
-    def check(self, msg: Message, client: Address, transport: str) -> Authenticated | Rejected:
+    def check(
+        self, msg: Message, client: Address, transport: str, live_user: str | None = None
+    ) -> Authenticated | Rejected:
+        """Verify a request's long-term credentials.
+
+        `live_user` is the username of the client's existing allocation: its REST credential is
+        accepted after expiry (the allocation itself has a bounded lifetime).
+        """
         sha256 = msg.integrity_sha256_offset is not None
         if msg.integrity_offset is None and not sha256:
             return Rejected(401, self.nonce_for(client, transport), "no integrity")
@@ -86,7 +93,11 @@ class Authenticator:
             return Rejected(400, None, "missing USERNAME, REALM or NONCE")
         if not self._nonces.is_valid(nonce, client, transport):
             return Rejected(438, self.nonce_for(client, transport), "stale nonce")
-        password = self._store.password(username) if realm == self._realm else None
+        password = (
+            self._store.password(username, allow_expired=username == live_user)
+            if realm == self._realm
+            else None
+        )
         if password is None:
             return Rejected(401, self.nonce_for(client, transport), "unknown or expired user")
         key = long_term_key(username, self._realm, password)

@@ -39,14 +39,18 @@ class CredentialStore:
         self._secret = secret
         self._static = dict(static_users)
 
-    def password(self, username: str, now: float | None = None) -> str | None:
+    def password(
+        self, username: str, now: float | None = None, *, allow_expired: bool = False
+    ) -> str | None:
         static = self._static.get(username)
         if static is not None:
             return static
         if self._secret is None:
             return None
         expiry = rest_expiry(username)
-        if expiry is None or expiry < (time.time() if now is None else now):
+        if expiry is None:
+            return None
+        if not allow_expired and expiry < (time.time() if now is None else now):
             return None
         return rest_password(self._secret, username)
 

@@ -300,7 +300,15 @@ class TurnServer:
         if handler is None:
             self.stats.dropped += 1  # unknown methods get no reply: nothing to reflect
             return
-        auth = self._auth.check(msg, link.client_address, link.transport_name)
+        # An allocation outlives the REST credential it was made with (as a call outlives its
+        # 5-minute TURN credential): requests on it keep using that username.
+        allocation = link.get_allocation()
+        live_user = (
+            allocation.username
+            if allocation is not None and allocation.state is not AllocationState.CLOSED
+            else None
+        )
+        auth = self._auth.check(msg, link.client_address, link.transport_name, live_user)
         if isinstance(auth, Rejected):
             self._reject(msg, link, auth)
             return

@@ -163,3 +163,18 @@ def test_nonce_is_bound_to_client_transport_address() -> None:
     nonce = issuer.issue(("127.0.0.1", 5000), "udp")
     assert not issuer.is_valid(nonce, ("127.0.0.1", 5001), "udp")
     assert not issuer.is_valid(nonce, ("127.0.0.1", 5000), "tcp")
+
+
+async def test_allocation_outlives_its_rest_credential_but_new_ones_need_a_fresh_one(
+    server: TurnServer, make_client: ClientFactory
+) -> None:
+    short = rest_credentials(SECRET, "carol", 1)
+    client = await make_client(server, credentials=short)
+    await client.allocate()
+    await asyncio.sleep(2.2)  # the credential has expired; the allocation is still live
+    assert await client.refresh(600) == 600
+    await client.create_permission(("127.0.0.1", 9))
+    newcomer = await make_client(server, credentials=short)
+    with pytest.raises(TurnRequestError) as info:
+        await newcomer.allocate()
+    assert info.value.code == 401
