@@ -62,4 +62,19 @@ class ParticipantFailed:
     reason: str
 
 
-MediaEvent = SubscribeOffer | TrackPublished | TrackUnpublished | TrackMuted | ParticipantFailed
+@dataclass(frozen=True)
+class DataNotice:
+    """Tell a participant that the DataChannel relay refused some of its messages.
+
+    ``code`` is a protocol error code: ``forbidden``, ``too_large``, ``rate_limited`` or
+    ``invalid_message``. At most one per code per second (``forbidden`` once).
+    """
+
+    participant_id: str
+    code: str
+    message: str
+
+
+MediaEvent = (
+    SubscribeOffer | TrackPublished | TrackUnpublished | TrackMuted | ParticipantFailed | DataNotice
+)

@@ -135,6 +135,7 @@ class Participant:
         self._timers: dict[PcName, asyncio.TimerHandle] = {}
         self.dropped_candidates = 0
         self.offers_sent = 0
+        self._data_stats: Callable[[], dict[str, int]] | None = None
 
     # ---------------------------------------------------------------- properties
 
@@ -182,6 +183,16 @@ class Participant:
             },
             "dropped_candidates": self.dropped_candidates,
         }
+
+    def data_stats(self) -> dict[str, int]:
+        """DataChannel counters (``messages_relayed``, ``messages_dropped``...; zeros without)."""
+        if self._data_stats is None:
+            return {"messages_relayed": 0, "messages_dropped": 0}
+        return self._data_stats()
+
+    def set_data_stats(self, source: Callable[[], dict[str, int]]) -> None:
+        """Where :meth:`data_stats` reads from (the room's DataChannel relay)."""
+        self._data_stats = source
 
     # ---------------------------------------------------------------- state
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from .aiortc_hooks import StunGuard, check_compatibility
+from .datachannels import DataSettings, RoomData
 from .errors import Closed
 from .events import (
     MediaEvent,
@@ -21,6 +22,7 @@ from .events import (
 )
 from .forwarding import TaskOwner, TrackHub
 from .participant import Participant, ParticipantCallbacks
+from .persistence import TopicStore
 from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
 
@@ -31,8 +33,15 @@ class Room:
     """One room's relay. Owns its participants; ``close()`` closes them all."""
 
     def __init__(
-        self, name: str, settings: MediaSettings, on_event: Callable[[MediaEvent], None]
+        self,
+        name: str,
+        settings: MediaSettings,
+        on_event: Callable[[MediaEvent], None],
+        *,
+        data: DataSettings | None = None,
+        store: TopicStore | None = None,
     ) -> None:
+        """``data`` turns the DataChannel relay on; ``store`` persists its persistent topics."""
         check_compatibility()
         self.name = name
         self.settings = settings
@@ -48,6 +57,7 @@ class Room:
             failed=self._failed,
             closed=self._participant_closed,
         )
+        self._data = RoomData(name, data, store, self._emit) if data is not None else None
 
     # ---------------------------------------------------------------- queries
 
@@ -63,6 +73,11 @@ class Room:
         return [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
 
     @property
+    def data(self) -> RoomData | None:
+        """The DataChannel relay (None when the room was made without ``data`` settings)."""
+        return self._data
+
+    @property
     def malformed_stun_packets(self) -> int:
         """Datagrams on this room's media ports that crashed the STUN parser (contained)."""
         return self._guard.count
@@ -70,12 +85,20 @@ class Room:
     # ---------------------------------------------------------------- lifecycle
 
     async def add_participant(
-        self, participant_id: str, *, can_publish: bool, can_subscribe: bool
+        self,
+        participant_id: str,
+        *,
+        can_publish: bool,
+        can_subscribe: bool,
+        can_publish_data: bool = True,
     ) -> Participant:
         """Create a participant; it is subscribed to every track already published.
 
-        A participant with the same id is closed first (reason ``replaced``).
+        A participant with the same id is closed first (reason ``replaced``). With the
+        DataChannel relay on, the room's persisted topics are loaded first (once).
         """
+        if self._data is not None:
+            await self._data.ready()
         if self._closed:
             raise Closed(f"room {self.name} is closed")
         if not valid_msid_id(participant_id):
@@ -96,6 +119,9 @@ class Room:
             callbacks=self._callbacks,
         )
         self._participants[participant_id] = participant
+        if self._data is not None:
+            peer = self._data.attach(participant, can_publish_data=can_publish_data)
+            participant.set_data_stats(peer.stats)
         logger.info("room %s: participant %s added", self.name, participant_id)
         if can_subscribe:
             subscribed = False
@@ -119,6 +145,8 @@ class Room:
         self._closed = True
         for participant in list(self._participants.values()):
             await participant.close("room closed")
+        if self._data is not None:
+            await self._data.close()
         await self._tasks.close()
 
     # ---------------------------------------------------------------- callbacks
@@ -163,4 +191,6 @@ class Room:
     def _participant_closed(self, participant: Participant) -> None:
         if self._participants.get(participant.id) is participant:
             del self._participants[participant.id]
+            if self._data is not None:
+                self._data.detach(participant.id)
             logger.info("room %s: participant %s removed", self.name, participant.id)

@@ -184,6 +184,54 @@ class Config:
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
 
+    # --- data channels ----------------------------------------------------------------------
+    data_max_message_bytes: int = _setting(
+        16384,
+        "Largest DataChannel message relayed (bytes); larger ones are dropped and the sender "
+        "gets `too_large`.",
+        minimum=256,
+        maximum=65536,
+    )
+    data_msgs_per_s: float = _setting(
+        100.0, "Per-participant DataChannel message rate (token bucket refill).", minimum=0.1
+    )
+    data_msgs_burst: int = _setting(200, "Per-participant DataChannel message burst.", minimum=1)
+    data_bytes_per_s: float = _setting(
+        262144.0, "Per-participant DataChannel byte rate (token bucket refill).", minimum=256
+    )
+    data_bytes_burst: int = _setting(
+        524288,
+        "Per-participant DataChannel byte burst (at least data_max_message_bytes).",
+        minimum=256,
+    )
+    data_lossy_buffer_bytes: int = _setting(
+        65536,
+        "Backlog per receiver on the `lossy` channel; beyond it the oldest messages are dropped.",
+        minimum=1024,
+    )
+    data_reliable_buffer_bytes: int = _setting(
+        1048576,
+        "Backlog per receiver on the `reliable` channel; beyond it the receiver is resynced "
+        "(backlog dropped, then `sync` and the persistent state once it drains).",
+        minimum=1024,
+    )
+    data_persistent_topics: tuple[str, ...] = _setting(
+        ("whiteboard",),
+        "DataChannel topics kept per room and replayed to late joiners (reliable, untargeted "
+        "messages only).",
+    )
+    data_room_max_bytes: int = _setting(
+        2097152, "Persisted history per room, in bytes; beyond it messages are refused.", minimum=0
+    )
+    data_room_max_messages: int = _setting(
+        20000, "Persisted history per room, in messages.", minimum=0
+    )
+    data_room_ttl_s: float = _setting(
+        7 * 86400.0,
+        "A room's persisted history is deleted after the room has been empty this long.",
+        minimum=0.05,
+    )
+
     # --- TURN -------------------------------------------------------------------------------
     turn_enabled: bool = _setting(True, "Run the embedded TURN server (`--no-turn` turns it off).")
     turn_host: str | None = _setting(
@@ -269,6 +317,8 @@ class Config:
             raise ConfigError("udp_port_max", "give both udp_port_min and udp_port_max, min <= max")
         if not self.codecs:
             raise ConfigError("codecs", "the codec allowlist is empty")
+        if self.data_bytes_burst < self.data_max_message_bytes:
+            raise ConfigError("data_bytes_burst", "must be at least data_max_message_bytes")
         for host in self.ice_hosts:
             try:
                 ipaddress.ip_address(host)

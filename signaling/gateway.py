@@ -12,8 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from media.datachannels import DataSettings
 from media.errors import MediaError
 from media.events import (
+    DataNotice,
     MediaEvent,
     ParticipantFailed,
     SubscribeOffer,
@@ -22,6 +24,7 @@ from media.events import (
     TrackPublished,
     TrackUnpublished,
 )
+from media.persistence import TopicStore
 from media.room import Room as MediaRoom
 from media.settings import MediaSettings
 
@@ -67,6 +70,22 @@ def media_settings(config: Config) -> MediaSettings:
     )
 
 
+def data_settings(config: Config) -> DataSettings:
+    """The DataChannel relay's settings, derived from the one Config."""
+    return DataSettings(
+        max_message_bytes=config.data_max_message_bytes,
+        msgs_per_s=config.data_msgs_per_s,
+        msgs_burst=config.data_msgs_burst,
+        bytes_per_s=config.data_bytes_per_s,
+        bytes_burst=config.data_bytes_burst,
+        lossy_buffer_bytes=config.data_lossy_buffer_bytes,
+        reliable_buffer_bytes=config.data_reliable_buffer_bytes,
+        persistent_topics=config.data_persistent_topics,
+        room_max_bytes=config.data_room_max_bytes,
+        room_max_messages=config.data_room_max_messages,
+    )
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -81,10 +100,28 @@ def track_json(track: TrackInfo) -> dict[str, Any]:
 class MediaGateway:
     """Owns the media rooms of this node (one per `sfu` room) and routes to them."""
 
-    def __init__(self, settings: MediaSettings, registry: RoomRegistry) -> None:
+    def __init__(
+        self,
+        settings: MediaSettings,
+        registry: RoomRegistry,
+        *,
+        data: DataSettings | None = None,
+        store: TopicStore | None = None,
+    ) -> None:
         self.settings = settings
         self._registry = registry
         self._rooms: dict[str, MediaRoom] = {}
+        self._data = data or DataSettings()
+        self._store = store
+
+    @property
+    def store(self) -> TopicStore | None:
+        return self._store
+
+    async def start(self) -> None:
+        """Open the store of persistent DataChannel topics."""
+        if self._store is not None:
+            await self._store.open()
 
     @property
     def rooms(self) -> dict[str, MediaRoom]:
@@ -128,12 +165,17 @@ class MediaGateway:
         media_room = self._rooms.get(room.name)
         if media_room is None:
             media_room = self._rooms[room.name] = MediaRoom(
-                room.name, self.settings, lambda event: self._on_event(room.name, event)
+                room.name,
+                self.settings,
+                lambda event: self._on_event(room.name, event),
+                data=self._data,
+                store=self._store,
             )
         await media_room.add_participant(
             member.id,
             can_publish=member.grants.can_publish,
             can_subscribe=member.grants.can_subscribe,
+            can_publish_data=member.grants.can_publish_data,
         )
 
     async def on_left(self, room: RoomState, member: Member) -> None:
@@ -149,6 +191,8 @@ class MediaGateway:
         rooms, self._rooms = list(self._rooms.values()), {}
         for media_room in rooms:
             await media_room.close()
+        if self._store is not None:
+            await self._store.close()
 
     def _on_event(self, room: str, event: MediaEvent) -> None:
         """Media events become room messages (events flow up, never into media again)."""
@@ -170,6 +214,12 @@ class MediaGateway:
                     "participant_id": event.participant_id,
                     "track": track_json(event.track),
                 },
+            )
+        elif isinstance(event, DataNotice):
+            registry.send_to(
+                room,
+                event.participant_id,
+                {"type": "error", "code": ErrorCode(event.code).value, "message": event.message},
             )
         elif isinstance(event, ParticipantFailed):
             log.info(

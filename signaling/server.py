@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from media.persistence import open_store
 from web import STATIC_DIR
 
 from . import __version__, protocol
@@ -21,7 +22,7 @@ from .bus import LocalBus, NodeBus
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
 from .config import Config, ConfigError
-from .gateway import MediaGateway, media_settings
+from .gateway import MediaGateway, data_settings, media_settings
 from .handler import Connection
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
@@ -103,7 +104,17 @@ class Server:
             admission=IpAdmission(
                 config.ip_max_connections, config.ip_handshakes_per_s, config.ip_handshake_burst
             ),
-            media=MediaGateway(media_settings(config), registry),
+            media=MediaGateway(
+                media_settings(config),
+                registry,
+                data=data_settings(config),
+                store=open_store(
+                    data_dir=config.data_dir,
+                    redis_url=config.redis_url,
+                    ttl_s=config.data_room_ttl_s,
+                    fence=bus.fence if isinstance(bus, RedisBus) else None,
+                ),
+            ),
             turn=TurnService(config, secret),
         )
 
@@ -132,6 +143,8 @@ class Server:
             "burst": cfg.rate_limit_burst,
             "room_max_participants": cfg.room_max_participants,
             "join_timeout_s": cfg.join_timeout_s,
+            "data_max_message_bytes": cfg.data_max_message_bytes,
+            "data_msgs_per_s": cfg.data_msgs_per_s,
         }
 
     async def drain(self) -> None:
@@ -282,6 +295,7 @@ def create_app(server: Server) -> web.Application:
         if isinstance(server.router, ClusterRouter):
             server.router.start()
         await server.turn.start()
+        await server.media.start()
         yield
         await server.close()
 
