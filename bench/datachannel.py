@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -215,10 +215,8 @@ async def _client(conn: Connection, role: str, mode: str, args: dict[str, Any]) 
                 await asyncio.sleep(0.01)
             conn.send({"phase": phase, "sent": sent, "seconds": time.monotonic() - start})
     else:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), args["timeout"])
-        except TimeoutError:
-            pass
         last = time.monotonic()
         span = last - first_last["throughput"][0] if first_last["throughput"] else 0.0
         conn.send(
