@@ -5,12 +5,25 @@
 //   "trackended" {participantId, trackId}, "trackmuted" {participantId, track},
 //   "reconnecting" {attempt, delayMs}, "reconnected" {resumed}, "reset" (a reconnect that could
 //   not resume: remote media starts over), "close" {code, reason}, and the raw message types.
+// Data (new RoomClient(url, {data: true})): "data" {topic, payload, from, to, lossy} for each
+// relayed DataChannel message, "datasync" {reason, count} before a replay of the room's
+// persistent topics (reason "join", or "resync" after this client fell too far behind: reset
+// persistent state), "dataerror" {code, message} when the relay refused something we sent.
+// See docs/datachannels.md.
 import { SignalingClient } from "./signaling.js";
 import { StatsReporter } from "./stats-reporter.js";
 
+const DATA_LABELS = ["reliable", "lossy"];
+const DATA_QUEUE_MAX = 1000; // messages kept while the channels open
+const DATA_BATCH_MAX_BYTES = 1100; // one SCTP chunk: the relay's cost is per packet
+
 export class RoomClient extends EventTarget {
-  constructor(signalingUrl) {
+  constructor(signalingUrl, { data = false } = {}) {
     super();
+    this.dataEnabled = data;
+    this.dataChannels = {}; // label -> RTCDataChannel (publisher PC, outgoing)
+    this._dataPending = { reliable: [], lossy: [] };
+    this._dataFlushQueued = false;
     this.signaling = new SignalingClient(signalingUrl);
     this.publisher = null;
     this.subscriber = null;
@@ -32,6 +45,9 @@ export class RoomClient extends EventTarget {
       this.remoteStreams.delete(e.detail.participant_id);
     });
     this.signaling.addEventListener("reconnected", (e) => this._onReconnected(e.detail));
+    this.signaling.addEventListener("error", (e) => {
+      if (e.detail.ref === undefined) this._forward("dataerror", e.detail);
+    });
   }
 
   async _onReconnected({ resumed }) {
@@ -40,8 +56,8 @@ export class RoomClient extends EventTarget {
       this.close();
       this.remoteStreams.clear();
       this._forward("reset", {});
-      this.subscriber = this._newPc("subscriber");
-      this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+      this._newSubscriber();
+      if (this.dataEnabled) await this._openData();
       if (this.localStream) await this.publish(this.localStream);
     }
     this._forward("reconnected", { resumed });
@@ -57,8 +73,8 @@ export class RoomClient extends EventTarget {
 
   async join(room, token, name) {
     const joined = await this.signaling.join(room, token, name);
-    this.subscriber = this._newPc("subscriber");
-    this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+    this._newSubscriber();
+    if (this.dataEnabled) await this._openData();
     this.stats.start();
     return joined;
   }
@@ -66,10 +82,63 @@ export class RoomClient extends EventTarget {
   /** Publish the tracks of a local MediaStream (camera and microphone). */
   async publish(stream) {
     this.localStream = stream;
-    this.publisher = this._newPc("publisher");
+    // With data on, the publisher PC already carries the DataChannels: renegotiate it.
+    if (!this.publisher) this.publisher = this._newPc("publisher");
     for (const track of stream.getTracks()) {
       this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
+    await this._offerPublisher();
+  }
+
+  /**
+   * Send a DataChannel message to the room (or to the participant ids in `to`). `lossy` uses the
+   * unordered, no-retransmit channel (cursors and such). Messages sent in the same task go as one
+   * batch. Returns false when the message was dropped (too many waiting for the channel).
+   */
+  sendData(topic, payload, { to, lossy = false } = {}) {
+    const message = { topic, payload };
+    if (to) message.to = to;
+    const pending = this._dataPending[lossy ? "lossy" : "reliable"];
+    if (pending.length >= DATA_QUEUE_MAX) return false;
+    pending.push(JSON.stringify(message));
+    if (!this._dataFlushQueued) {
+      this._dataFlushQueued = true;
+      queueMicrotask(() => this._flushData());
+    }
+    return true;
+  }
+
+  _flushData() {
+    this._dataFlushQueued = false;
+    for (const label of DATA_LABELS) {
+      const channel = this.dataChannels[label];
+      const pending = this._dataPending[label];
+      if (!channel || channel.readyState !== "open" || !pending.length) continue;
+      while (pending.length) {
+        const batch = [pending.shift()];
+        let size = batch[0].length;
+        while (pending.length && size + pending[0].length + 1 <= DATA_BATCH_MAX_BYTES) {
+          size += pending[0].length + 1;
+          batch.push(pending.shift());
+        }
+        channel.send(batch.length === 1 ? batch[0] : `[${batch.join(",")}]`);
+      }
+    }
+  }
+
+  async _openData() {
+    if (!this.publisher) this.publisher = this._newPc("publisher");
+    this.dataChannels = {
+      reliable: this.publisher.createDataChannel("reliable", { ordered: true }),
+      lossy: this.publisher.createDataChannel("lossy", { ordered: false, maxRetransmits: 0 }),
+    };
+    for (const channel of Object.values(this.dataChannels)) {
+      channel.onopen = () => this._flushData();
+    }
+    await this._offerPublisher();
+  }
+
+  async _offerPublisher() {
     await this.publisher.setLocalDescription(await this.publisher.createOffer());
     const reply = await this.signaling.request({
       type: "publish_offer",
@@ -95,6 +164,34 @@ export class RoomClient extends EventTarget {
     this.publisher?.close();
     this.subscriber?.close();
     this.publisher = this.subscriber = null;
+    this.dataChannels = {};
+  }
+
+  _newSubscriber() {
+    this.subscriber = this._newPc("subscriber");
+    this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
+    this.subscriber.ondatachannel = (event) => {
+      const channel = event.channel;
+      const lossy = channel.label === "lossy";
+      channel.onmessage = (e) => this._onData(e.data, lossy);
+    };
+  }
+
+  _onData(text, lossy) {
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return;
+    }
+    for (const m of Array.isArray(value) ? value : [value]) {
+      if (!m || typeof m !== "object") continue;
+      if (m.topic === "relay") {
+        if (m.payload?.op === "sync") this._forward("datasync", m.payload);
+        continue;
+      }
+      this._forward("data", { topic: m.topic, payload: m.payload, from: m.from, to: m.to, lossy });
+    }
   }
 
   _newPc(role) {
