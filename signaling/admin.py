@@ -430,26 +430,25 @@ class RoomWatcher:
         self._server = server
         self._stats = stats
         self._reports = reports
-        self._members: dict[tuple[str, str], str] = {}
         self._errors: dict[str, int] = dict(server.errors)
+        server.registry.listeners.append(self._on_membership)
+
+    def _on_membership(self, room: str, member: Member, reason: CloseReason | None) -> None:
+        if reason is None:
+            self._stats.record_event(
+                "participant_joined", room=room, participant_id=member.id, name=member.name
+            )
+            return
+        self._stats.record_event(
+            "participant_left",
+            room=room,
+            participant_id=member.id,
+            name=member.name,
+            reason=reason.value,
+        )
+        self._reports.forget(room, member.id)
 
     def __call__(self) -> None:
-        now: dict[tuple[str, str], str] = {
-            (room.name, pid): member.name
-            for room in list(self._server.registry.rooms.values())
-            for pid, member in room.members.items()
-        }
-        for key in now.keys() - self._members.keys():
-            self._stats.record_event(
-                "participant_joined", room=key[0], participant_id=key[1], name=now[key]
-            )
-        for key in self._members.keys() - now.keys():
-            self._stats.record_event(
-                "participant_left", room=key[0], participant_id=key[1], name=self._members[key]
-            )
-        if self._members.keys() != now.keys():
-            self._reports.retain(set(now))
-        self._members = now
         errors = self._server.errors
         grown = {
             code: count - self._errors.get(code, 0)
@@ -484,10 +483,9 @@ class _ClientReports:
             seen = self._seen[key] = (report, time.time())
         return {**report, "received_at": seen[1]}
 
-    def retain(self, live: set[tuple[str, str]]) -> None:
-        """Forget the reports of participants that left."""
-        for key in [k for k in self._seen if k not in live]:
-            del self._seen[key]
+    def forget(self, room: str, participant_id: str) -> None:
+        """Drop the report of a participant that left."""
+        self._seen.pop((room, participant_id), None)
 
 
 def setup_admin(app: web.Application, server: Server) -> None:

@@ -58,6 +58,7 @@ class ParticipantSession:
         self._buffer_overflowed = False
         self._expiry: asyncio.TimerHandle | None = None
         self._on_gone = on_gone
+        self._leaving: asyncio.Task[None] | None = None
         self.left = False
 
     @property
@@ -126,20 +127,21 @@ class ParticipantSession:
             edge.send(self._buffer.popleft())
 
     def _schedule_leave(self, reason: CloseReason) -> None:
-        if not self.left:
-            asyncio.get_running_loop().create_task(self.leave(reason))
+        if not self.left and self._leaving is None:
+            # Keep a reference: the loop holds tasks only weakly.
+            self._leaving = asyncio.get_running_loop().create_task(self.leave(reason))
 
     async def leave(self, reason: CloseReason) -> None:
-        """Leave the room: media first, then membership; idempotent."""
+        """Leave the room: membership first (the others hear at once), then media; idempotent."""
         if self.left:
             return
         self.left = True
         if self._expiry is not None:
             self._expiry.cancel()
         self._buffer.clear()
-        await self.server.media.on_left(self.room, self.member)
         await self.server.registry.leave(self.room.name, self.member.id, reason)
         await self._on_gone(self)
+        await self.server.media.on_left(self.room, self.member)
 
     # --- messages from the client ---------------------------------------------------------
 

@@ -54,6 +54,8 @@ class RoomRegistry:
         self._max_participants = max_participants
         self._default_mode = default_mode
         self._rooms: dict[str, RoomState] = {}
+        # Observers of membership changes (the stats event log): (room, member, reason or None).
+        self.listeners: list[Callable[[str, Member, CloseReason | None], None]] = []
 
     @property
     def rooms(self) -> dict[str, RoomState]:
@@ -103,6 +105,7 @@ class RoomRegistry:
             protocol.encode({"type": "participant_joined", "participant": member.public()}),
             exclude=member.id,
         )
+        self._notify(state.name, member, None)
         log.info(
             "room=%s participant=%s joined (%d in room)", state.name, member.id, len(state.members)
         )
@@ -127,12 +130,20 @@ class RoomRegistry:
                 }
             ),
         )
+        self._notify(room, member, reason)
         log.info("room=%s participant=%s left: %s", room, participant_id, reason.value)
         if not state.members:
             del self._rooms[room]
             await self._bus.release_room(room)
             log.info("room=%s closed (empty)", room)
         return member
+
+    def _notify(self, room: str, member: Member, reason: CloseReason | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(room, member, reason)
+            except Exception:  # an observer's bug never breaks membership
+                log.exception("room listener failed")
 
     def relay_signal(self, room: str, sender: str, target: str, payload: Any) -> bool:
         state = self._rooms.get(room)
