@@ -10,7 +10,7 @@ from tests.stats.conftest import admin_token, bearer
 
 
 async def test_join_and_leave_events_carry_the_reason(start_server, connect):
-    server, ts = await start_server()
+    _, ts = await start_server()
     alice = await connect(ts)
     joined = await alice.join("ev", "alice")
     pid = joined["participant"]["id"]
