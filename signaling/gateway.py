@@ -6,6 +6,7 @@ gateway, and turns the media plane's events back into protocol messages for the 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import logging
@@ -24,6 +25,7 @@ from media.events import (
     TrackPublished,
     TrackUnpublished,
 )
+from media.participant import Participant
 from media.persistence import TopicStore
 from media.room import Room as MediaRoom
 from media.settings import MediaSettings
@@ -113,6 +115,12 @@ class MediaGateway:
         self._rooms: dict[str, MediaRoom] = {}
         self._data = data or DataSettings()
         self._store = store
+        # Members of this node's sfu rooms. Their media participants (and PeerConnections) are
+        # made on first use (a media message, or tracks to subscribe to): an idle member of a
+        # room without media costs no PeerConnection.
+        self._members: dict[str, dict[str, Member]] = {}
+        self._adding: dict[tuple[str, str], asyncio.Task[Participant]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def store(self) -> TopicStore | None:
@@ -136,11 +144,10 @@ class MediaGateway:
                 f"'{message.type}' needs a room of mode sfu; p2p rooms use 'signal'",
                 message.id,
             )
-        media_room = self._rooms.get(room.name)
-        participant = media_room.participant(member.id) if media_room else None
-        if participant is None:
-            raise ProtocolError(ErrorCode.UNAVAILABLE, "no media session", message.id)
         try:
+            participant = await self._ensure(room.name, member)
+            if participant is None:
+                raise ProtocolError(ErrorCode.UNAVAILABLE, "no media session", message.id)
             if isinstance(message, PublishOffer):
                 answer = await participant.publish_offer(message.sdp)
                 reply({"type": "publish_answer", "sdp": answer}, message.id)
@@ -162,30 +169,68 @@ class MediaGateway:
     async def on_joined(self, room: RoomState, member: Member) -> None:
         if room.mode != "sfu":
             return
+        self._members.setdefault(room.name, {})[member.id] = member
+        media_room = self._rooms.get(room.name)
+        if media_room is not None and media_room.tracks():
+            await self._ensure(room.name, member)
+
+    async def on_left(self, room: RoomState, member: Member) -> None:
+        pending = self._members.get(room.name)
+        if pending is not None:
+            pending.pop(member.id, None)
+            if not pending:
+                del self._members[room.name]
+        adding = self._adding.get((room.name, member.id))
+        if adding is not None:
+            await asyncio.wait([adding])
         media_room = self._rooms.get(room.name)
         if media_room is None:
-            media_room = self._rooms[room.name] = MediaRoom(
-                room.name,
+            return
+        await media_room.remove_participant(member.id, "left")
+        if not media_room.participants and room.name not in self._members:
+            del self._rooms[room.name]
+            await media_room.close()
+
+    async def _ensure(self, room: str, member: Member) -> Participant | None:
+        """The member's media participant, created (once) on first need."""
+        media_room = self._rooms.get(room)
+        participant = media_room.participant(member.id) if media_room else None
+        if participant is not None:
+            return participant
+        if member.id not in self._members.get(room, {}):
+            return None  # left meanwhile
+        key = (room, member.id)
+        task = self._adding.get(key)
+        if task is None:
+            task = self._adding[key] = asyncio.create_task(self._add(room, member))
+            task.add_done_callback(lambda _: self._adding.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _add(self, room: str, member: Member) -> Participant:
+        media_room = self._rooms.get(room)
+        if media_room is None:
+            media_room = self._rooms[room] = MediaRoom(
+                room,
                 self.settings,
-                lambda event: self._on_event(room.name, event),
+                lambda event: self._on_event(room, event),
                 data=self._data,
                 store=self._store,
             )
-        await media_room.add_participant(
+        return await media_room.add_participant(
             member.id,
             can_publish=member.grants.can_publish,
             can_subscribe=member.grants.can_subscribe,
             can_publish_data=member.grants.can_publish_data,
         )
 
-    async def on_left(self, room: RoomState, member: Member) -> None:
-        media_room = self._rooms.get(room.name)
-        if media_room is None:
-            return
-        await media_room.remove_participant(member.id, "left")
-        if not media_room.participants:
-            del self._rooms[room.name]
-            await media_room.close()
+    async def _ensure_subscribers(self, room: str) -> None:
+        """A track appeared: members waiting without media now have something to receive."""
+        for member in list(self._members.get(room, {}).values()):
+            if member.grants.can_subscribe:
+                try:
+                    await self._ensure(room, member)
+                except MediaError as exc:
+                    log.info("room=%s participant=%s: no media: %s", room, member.id, exc)
 
     async def close(self) -> None:
         rooms, self._rooms = list(self._rooms.values()), {}
@@ -202,6 +247,10 @@ class MediaGateway:
                 room, event.participant_id, {"type": "subscribe_offer", "sdp": event.sdp}
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
+            if isinstance(event, TrackPublished):
+                task = asyncio.create_task(self._ensure_subscribers(room))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             kind = {
                 TrackPublished: "track_published",
                 TrackUnpublished: "track_unpublished",

@@ -136,3 +136,24 @@ async def test_bad_sdp_is_rejected_and_socket_stays_usable(start_server, connect
     assert reply["code"] == "sdp_rejected" and reply["ref"] == "x"
     await client.send({"type": "ping", "id": "after"})
     assert (await client.expect("pong"))["ref"] == "after"
+
+
+async def test_members_get_peer_connections_only_when_media_needs_them(start_server, connect):
+    server, ts = await start_server(allow_loopback_candidates=True)
+    idle, pub_ws = await connect(ts), await connect(ts)
+    await idle.join("lazy", "idle", can_publish=False)
+    await pub_ws.join("lazy", "pub")
+    assert "lazy" not in server.media.rooms  # joined, idle: no PeerConnections yet
+    subscriber = WsSubscriber(idle)
+    pub_pc, _ = await publish(pub_ws)
+    try:
+        media_room = server.media.rooms["lazy"]
+        await subscriber.answer_next_offer()  # the idle member is subscribed once a track exists
+        assert set(media_room.participants) == {
+            idle.joined["participant"]["id"],
+            pub_ws.joined["participant"]["id"],
+        }
+        assert await wait_until(lambda: any(len(c) >= 5 for c in subscriber.counters.values()), 15)
+    finally:
+        await subscriber.close()
+        await pub_pc.close()
