@@ -298,6 +298,15 @@ async function join(event) {
     client.addEventListener("close", (e) => {
       $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
     });
+    client.addEventListener("reconnecting", (e) => {
+      $("status").textContent = `Reconnecting (attempt ${e.detail.attempt})…`;
+      $("status").dataset.state = "reconnecting";
+    });
+    client.addEventListener("reconnected", (e) => {
+      board.self = client.self.id;
+      $("status").textContent = `In ${room} as ${client.self.name}${e.detail.resumed ? "" : " (rejoined)"}.`;
+      $("status").dataset.state = "connected";
+    });
     await client.join(room, token, name);
     board.self = client.self.id;
     if (stream) await client.publish(stream);
