@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -336,6 +336,14 @@ class FeedClient:
             await self._wakeup.wait()
 
 
+class FeedRelay(Protocol):
+    """Exchanges tick parts between nodes (implemented in signaling/cluster_admin.py)."""
+
+    def share(self, part: dict[str, Any]) -> None: ...
+
+    def merge(self, part: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class Feed:
     """Fans each stats tick (new samples, events, room overview) out to dashboard sockets."""
 
@@ -344,29 +352,34 @@ class Feed:
         self._clients: set[FeedClient] = set()
         self._queue_max = queue_max
         self.dropped_clients = 0
+        # Multi-node: shares this node's part of each tick and merges the other nodes' parts.
+        self.relay: FeedRelay | None = None
 
     @property
     def clients(self) -> int:
         return len(self._clients)
 
-    def on_tick(self, tick: Tick) -> None:
-        if not self._clients:
-            return
+    def local_part(self, tick: Tick) -> dict[str, Any]:
         rooms = self._api.server.registry.rooms
-        message = protocol.encode(
-            {
-                "type": "tick",
-                "t": round(tick.t, 3),
-                "rooms": [self._api.room_summary(r) for r in list(rooms.values())],
-                "participants": [
-                    {"room": r.name, **m.public(), "joined_at": round(m.joined_at, 3)}
-                    for r in list(rooms.values())
-                    for m in r.members.values()
-                ],
-                "samples": tick.samples,
-                "events": tick.events,
-            }
-        )
+        return {
+            "rooms": [self._api.room_summary(r) for r in list(rooms.values())],
+            "participants": [
+                {"room": r.name, **m.public(), "joined_at": round(m.joined_at, 3)}
+                for r in list(rooms.values())
+                for m in r.members.values()
+            ],
+            "samples": tick.samples,
+            "events": tick.events,
+        }
+
+    def on_tick(self, tick: Tick) -> None:
+        part = self.local_part(tick) if self._clients or self.relay else None
+        if self.relay is not None and part is not None:
+            self.relay.share(part)
+            part = self.relay.merge(part)
+        if not self._clients or part is None:
+            return
+        message = protocol.encode({"type": "tick", "t": round(tick.t, 3), **part})
         for client in list(self._clients):
             if not client.push(message):
                 self._drop(client)
@@ -488,6 +501,9 @@ class _ClientReports:
         self._seen.pop((room, participant_id), None)
 
 
+FEED_KEY = web.AppKey("feed", Feed)
+
+
 def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
     reports = _ClientReports(server)
@@ -498,6 +514,7 @@ def setup_admin(app: web.Application, server: Server) -> None:
     stats.add_pre_tick(RoomWatcher(server, stats, reports))
     stats.add_listener(feed.on_tick)
     app[STATS_KEY] = stats
+    app[FEED_KEY] = feed
     app[METRICS_KEY] = metrics
     app.middlewares.append(_api_errors)
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
@@ -91,6 +92,7 @@ class ClusterRouter:
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._op_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         bus.handler = self._on_op
         bus.on_room_lost = self._room_lost
 
@@ -100,6 +102,10 @@ class ClusterRouter:
 
     def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_owners())
+
+    def on_op(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """Route bus operations of another kind (for example the dashboard feed) to `handler`."""
+        self._op_handlers[kind] = handler
 
     # --- joining --------------------------------------------------------------------------
 
@@ -223,6 +229,8 @@ class ClusterRouter:
             self._spawn(self._host_join(op))
         elif kind in ("msg", "detach", "leave"):
             self._spawn(self._host_op(kind, op))
+        elif isinstance(kind, str) and kind in self._op_handlers:
+            await self._op_handlers[kind](op)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

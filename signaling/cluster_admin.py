@@ -1,4 +1,4 @@
-"""The admin API across nodes: any node answers for the whole cluster.
+"""The admin API and the dashboard feed across nodes: any node answers for the whole cluster.
 
 - `GET /api/rooms` merges this node's rooms with every other live node's (`?scope=local`
   asks one node for its own only).
@@ -10,17 +10,21 @@ Nodes find each other through their `url` in the Redis node registry (`node_url`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .admin import FEED_KEY
 from .redis_bus import BusUnavailable, RedisBus
 
 if TYPE_CHECKING:
+    from .cluster import ClusterRouter
     from .server import Server
 
 log = logging.getLogger(__name__)
@@ -30,9 +34,80 @@ PROXY_TIMEOUT_S = 5.0
 ROOM_PREFIX = "/api/rooms/"
 
 
-def setup_cluster_admin(app: web.Application, server: Server, bus: RedisBus) -> None:
-    """Add the cross-node middleware in front of the admin API (multi-node mode only)."""
+FEED_PART_MAX_AGE_S = 3.0
+FEED_PENDING_MAX = 5000
+NODE_LIST_REFRESH_S = 2.0
+
+
+class ClusterFeedRelay:
+    """The dashboard feed across nodes: each node sends its part of every stats tick to the
+    others, and a node's dashboard clients get every node's rooms, samples and events."""
+
+    def __init__(self, bus: RedisBus) -> None:
+        self._bus = bus
+        self._nodes: list[str] = []
+        self._remote: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._samples: list[Any] = []
+        self._events: list[Any] = []
+        self._refresher: asyncio.Task[None] | None = None
+
+    def share(self, part: dict[str, Any]) -> None:
+        for node in self._nodes:
+            self._bus.publish(node, {"op": "feed", "node": self._bus.node_id, "part": part})
+
+    def merge(self, part: dict[str, Any]) -> dict[str, Any]:
+        now = time.monotonic()
+        for node, (received, _) in list(self._remote.items()):
+            if now - received > FEED_PART_MAX_AGE_S:
+                del self._remote[node]
+        merged = {
+            "rooms": [{**r, "node": self._bus.node_id} for r in part["rooms"]],
+            "participants": list(part["participants"]),
+            "samples": list(part["samples"]) + self._samples,
+            "events": list(part["events"]) + self._events,
+        }
+        for node, (_, remote) in self._remote.items():
+            merged["rooms"] += [{**r, "node": node} for r in remote.get("rooms", [])]
+            merged["participants"] += remote.get("participants", [])
+        self._samples, self._events = [], []
+        return merged
+
+    async def on_remote(self, op: dict[str, Any]) -> None:
+        part = op.get("part")
+        if not isinstance(part, dict):
+            return
+        self._remote[str(op.get("node"))] = (time.monotonic(), part)
+        if len(self._samples) < FEED_PENDING_MAX:
+            self._samples += part.get("samples", [])
+        if len(self._events) < FEED_PENDING_MAX:
+            self._events += part.get("events", [])
+
+    def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh_nodes())
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+
+    async def _refresh_nodes(self) -> None:
+        while True:
+            with contextlib.suppress(BusUnavailable):
+                nodes = await self._bus.live_nodes()
+                self._nodes = [n for n in nodes if n != self._bus.node_id]
+            await asyncio.sleep(NODE_LIST_REFRESH_S)
+
+
+def setup_cluster_admin(
+    app: web.Application, server: Server, bus: RedisBus, router: ClusterRouter
+) -> None:
+    """Add the cross-node middleware in front of the admin API and relay the dashboard feed
+    between nodes (multi-node mode only)."""
     client: dict[str, aiohttp.ClientSession] = {}
+    relay = ClusterFeedRelay(bus)
+    app[FEED_KEY].relay = relay
+    router.on_op("feed", relay.on_remote)
 
     async def http() -> aiohttp.ClientSession:
         if "session" not in client:
@@ -55,13 +130,15 @@ def setup_cluster_admin(app: web.Application, server: Server, bus: RedisBus) -> 
                     return await _proxy(request, url, await http())
         return await handler(request)
 
-    async def close_client(app: web.Application) -> Any:
+    async def lifecycle(app: web.Application) -> Any:
+        relay.start()
         yield
+        await relay.close()
         if "session" in client:
             await client["session"].close()
 
     app.middlewares.append(cluster_admin)
-    app.cleanup_ctx.append(close_client)
+    app.cleanup_ctx.append(lifecycle)
 
 
 async def _owner_url(bus: RedisBus, room: str) -> str | None:

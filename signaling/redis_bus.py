@@ -302,7 +302,11 @@ class RedisBus(NodeBus):
     async def live_nodes(self) -> dict[str, dict[str, Any]]:
         """Every registered node and its info (id, url, started)."""
         client = self._redis_client()
-        keys = [k async for k in client.scan_iter(match=PREFIX + "node:*", count=100)]
+
+        async def scan() -> list[str]:
+            return [k async for k in client.scan_iter(match=PREFIX + "node:*", count=100)]
+
+        keys = await self._call(scan())
         values = await self._call(client.mget(keys)) if keys else []
         nodes: dict[str, dict[str, Any]] = {}
         for key, raw in zip(keys, values, strict=True):

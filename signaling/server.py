@@ -302,6 +302,6 @@ def create_app(server: Server) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     # After the lifecycle: cleanup runs in reverse, so stats stop before the server drains.
     setup_admin(app, server)
-    if isinstance(server.bus, RedisBus):
-        setup_cluster_admin(app, server, server.bus)
+    if isinstance(server.bus, RedisBus) and isinstance(server.router, ClusterRouter):
+        setup_cluster_admin(app, server, server.bus, server.router)
     return app

@@ -6,6 +6,7 @@ import aiohttp
 
 from signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET
+from tests.signaling.test_sfu_call import publish
 
 ADMIN = {
     "Authorization": "Bearer "
@@ -46,3 +47,37 @@ async def test_rooms_of_every_node_are_listed_and_reachable_from_any_node(
         anonymous.get(ts_a.make_url("/api/rooms/on-b")) as resp,
     ):
         assert resp.status == 401
+
+
+async def test_dashboard_feed_on_one_node_shows_rooms_and_samples_of_the_other(
+    start_server, connect, redis_server
+):
+    overrides = {
+        "redis_url": redis_server.url,
+        "stats_interval_s": 0.2,
+        "allow_loopback_candidates": True,
+    }
+    (node_a, ts_a) = await start_server(**overrides)
+    (node_b, ts_b) = await start_server(**overrides)
+    bob = await connect(ts_b)
+    b = await bob.join("feed-b", "bob")
+    pub_pc, _ = await publish(bob)  # a media connection on node B, sampled there
+    token = ADMIN["Authorization"].split()[1]
+    async with aiohttp.ClientSession() as http:
+        feed = await http.ws_connect(ts_a.make_url(f"/api/feed?token={token}"))
+        assert (await feed.receive_json(timeout=5))["type"] == "hello"
+        seen_room = seen_sample = False
+        for _ in range(60):
+            tick = await feed.receive_json(timeout=5)
+            rooms = {r["name"]: r.get("node") for r in tick["rooms"]}
+            if rooms.get("feed-b") == node_b.bus.node_id:
+                seen_room = True
+                assert any(p["id"] == b["participant"]["id"] for p in tick["participants"])
+            if any(s["participant_id"] == b["participant"]["id"] for s in tick["samples"]):
+                seen_sample = True
+            if seen_room and seen_sample:
+                break
+        await feed.close()
+    await pub_pc.close()
+    assert seen_room and seen_sample
+    assert node_a.registry.get("feed-b") is None

@@ -278,7 +278,7 @@ function renderRooms() {
         el("div", { class: "room-name" }, el("span", { class: "health", dataset: { health: room.health } }), room.name),
         el("div", { class: "room-meta" },
           `${room.mode} · ${room.participants} participants · ${room.tracks} tracks · ` +
-          `${fmtBitrate(room.bitrate_in_bps)} in`),
+          `${fmtBitrate(room.bitrate_in_bps)} in${room.node ? ` · node ${room.node}` : ""}`),
         el("ul", { class: "participants" }, ...people.map((p) => participantItem(room.name, p))),
       );
     }),
