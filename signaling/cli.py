@@ -191,6 +191,7 @@ def _cmd_serve(config: Config) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log.debug("settings: %s", config.redacted())
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
     return asyncio.run(_serve(config, secret, ssl_context))

@@ -256,8 +256,3 @@ def to_wire(message: ClientMessage) -> str:
         if value is not None:
             data[f.name] = value
     return json.dumps(data, separators=(",", ":"))
-
-
-def message_fields(cls: type[ClientMessage]) -> list[str]:
-    """Field names of a client message type (for docs and tests)."""
-    return [f.name for f in fields(cls)]

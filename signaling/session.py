@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVICE_RESTART = 1012
-CLOSE_TRY_AGAIN = 1013
 
 
 class Session:
@@ -158,15 +157,3 @@ class Session:
                 log.info("%s no pong within %.1fs: closing", self.label, self._heartbeat_timeout)
                 self.abort("heartbeat_timeout")
                 return
-
-
-__all__ = [
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_POLICY",
-    "CLOSE_SERVICE_RESTART",
-    "CLOSE_TOO_BIG",
-    "CLOSE_TRY_AGAIN",
-    "Session",
-    "WSCloseCode",
-]

@@ -11,7 +11,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from signaling.admin import STATS_KEY, setup_admin
 from signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, make_config, token_for
 
@@ -29,14 +28,12 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 async def admin_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Started]]]:
-    """Start relayroom apps with the admin API on 127.0.0.1 (setup_admin unless already wired)."""
+    """Start relayroom apps (create_app wires the admin API) on 127.0.0.1; also returns the app."""
     started: list[TestServer] = []
 
     async def start(**overrides: Any) -> Started:
         server = Server.build(make_config(tmp_path, **overrides), TEST_SECRET)
         app = create_app(server)
-        if STATS_KEY not in app:
-            setup_admin(app, server)
         test_server = TestServer(app, host="127.0.0.1")
         await test_server.start_server()
         started.append(test_server)
