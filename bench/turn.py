@@ -36,6 +36,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.loopback import free_port  # noqa: E402
 from turn.codec import (  # noqa: E402
     Attr,
     ErrorCode,
@@ -75,12 +76,6 @@ def cpu_seconds(pid: int) -> float:
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- a blocking TURN client, just enough to allocate and bind a channel -------------------------
@@ -270,11 +265,11 @@ class ServerProcess:
 
 
 def start_server(name: str) -> ServerProcess:
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM)
     if name == "relayroom":
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)]
     else:
-        relay = free_port()
+        relay = free_port(socket.SOCK_DGRAM)
         argv = [
             "turnserver",
             "--use-auth-secret",

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.loopback import free_port
 from signaling import __version__
 from signaling.config import ConfigError, load_config, setting_docs
 from signaling.tokens import verify_token
@@ -150,14 +150,8 @@ def test_configuration_doc_lists_every_setting_with_its_default():
         assert default in doc, (name, default)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
     env["RELAYROOM_DRAIN_TIMEOUT_S"] = "5"
     proc = subprocess.Popen(

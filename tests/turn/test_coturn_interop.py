@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.loopback import free_port
 from tests.turn.conftest import SECRET
 from tests.turn.helpers import TurnClient, TurnRequestError
 from turn.credentials import rest_credentials
@@ -19,16 +20,10 @@ MESSAGES = 10
 CLIENTS = 2
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def echo_peer() -> AsyncIterator[int]:
     """coturn's turnutils_peer echoing UDP on loopback."""
-    port = free_port()
+    port = free_port(socket.SOCK_DGRAM)
     proc = await asyncio.create_subprocess_exec(
         "turnutils_peer",
         "-L",
@@ -104,8 +99,8 @@ async def test_turnutils_uclient_relays_through_our_server(
 @pytest.fixture
 async def coturn() -> AsyncIterator[tuple[str, int]]:
     """A real coturn with use-auth-secret on an ephemeral loopback port."""
-    port = free_port()
-    relay = free_port()
+    port = free_port(socket.SOCK_DGRAM)
+    relay = free_port(socket.SOCK_DGRAM)
     proc = await asyncio.create_subprocess_exec(
         "turnserver",
         "--use-auth-secret",
