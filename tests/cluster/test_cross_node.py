@@ -89,3 +89,26 @@ async def test_concurrent_claims_of_one_room_give_one_owner(redis_server):
     finally:
         for bus in buses:
             await bus.close()
+
+
+async def test_datachannel_messages_flow_between_clients_on_different_nodes(
+    start_server, connect, redis_server
+):
+    from tests.data.peer import join_data
+
+    (_, ts_a), (_, ts_b) = await _two_nodes(
+        start_server, redis_server, allow_loopback_candidates=True
+    )
+    alice = await join_data(connect, ts_a, "data-x", "alice")
+    bob = await join_data(connect, ts_b, "data-x", "bob")  # WebSocket on B, room on A
+    try:
+        for n in range(20):
+            bob.send("chat", {"n": n})
+            alice.send("chat", {"n": 100 + n})
+        assert await wait_until(lambda: len(alice.messages("chat")) == 20, 10)
+        assert await wait_until(lambda: len(bob.messages("chat")) == 20, 10)
+        assert [m["payload"]["n"] for m in alice.messages("chat")] == list(range(20))
+        assert {m["from"] for m in bob.messages("chat")} == {alice.id}
+    finally:
+        await alice.close()
+        await bob.close()
