@@ -151,7 +151,7 @@ async def client_main(url: str, participants: int) -> None:
 async def bench(participants: int, rounds: int, connect_timeout_s: float) -> dict[str, Any]:
     from aiohttp.test_utils import TestServer
 
-    from signaling.admin import STATS_KEY, setup_admin
+    from signaling.admin import STATS_KEY
     from signaling.config import load_config
     from signaling.server import Server, create_app
 
@@ -169,8 +169,6 @@ async def bench(participants: int, rounds: int, connect_timeout_s: float) -> dic
         )
         server = Server.build(config, SECRET)
         app = create_app(server)
-        if STATS_KEY not in app:
-            setup_admin(app, server)
         test_server = TestServer(app, host="127.0.0.1")
         await test_server.start_server()
         stats = app[STATS_KEY]

@@ -9,7 +9,7 @@ every label has a small fixed set of values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -56,30 +56,27 @@ class _StateCollector:
         yield _gauge("websocket_sessions", "Open signaling WebSockets.", len(server.connections))
         yield _gauge("uptime_seconds", "Seconds since the server started.", _uptime(server))
         totals = self._last.totals if self._last else None
-        family = GaugeMetricFamily(
-            f"{PREFIX}_peer_connections",
+        yield _labelled_gauge(
+            "peer_connections",
             "PeerConnections by connection state (at the last stats tick).",
-            labels=["state"],
+            "state",
+            CONNECTION_STATES,
+            totals.connection_states if totals else {},
         )
-        for state in CONNECTION_STATES:
-            family.add_metric([state], totals.connection_states[state] if totals else 0)
-        yield family
-        family = GaugeMetricFamily(
-            f"{PREFIX}_selected_candidate_pairs",
+        yield _labelled_gauge(
+            "selected_candidate_pairs",
             "Connected PeerConnections by type of their selected ICE candidate pair.",
-            labels=["type"],
+            "type",
+            CANDIDATE_TYPES,
+            totals.candidate_types if totals else {},
         )
-        for kind in CANDIDATE_TYPES:
-            family.add_metric([kind], totals.candidate_types[kind] if totals else 0)
-        yield family
-        family = GaugeMetricFamily(
-            f"{PREFIX}_participant_health",
+        yield _labelled_gauge(
+            "participant_health",
             "Participants by health (thresholds on loss, RTT and fps).",
-            labels=["health"],
+            "health",
+            HEALTH,
+            totals.health if totals else {},
         )
-        for health in HEALTH:
-            family.add_metric([health], totals.health[health] if totals else 0)
-        yield family
         errors = CounterMetricFamily(
             f"{PREFIX}_errors", "Protocol errors sent to clients, by code.", labels=["code"]
         )
@@ -109,6 +106,16 @@ def _uptime(server: Server) -> float:
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
+
+
+def _labelled_gauge(
+    name: str, doc: str, label: str, keys: Iterable[str], counts: Mapping[str, float]
+) -> GaugeMetricFamily:
+    """One series per key (a fixed set, so cardinality stays bounded); missing keys are 0."""
+    family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=[label])
+    for key in keys:
+        family.add_metric([key], counts.get(key, 0))
+    return family
 
 
 class Metrics:
