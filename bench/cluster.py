@@ -58,7 +58,7 @@ class Node:
             [
                 sys.executable,
                 "-m",
-                "signaling.cli",
+                "relayroom",
                 "serve",
                 "--port",
                 str(self.port),
@@ -92,7 +92,7 @@ class Node:
 
 
 def token(room: str, identity: str, mode: str = "p2p") -> str:
-    from signaling.tokens import mint_token
+    from relayroom.signaling.tokens import mint_token
 
     return mint_token(SECRET, room=room, identity=identity, ttl_s=3600, mode=mode)
 

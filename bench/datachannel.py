@@ -67,7 +67,7 @@ async def _client(conn: Connection, role: str, mode: str, args: dict[str, Any]) 
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.rtcconfiguration import RTCBundlePolicy
 
-    from media.aiortc_hooks import configure_ice
+    from relayroom.media.aiortc_hooks import configure_ice
 
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -254,7 +254,7 @@ def _udp_rcvbuf_errors() -> int:
 async def _run_case(
     mode: str, size: int, receivers: int, opts: argparse.Namespace, url: str | None
 ) -> dict[str, Any]:
-    from signaling.tokens import Grants, mint_token
+    from relayroom.signaling.tokens import Grants, mint_token
 
     ctx = mp.get_context("spawn")
     procs: list[Any] = []
@@ -347,8 +347,8 @@ async def _run_case(
 async def _bench(opts: argparse.Namespace) -> dict[str, Any]:
     from aiohttp.test_utils import TestServer
 
-    from signaling.config import load_config
-    from signaling.server import Server, create_app
+    from relayroom.signaling.config import load_config
+    from relayroom.signaling.server import Server, create_app
 
     sizes = [100] if opts.quick else [100, 1024]
     fanouts = [1, 2] if opts.quick else [1, 4]

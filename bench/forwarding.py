@@ -113,7 +113,7 @@ async def _publisher(conn: Connection, width: int, height: int, fps: int) -> Non
     from aiortc import RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 
-    from media.aiortc_hooks import configure_ice
+    from relayroom.media.aiortc_hooks import configure_ice
 
     class Stamped(MediaStreamTrack):  # type: ignore[misc]
         kind = "video"
@@ -203,7 +203,7 @@ async def _subscriber(conn: Connection, fps: int) -> None:
     from aiortc import RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
-    from media.aiortc_hooks import configure_ice
+    from relayroom.media.aiortc_hooks import configure_ice
 
     pc = _client_pc()
     frames: list[tuple[int, float]] = []  # (counter, arrival of the frame's marker packet)
@@ -327,7 +327,7 @@ def relay_main(conn: Connection, kind: str) -> None:
 
 
 async def _relayroom(conn: Connection) -> None:
-    from media import MediaSettings, Room, SubscribeOffer
+    from relayroom.media import MediaSettings, Room, SubscribeOffer
 
     offers: dict[str, asyncio.Queue[str]] = {}
 
@@ -373,7 +373,7 @@ async def _mediarelay(conn: Connection) -> None:
     from aiortc import RTCSessionDescription
     from aiortc.contrib.media import MediaRelay
 
-    from media.aiortc_hooks import configure_ice
+    from relayroom.media.aiortc_hooks import configure_ice
 
     relay = MediaRelay()
     publisher = _client_pc()

@@ -47,7 +47,7 @@ def rss_bytes() -> int:
 async def client_main(url: str, n: int, concurrency: int) -> None:
     import aiohttp
 
-    from signaling.tokens import mint_token
+    from relayroom.signaling.tokens import mint_token
 
     raise_fd_limit()
     received = 0
@@ -96,8 +96,8 @@ async def client_main(url: str, n: int, concurrency: int) -> None:
 async def run_size(n: int, rounds: int, per_round: int) -> dict[str, Any]:
     from aiohttp import web
 
-    from signaling.config import load_config
-    from signaling.server import Server, create_app
+    from relayroom.signaling.config import load_config
+    from relayroom.signaling.server import Server, create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(

@@ -81,8 +81,8 @@ async def participant(url: str, room: str, identity: str, ready: asyncio.Event) 
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
-    from media.aiortc_hooks import configure_ice
-    from signaling.tokens import Grants, mint_token
+    from relayroom.media.aiortc_hooks import configure_ice
+    from relayroom.signaling.tokens import Grants, mint_token
 
     token = mint_token(SECRET, room=room, identity=identity, ttl_s=3600, grants=Grants())
     pub = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -151,9 +151,9 @@ async def client_main(url: str, participants: int) -> None:
 async def bench(participants: int, rounds: int, connect_timeout_s: float) -> dict[str, Any]:
     from aiohttp.test_utils import TestServer
 
-    from signaling.admin import STATS_KEY
-    from signaling.config import load_config
-    from signaling.server import Server, create_app
+    from relayroom.signaling.admin import STATS_KEY
+    from relayroom.signaling.config import load_config
+    from relayroom.signaling.server import Server, create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(

@@ -37,7 +37,7 @@ elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.loopback import free_port  # noqa: E402
-from turn.codec import (  # noqa: E402
+from relayroom.turn.codec import (  # noqa: E402
     Attr,
     ErrorCode,
     Message,
@@ -48,7 +48,7 @@ from turn.codec import (  # noqa: E402
     long_term_key,
     parse_message,
 )
-from turn.credentials import rest_credentials  # noqa: E402
+from relayroom.turn.credentials import rest_credentials  # noqa: E402
 
 SECRET = "bench-secret"
 REALM = "bench.relayroom"
@@ -198,8 +198,8 @@ def run_load(
 
 def serve_embedded(port: int) -> None:
     """Child mode: run the embedded server until stdin closes."""
-    from turn.config import TurnConfig
-    from turn.server import TurnServer
+    from relayroom.turn.config import TurnConfig
+    from relayroom.turn.server import TurnServer
 
     async def main() -> None:
         config = TurnConfig(

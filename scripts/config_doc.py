@@ -1,8 +1,8 @@
-"""Regenerate the settings table of docs/configuration.md from signaling.config."""
+"""Regenerate the settings table of docs/configuration.md from relayroom.signaling.config."""
 
 from pathlib import Path
 
-from signaling.config import setting_docs
+from relayroom.signaling.config import setting_docs
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"

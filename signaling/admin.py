@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from media.errors import Closed, UnknownTrack
-from media.stats import StatsCollector, StatsSettings, Tick, settings_json
+from relayroom.media.errors import Closed, UnknownTrack
+from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_json
 
 from . import protocol
 from .config import Config

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from turn.credentials import rest_credentials
+from relayroom import __version__
+from relayroom.turn.credentials import rest_credentials
 
-from . import __version__
 from .config import Config, ConfigError, load_config
 from .server import Server, create_app, resolve_secret
 from .tokens import GRANT_NAMES, Grants, mint_token

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from media.datachannels import DataSettings
-from media.errors import MediaError
-from media.events import (
+from relayroom.media.datachannels import DataSettings
+from relayroom.media.errors import MediaError
+from relayroom.media.events import (
     DataNotice,
     MediaEvent,
     ParticipantFailed,
@@ -25,10 +25,10 @@ from media.events import (
     TrackPublished,
     TrackUnpublished,
 )
-from media.participant import Participant
-from media.persistence import TopicStore
-from media.room import Room as MediaRoom
-from media.settings import MediaSettings
+from relayroom.media.participant import Participant
+from relayroom.media.persistence import TopicStore
+from relayroom.media.room import Room as MediaRoom
+from relayroom.media.settings import MediaSettings
 
 from .config import Config
 from .protocol import (

@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from media.stats import StatsCollector, Tick
+from relayroom.media.stats import StatsCollector, Tick
 
 if TYPE_CHECKING:
     from .server import Server

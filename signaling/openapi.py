@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
+from relayroom import __version__
 
 Schema = dict[str, Any]
 

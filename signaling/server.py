@@ -13,10 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from media.persistence import open_store
-from web import STATIC_DIR
+from relayroom import __version__
+from relayroom.media.persistence import open_store
+from relayroom.web import STATIC_DIR
 
-from . import __version__, protocol
+from . import protocol
 from .admin import setup_admin
 from .bus import LocalBus, NodeBus
 from .cluster import ClusterRouter

@@ -8,9 +8,9 @@ import ipaddress
 import logging
 from typing import Any
 
-from turn.config import TurnConfig, TurnConfigError
-from turn.credentials import rest_credentials
-from turn.server import TurnServer
+from relayroom.turn.config import TurnConfig, TurnConfigError
+from relayroom.turn.credentials import rest_credentials
+from relayroom.turn.server import TurnServer
 
 from .config import Config, ConfigError
 

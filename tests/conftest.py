@@ -15,9 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench.loopback import RedisProcess
-from signaling.config import Config, load_config
-from signaling.server import Server, create_app
-from signaling.tokens import Grants, mint_token
+from relayroom.signaling.config import Config, load_config
+from relayroom.signaling.server import Server, create_app
+from relayroom.signaling.tokens import Grants, mint_token
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
 ARTIFACTS = Path(os.environ.get("RELAYROOM_TEST_ARTIFACTS", "test-artifacts"))

@@ -1,1 +1,1 @@
-"""relayroom embedded STUN/TURN server. Imports nothing from signaling or media."""
+"""relayroom embedded STUN/TURN server. Imports nothing from relayroom.signaling or media."""

@@ -14,18 +14,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from turn.codec import (
+from relayroom.turn.codec import (
     Address,
     Attr,
     MessageClass,
     Method,
     encode_message,
 )
-from turn.links import ClientLink
-from turn.peerfilter import PeerFilter
-from turn.ratelimit import TokenBucket
-from turn.stats import TurnStats
-from turn.udp import UdpEndpoint
+from relayroom.turn.links import ClientLink
+from relayroom.turn.peerfilter import PeerFilter
+from relayroom.turn.ratelimit import TokenBucket
+from relayroom.turn.stats import TurnStats
+from relayroom.turn.udp import UdpEndpoint
 
 logger = logging.getLogger(__name__)
 

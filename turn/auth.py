@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from turn.codec import Address, Attr, Message, check_integrity, long_term_key
-from turn.credentials import CredentialStore
+from relayroom.turn.codec import Address, Attr, Message, check_integrity, long_term_key
+from relayroom.turn.credentials import CredentialStore
 
 _NONCE_MAC_HEX = 24
 

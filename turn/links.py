@@ -11,11 +11,11 @@ import asyncio
 import struct
 from typing import TYPE_CHECKING
 
-from turn.codec import Address, padding
-from turn.udp import UdpEndpoint
+from relayroom.turn.codec import Address, padding
+from relayroom.turn.udp import UdpEndpoint
 
 if TYPE_CHECKING:
-    from turn.allocation import Allocation
+    from relayroom.turn.allocation import Allocation
 
 _HEADER = struct.Struct("!HH")
 

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from turn.codec import Address, StreamFramer, StunError
-from turn.links import ClientLink, StreamLink, UdpLink
-from turn.stats import TurnStats
-from turn.udp import UdpEndpoint
+from relayroom.turn.codec import Address, StreamFramer, StunError
+from relayroom.turn.links import ClientLink, StreamLink, UdpLink
+from relayroom.turn.stats import TurnStats
+from relayroom.turn.udp import UdpEndpoint
 
 if TYPE_CHECKING:
-    from turn.allocation import Allocation
+    from relayroom.turn.allocation import Allocation
 
 logger = logging.getLogger(__name__)
 

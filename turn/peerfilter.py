@@ -14,7 +14,7 @@ import enum
 import ipaddress
 from collections.abc import Callable, Iterable
 
-from turn.codec import Address
+from relayroom.turn.codec import Address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

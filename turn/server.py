@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from turn.allocation import Allocation, AllocationState
-from turn.auth import Authenticated, Authenticator, NonceIssuer, Rejected
-from turn.codec import (
+from relayroom.turn.allocation import Allocation, AllocationState
+from relayroom.turn.auth import Authenticated, Authenticator, NonceIssuer, Rejected
+from relayroom.turn.codec import (
     CHANNEL_MAX,
     CHANNEL_MIN,
     TRANSPORT_UDP,
@@ -36,13 +36,13 @@ from turn.codec import (
     is_address,
     parse_message,
 )
-from turn.config import TurnConfig, TurnConfigError
-from turn.credentials import CredentialStore
-from turn.links import ClientLink
-from turn.listeners import StreamConnection, UdpListener
-from turn.peerfilter import PeerFilter
-from turn.ratelimit import SourceLimiter
-from turn.stats import TurnStats
+from relayroom.turn.config import TurnConfig, TurnConfigError
+from relayroom.turn.credentials import CredentialStore
+from relayroom.turn.links import ClientLink
+from relayroom.turn.listeners import StreamConnection, UdpListener
+from relayroom.turn.peerfilter import PeerFilter
+from relayroom.turn.ratelimit import SourceLimiter
+from relayroom.turn.stats import TurnStats
 
 logger = logging.getLogger(__name__)
 

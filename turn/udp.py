@@ -11,7 +11,7 @@ import asyncio
 import socket
 from collections.abc import Callable
 
-from turn.codec import Address
+from relayroom.turn.codec import Address
 
 DatagramHandler = Callable[[bytes, Address], None]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from signaling.tokens import Grants, mint_token
+from relayroom.signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET
 from tests.signaling.test_sfu_call import publish
 

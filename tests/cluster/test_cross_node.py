@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from signaling.redis_bus import RedisBus
+from relayroom.signaling.redis_bus import RedisBus
 from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
 
 

@@ -10,7 +10,7 @@ import aiohttp
 from aiortc import RTCSessionDescription
 
 from bench.cluster import Client, Node
-from media.aiortc_hooks import configure_ice
+from relayroom.media.aiortc_hooks import configure_ice
 from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc, luma, read_stamp
 
 

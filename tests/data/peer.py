@@ -10,7 +10,7 @@ from typing import Any
 
 from aiortc import RTCDataChannel, RTCSessionDescription
 
-from media.aiortc_hooks import configure_ice
+from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
 from tests.media.client import LOOPBACK, client_pc, wait_for
 

@@ -6,8 +6,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from media.persistence import SqliteTopicStore
-from media.persistence_redis import RedisTopicStore
+from relayroom.media.persistence import SqliteTopicStore
+from relayroom.media.persistence_redis import RedisTopicStore
 from tests.data.peer import join_data
 from tests.media.client import wait_for
 

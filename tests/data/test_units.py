@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from media.datachannels import Outlet, OutletState, Refused, TokenBucket, TopicLog, parse_message
+from relayroom.media.datachannels import (
+    Outlet,
+    OutletState,
+    Refused,
+    TokenBucket,
+    TopicLog,
+    parse_message,
+)
 
 
 def test_from_is_added_last_so_a_client_cannot_spoof_it() -> None:

@@ -24,8 +24,8 @@ from aiortc import (
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from media import Participant
-from media.aiortc_hooks import configure_ice
+from relayroom.media import Participant
+from relayroom.media.aiortc_hooks import configure_ice
 
 LOOPBACK = ("127.0.0.1",)
 BLOCK = 16

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from media import MediaEvent, MediaSettings, Room, SubscribeOffer
+from relayroom.media import MediaEvent, MediaSettings, Room, SubscribeOffer
 from tests.media.client import Publisher, Subscriber, wait_for
 
 

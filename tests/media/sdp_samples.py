@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import AudioStreamTrack
 
-from media.aiortc_hooks import configure_ice
+from relayroom.media.aiortc_hooks import configure_ice
 from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
 
 

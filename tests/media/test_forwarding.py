@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
 
-from media import SubscribeOffer, TrackPublished, TrackUnpublished
+from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
 from tests.media.client import ReceivedTrack, Subscriber, wait_for
 from tests.media.conftest import Harness
 

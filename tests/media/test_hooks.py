@@ -7,7 +7,7 @@ from typing import Any
 import aiortc
 import pytest
 
-from media.aiortc_hooks import (
+from relayroom.media.aiortc_hooks import (
     TESTED_AIORTC,
     HookError,
     check_compatibility,

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from media.aiortc_hooks import local_udp_ports, remote_candidate_hosts
+from relayroom.media.aiortc_hooks import local_udp_ports, remote_candidate_hosts
 from tests.media.client import wait_for
 from tests.media.conftest import Harness, loopback_settings
 from tests.media.sdp_samples import client_offer, with_candidates

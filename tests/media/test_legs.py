@@ -10,8 +10,8 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from media import MediaSettings, TrackInfo
-from media.forwarding import (
+from relayroom.media import MediaSettings, TrackInfo
+from relayroom.media.forwarding import (
     URI_ABS_SEND_TIME,
     URI_MID,
     BandwidthAggregator,

@@ -11,7 +11,7 @@ from typing import Any
 import aioice.ice
 import pytest
 
-from media import (
+from relayroom.media import (
     Forbidden,
     ParticipantFailed,
     SdpRejected,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from media import MediaSettings, SdpRejected
-from media.keyframes import detector_for, h264_keyframe_start, vp8_keyframe_start
-from media.sdp_policy import (
+from relayroom.media import MediaSettings, SdpRejected
+from relayroom.media.keyframes import detector_for, h264_keyframe_start, vp8_keyframe_start
+from relayroom.media.sdp_policy import (
     candidate_address_allowed,
     candidate_line_allowed,
     check_sdp,

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 
 from bench.loopback import free_port
-from signaling import __version__
-from signaling.config import ConfigError, load_config, setting_docs
-from signaling.tokens import verify_token
+from relayroom import __version__
+from relayroom.signaling.config import ConfigError, load_config, setting_docs
+from relayroom.signaling.tokens import verify_token
 
 SECRET = "cli-secret-0123456789abcdef-0123456789"
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "signaling.cli", *args],
+        [sys.executable, "-m", "relayroom", *args],
         capture_output=True,
         text=True,
         env=full_env,
@@ -158,7 +158,7 @@ async def _start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[st
         [
             sys.executable,
             "-m",
-            "signaling.cli",
+            "relayroom",
             "serve",
             "--dev",
             "--port",

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signaling.server import Server, create_app
+from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, WsClient, make_config
 
 REQUIRED = {

@@ -10,7 +10,7 @@ import time
 import aiohttp
 import pytest
 
-from signaling.protocol import CloseReason
+from relayroom.signaling.protocol import CloseReason
 
 
 async def test_oversized_frame_closes_1009(start_server, connect):

@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from signaling.protocol import MESSAGE_TYPES, ErrorCode, ProtocolError, parse_client_message
+from relayroom.signaling.protocol import (
+    MESSAGE_TYPES,
+    ErrorCode,
+    ProtocolError,
+    parse_client_message,
+)
 from tests.conftest import token_for
 
 

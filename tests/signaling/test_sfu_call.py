@@ -9,7 +9,7 @@ import av
 from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
-from media.aiortc_hooks import configure_ice
+from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
 from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc, luma, read_stamp
 

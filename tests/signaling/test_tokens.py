@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 
-from signaling.tokens import Grants, TokenError, mint_token, verify_token
+from relayroom.signaling.tokens import Grants, TokenError, mint_token, verify_token
 from tests.conftest import TEST_SECRET, token_for
 
 

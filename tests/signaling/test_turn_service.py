@@ -12,11 +12,11 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from relayroom.turn.credentials import rest_password
 from tests.conftest import TEST_SECRET, make_config
 from tests.media.client import StampedVideoTrack
 from tests.signaling.test_cli import run_cli
 from tests.signaling.test_sfu_call import WsSubscriber, wait_until
-from turn.credentials import rest_password
 
 TURN = {
     "turn_enabled": True,
@@ -101,7 +101,7 @@ def test_turn_credentials_command_prints_verifiable_json(tmp_path):
 
 def test_turn_is_on_by_default_and_off_with_flag(tmp_path):
     assert make_config(tmp_path, turn_enabled=True).turn_enabled
-    from signaling.cli import build_parser, config_from_args
+    from relayroom.signaling.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["serve", "--no-turn", "--api-secret", TEST_SECRET])
     assert config_from_args(args).turn_enabled is False

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from signaling.server import Server, create_app
+from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, make_config, token_for
 
 Started = tuple[Server, TestServer, web.Application]

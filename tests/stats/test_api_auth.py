@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from signaling.tokens import Grants, mint_token
+from relayroom.signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET, token_for
 from tests.stats.conftest import admin_token, api, bearer
 

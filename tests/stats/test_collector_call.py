@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from media.stats import StatsCollector
-from signaling.admin import STATS_KEY
+from relayroom.media.stats import StatsCollector
+from relayroom.signaling.admin import STATS_KEY
 from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
 from tests.stats.conftest import admin_token, api, bearer
 

@@ -6,8 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from media.stats import StatsCollector, StatsSettings, sanitize_client_report
-from signaling.admin import FeedClient
+from relayroom.media.stats import StatsCollector, StatsSettings, sanitize_client_report
+from relayroom.signaling.admin import FeedClient
 
 
 def sample(loss=None, rtt=None, fps=None, client=None) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def collector(**settings: Any) -> StatsCollector:
 
 def test_a_crossing_is_reported_once_and_cleared_with_hysteresis(caplog):
     stats = collector()
-    caplog.set_level(logging.INFO, "media.stats")
+    caplog.set_level(logging.INFO, "relayroom.media.stats")
     events = []
     for loss in (0.01, 0.08, 0.09, 0.2, 0.045, 0.03, 0.02):
         events += stats.check_thresholds("r", "p", sample(loss=loss))

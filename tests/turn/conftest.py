@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from relayroom.turn.config import TurnConfig
+from relayroom.turn.credentials import rest_credentials
+from relayroom.turn.server import TurnServer
 from tests.turn.helpers import TurnClient, UdpSink
-from turn.config import TurnConfig
-from turn.credentials import rest_credentials
-from turn.server import TurnServer
 
 SECRET = "test-shared-secret"
 

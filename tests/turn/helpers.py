@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from turn.codec import (
+from relayroom.turn.codec import (
     Address,
     Attr,
     ErrorCode,

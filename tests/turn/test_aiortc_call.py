@@ -12,9 +12,9 @@ from aiortc import (
     RTCPeerConnection,
 )
 
+from relayroom.turn.credentials import rest_credentials
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import SECRET
-from turn.credentials import rest_credentials
-from turn.server import TurnServer
 
 
 async def _relay_only_call(server: TurnServer, url: str) -> tuple[list[str], list[str]]:

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
+from relayroom.turn.auth import NonceIssuer
+from relayroom.turn.codec import Attr, MessageClass, Method, encode_message
+from relayroom.turn.config import TurnConfigError
+from relayroom.turn.credentials import CredentialStore, rest_credentials
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import SECRET, ClientFactory, ServerFactory, turn_test_config
 from tests.turn.helpers import TurnRequestError, error_code
-from turn.auth import NonceIssuer
-from turn.codec import Attr, MessageClass, Method, encode_message
-from turn.config import TurnConfigError
-from turn.credentials import CredentialStore, rest_credentials
-from turn.server import TurnServer
 
 ALLOCATE = [(Attr.REQUESTED_TRANSPORT, 17)]
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from relayroom.turn.credentials import rest_credentials
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import SECRET
-from turn.credentials import rest_credentials
-from turn.server import TurnServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from turn.codec import (
+from relayroom.turn.codec import (
     Attr,
     ErrorCode,
     MessageClass,

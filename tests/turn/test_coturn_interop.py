@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.loopback import free_port
+from relayroom.turn.credentials import rest_credentials
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import SECRET
 from tests.turn.helpers import TurnClient, TurnRequestError
-from turn.credentials import rest_credentials
-from turn.server import TurnServer
 
 MESSAGES = 10
 CLIENTS = 2

@@ -17,15 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.turn.conftest import ClientFactory, ServerFactory
-from tests.turn.helpers import UdpSink
-from tests.turn.test_codec import (
-    SAMPLE_IPV4_RESPONSE,
-    SAMPLE_IPV6_RESPONSE,
-    SAMPLE_LONG_TERM_REQUEST,
-    SAMPLE_REQUEST,
-)
-from turn.codec import (
+from relayroom.turn.codec import (
     Attr,
     MessageClass,
     Method,
@@ -36,6 +28,14 @@ from turn.codec import (
     encode_message,
     parse_channel_data,
     parse_message,
+)
+from tests.turn.conftest import ClientFactory, ServerFactory
+from tests.turn.helpers import UdpSink
+from tests.turn.test_codec import (
+    SAMPLE_IPV4_RESPONSE,
+    SAMPLE_IPV6_RESPONSE,
+    SAMPLE_LONG_TERM_REQUEST,
+    SAMPLE_REQUEST,
 )
 
 FUZZ_SECONDS = float(os.environ.get("RELAYROOM_FUZZ_SECONDS", "60"))
@@ -165,7 +165,7 @@ async def test_hostile_datagrams_leave_server_working_and_quiet(
     attacker = await make_client(server)
     tcp_attacker = await make_client(server, "tcp")
     rng = random.Random(1234)
-    with caplog.at_level(logging.DEBUG, logger="turn"):
+    with caplog.at_level(logging.DEBUG, logger="relayroom.turn"):
         for i in range(3000):
             seed = bytearray(SEEDS[i % len(SEEDS)])
             for _ in range(3):

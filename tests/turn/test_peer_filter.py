@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from relayroom.turn.codec import Attr, Method
+from relayroom.turn.peerfilter import PeerFilter, Verdict
 from tests.turn.conftest import ClientFactory, ServerFactory
 from tests.turn.helpers import UdpSink, error_code
-from turn.codec import Attr, Method
-from turn.peerfilter import PeerFilter, Verdict
 
 # Every entry is denied by the built-in list; many point at the loopback sink's port so that a
 # filter bug would show up as a packet at the sink (the namespace has nothing else to reach).

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import ClientFactory, ServerFactory
 from tests.turn.helpers import TurnRequestError, UdpSink, eventually
-from turn.server import TurnServer
 
 
 async def test_thirteenth_allocation_of_one_user_gets_486(

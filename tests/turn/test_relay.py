@@ -8,10 +8,10 @@ import socket
 
 import pytest
 
+from relayroom.turn.codec import Attr, MessageClass, Method, encode_message, parse_message
+from relayroom.turn.server import TurnServer
 from tests.turn.conftest import ClientFactory, ServerFactory
 from tests.turn.helpers import UdpSink, eventually
-from turn.codec import Attr, MessageClass, Method, encode_message, parse_message
-from turn.server import TurnServer
 
 TRANSPORTS = ["udp", "tcp"]
 
