@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from relayroom import __version__
+from relayroom.api import AccessToken
 from relayroom.turn.credentials import rest_credentials
 
 from .config import Config, ConfigError, load_config
 from .server import Server, create_app, resolve_secret
-from .tokens import GRANT_NAMES, Grants, mint_token
+from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
 
 log = logging.getLogger("relayroom")
@@ -146,28 +147,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "turn-credentials":
             return _cmd_turn_credentials(config, args)
         return _cmd_serve(config)
-    except ConfigError as exc:
+    except (ConfigError, TokenRequestError) as exc:
         print(f"relayroom: {exc}", file=sys.stderr)
         return 2
 
 
 def _cmd_token(config: Config, args: argparse.Namespace) -> int:
-    grants = parse_grants(args.grant)
-    ttl = args.ttl if args.ttl is not None else config.token_default_ttl_s
-    if ttl <= 0:
-        raise ConfigError("ttl", "must be a positive number of seconds")
-    secret = resolve_secret(config)
-    print(
-        mint_token(
-            secret,
-            room=args.room,
-            identity=args.identity,
-            name=args.name,
-            ttl_s=ttl,
-            grants=grants,
-            mode=args.mode,
-        )
+    # The SDK's AccessToken: the same checks and claims as an application's tokens.
+    token = AccessToken(
+        api_secret=resolve_secret(config),
+        room=args.room,
+        identity=args.identity,
+        name=args.name,
+        ttl_s=args.ttl if args.ttl is not None else config.token_default_ttl_s,
+        grants=parse_grants(args.grant),
+        mode=args.mode,
     )
+    print(token.to_jwt())
     return 0
 
 

@@ -8,9 +8,14 @@ from typing import Any
 
 import jwt
 
+from .protocol import MAX_NAME_LENGTH, MAX_ROOM_LENGTH
+
 ALGORITHM = "HS256"
 GRANT_NAMES = ("can_publish", "can_subscribe", "can_publish_data", "admin")
 ROOM_MODES = ("sfu", "p2p")
+ALL_ROOMS = "*"
+MAX_IDENTITY_LENGTH = 128
+MIN_SECRET_LENGTH = 32  # an HS256 key; the server refuses a shorter api_secret
 
 
 class TokenError(Exception):
@@ -19,6 +24,15 @@ class TokenError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.message = message
+
+
+class TokenRequestError(ValueError):
+    """A token that must not be minted (the server would refuse it); `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid token {field!r}: {message}")
+        self.field = field
         self.message = message
 
 
@@ -51,6 +65,10 @@ def mint_token(
     mode: str | None = None,
     now: float | None = None,
 ) -> str:
+    """An HS256 JWT with these claims, unchecked (tests mint bad ones on purpose).
+
+    Applications use `relayroom.api.AccessToken`, which runs `check_request` first.
+    """
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "sub": identity,
@@ -65,6 +83,34 @@ def mint_token(
     if mode:
         claims["mode"] = mode
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def check_request(
+    *,
+    room: str,
+    identity: str,
+    ttl_s: int,
+    name: str | None = None,
+    grants: Grants | None = None,
+    mode: str | None = None,
+) -> None:
+    """Refuse, before minting, what `verify_token` or the join would refuse."""
+    if not isinstance(identity, str) or not identity or len(identity) > MAX_IDENTITY_LENGTH:
+        raise TokenRequestError(
+            "identity", f"must be a non-empty string of at most {MAX_IDENTITY_LENGTH} characters"
+        )
+    if not isinstance(room, str) or not room.strip() or len(room) > MAX_ROOM_LENGTH:
+        raise TokenRequestError(
+            "room", f"must be a non-empty string of at most {MAX_ROOM_LENGTH} characters"
+        )
+    if room == ALL_ROOMS and not (grants is not None and grants.admin):
+        raise TokenRequestError("room", "'*' (every room) needs the admin grant")
+    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or ttl_s <= 0:
+        raise TokenRequestError("ttl", "must be a positive whole number of seconds")
+    if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME_LENGTH):
+        raise TokenRequestError("name", f"must be a string of at most {MAX_NAME_LENGTH} characters")
+    if mode is not None and mode not in ROOM_MODES:
+        raise TokenRequestError("mode", f"must be one of {', '.join(ROOM_MODES)}")
 
 
 def verify_token(secret: str, token: str, *, room: str) -> AccessToken:
@@ -98,11 +144,11 @@ def verify_token(secret: str, token: str, *, room: str) -> AccessToken:
 
 def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
     identity, token_room = claims["sub"], claims["room"]
-    if not isinstance(identity, str) or not identity or len(identity) > 128:
+    if not isinstance(identity, str) or not identity or len(identity) > MAX_IDENTITY_LENGTH:
         raise TokenError("unauthorized", "token 'sub' must be a non-empty string")
     if not isinstance(token_room, str):
         raise TokenError("unauthorized", "token 'room' must be a string")
-    if token_room not in (room, "*"):
+    if token_room not in (room, ALL_ROOMS):
         raise TokenError("forbidden", "token is for another room")
     flags: dict[str, bool] = {}
     for grant in GRANT_NAMES:
@@ -110,7 +156,7 @@ def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
         if not isinstance(value, bool):
             raise TokenError("unauthorized", f"grant {grant!r} must be a boolean")
         flags[grant] = value
-    if token_room == "*" and not flags["admin"]:
+    if token_room == ALL_ROOMS and not flags["admin"]:
         raise TokenError("forbidden", "a token for every room needs the admin grant")
     name = claims.get("name")
     mode = claims.get("mode")
