@@ -96,6 +96,14 @@ async def test_docs_examples_work_against_a_real_server(tmp_path):
             assert match and int(match.group(1)) > 20, out
             assert f"participant_joined {alice_id}" in out, out
             assert "participant_left PA_" in out, out  # carol
+            async with RoomService(server.url, api_secret=TEST_SECRET) as service:
+                history = await service.participant_stats("demo", alice_id)
+                cut = history.samples[-2]["t"]
+                later = await service.participant_stats("demo", alice_id, since=cut)
+            assert len(history.samples) >= 3 and later.samples
+            assert [s["t"] for s in later.samples] == [
+                s["t"] for s in history.samples if s["t"] > cut
+            ][: len(later.samples)]
 
             out = await run_example(examples["feed.py"], server.url)
             assert out.splitlines() == ["rooms: demo"] + ["tick: 2 participants"] * 3, out
