@@ -448,10 +448,18 @@ class RoomData:
                     self._log.load(await self._store.load(self.room))
                     if len(self._log):
                         logger.info(
-                            "room %s: %d persisted messages loaded", self.room, len(self._log)
+                            "room %s: %d persisted messages loaded",
+                            self.room,
+                            len(self._log),
+                            extra={"room": self.room},
                         )
             except Exception as exc:
-                logger.warning("room %s: cannot load persisted topics: %r", self.room, exc)
+                logger.warning(
+                    "room %s: cannot load persisted topics: %r",
+                    self.room,
+                    exc,
+                    extra={"room": self.room},
+                )
             self._loaded.set_result(None)
         await asyncio.shield(self._loaded)
 
@@ -482,7 +490,13 @@ class RoomData:
     def _inbound(self, participant: Participant, peer: DataPeer, channel: RTCDataChannel) -> None:
         label = channel.label
         if label not in LABELS or label in peer.inbound:
-            logger.info("room %s: %s opened unknown channel %r", self.room, peer.id, label)
+            logger.info(
+                "room %s: %s opened unknown channel %r",
+                self.room,
+                peer.id,
+                label,
+                extra={"room": self.room, "participant": peer.id},
+            )
             return
         peer.inbound[label] = channel
 

@@ -802,6 +802,7 @@ class StatsCollector:
                     metric,
                     view,
                     alert.value,
+                    extra={"room": room, "participant": participant_id},
                 )
         return events
 
@@ -817,6 +818,7 @@ class StatsCollector:
             view,
             value,
             limit,
+            extra={"room": room, "participant": participant_id},
         )
         return self.events.add(
             "threshold_crossed",

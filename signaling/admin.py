@@ -26,6 +26,7 @@ from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_
 from . import protocol
 from .config import Config
 from .gateway import track_json
+from .logs import about
 from .metrics import Metrics, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
@@ -211,7 +212,13 @@ class AdminApi:
         self.stats.record_event(
             "room_closed", room=room.name, participants=len(ids), by=access.identity
         )
-        log.info("room=%s closed by admin %s (%d sessions)", room.name, access.identity, len(ids))
+        log.info(
+            "room=%s closed by admin %s (%d sessions)",
+            room.name,
+            access.identity,
+            len(ids),
+            extra=about(room.name),
+        )
         return web.json_response({"room": room.name, "ended": len(ids)}, status=202)
 
     async def remove_participant(self, request: web.Request) -> web.Response:
@@ -221,12 +228,16 @@ class AdminApi:
             "participant_removed", room=room.name, participant_id=member.id, by=access.identity
         )
         log.info(
-            "room=%s participant=%s removed by admin %s", room.name, member.id, access.identity
+            "room=%s participant=%s removed by admin %s",
+            room.name,
+            member.id,
+            access.identity,
+            extra=about(room.name, member.id),
         )
         return web.json_response({"room": room.name, "participant_id": member.id}, status=202)
 
     async def mute_track(self, request: web.Request) -> web.Response:
-        room, member, _ = self._member(request)
+        room, member, access = self._member(request)
         try:
             body = await request.json()
         except ValueError:
@@ -247,6 +258,15 @@ class AdminApi:
             raise ApiError(409, "closed", str(exc)) from None
         self.stats.record_event(
             "track_muted", room=room.name, participant_id=member.id, track_id=track_id, muted=muted
+        )
+        log.info(
+            "room=%s participant=%s track %s %s by admin %s",
+            room.name,
+            member.id,
+            track_id,
+            "muted" if muted else "unmuted",
+            access.identity,
+            extra=about(room.name, member.id),
         )
         return web.json_response({"participant_id": member.id, "track": track_json(info)})
 

@@ -21,6 +21,7 @@ from relayroom.api import AccessToken
 from relayroom.turn.credentials import rest_credentials
 
 from .config import Config, ConfigError, load_config
+from .logs import LOG_FORMATS, set_node, setup_logging
 from .server import Server, create_app, resolve_secret
 from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
@@ -37,6 +38,7 @@ SERVE_FLAGS: dict[str, str] = {
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "log_level": "log_level",
+    "log_format": "log_format",
     "turn_enabled": "turn_enabled",
 }
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json lines")
     serve.add_argument(
         "--no-turn",
         dest="turn_enabled",
@@ -183,10 +186,7 @@ def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(config: Config) -> int:
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.log_level, config.log_format)
     log.debug("settings: %s", config.redacted())
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
@@ -206,6 +206,7 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None) -> int:
     server = Server.build(config, secret)
+    set_node(server.bus.node_id)
     app = create_app(server)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

@@ -80,6 +80,12 @@ class Config:
     tls_cert: Path | None = _setting(None, "PEM certificate: serve HTTPS and WSS directly.")
     tls_key: Path | None = _setting(None, "PEM private key for tls_cert.")
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    log_format: str = _setting(
+        "text",
+        "Log lines: text (for people) or json (one object per line with time, level, logger, "
+        "message, and the room, participant and node ids of lines about them).",
+        choices=("text", "json"),
+    )
     public_url: str | None = _setting(
         None, "URL printed at start-up and used in links (default: derived from host and port)."
     )

@@ -31,6 +31,7 @@ from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
 
 from .config import Config
+from .logs import about, context_about
 from .protocol import (
     Candidate,
     CloseReason,
@@ -202,7 +203,9 @@ class MediaGateway:
         key = (room, member.id)
         task = self._adding.get(key)
         if task is None:
-            task = self._adding[key] = asyncio.create_task(self._add(room, member))
+            task = self._adding[key] = asyncio.create_task(
+                self._add(room, member), context=context_about(room, member.id)
+            )
             task.add_done_callback(lambda _: self._adding.pop(key, None))
         return await asyncio.shield(task)
 
@@ -230,7 +233,13 @@ class MediaGateway:
                 try:
                     await self._ensure(room, member)
                 except MediaError as exc:
-                    log.info("room=%s participant=%s: no media: %s", room, member.id, exc)
+                    log.info(
+                        "room=%s participant=%s: no media: %s",
+                        room,
+                        member.id,
+                        exc,
+                        extra=about(room, member.id),
+                    )
 
     async def close(self) -> None:
         rooms, self._rooms = list(self._rooms.values()), {}
@@ -248,7 +257,9 @@ class MediaGateway:
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
             if isinstance(event, TrackPublished):
-                task = asyncio.create_task(self._ensure_subscribers(room))
+                task = asyncio.create_task(
+                    self._ensure_subscribers(room), context=context_about(room)
+                )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             kind = {
@@ -272,7 +283,11 @@ class MediaGateway:
             )
         elif isinstance(event, ParticipantFailed):
             log.info(
-                "room=%s participant=%s media failed: %s", room, event.participant_id, event.reason
+                "room=%s participant=%s media failed: %s",
+                room,
+                event.participant_id,
+                event.reason,
+                extra=about(room, event.participant_id),
             )
             registry.send_to(
                 room,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType
 
 from . import protocol
+from .logs import about, bind
 from .protocol import (
     RECONNECT_REASONS,
     ClientMessage,
@@ -200,3 +201,5 @@ class Connection:
             exc.ref = message.id
             raise
         self.session.label = f"room={message.room} participant={self.participant.participant_id}"
+        self.session.log_extra = about(message.room, self.participant.participant_id)
+        bind(message.room, self.participant.participant_id)  # the rest of this connection's task

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .bus import Endpoint
+from .logs import about
 from .protocol import (
     Candidate,
     ClientMessage,
@@ -99,6 +100,7 @@ class ParticipantSession:
             self.room.name,
             self.member.id,
             ttl,
+            extra=about(self.room.name, self.member.id),
         )
         self._expiry = asyncio.get_running_loop().call_later(
             ttl, self._schedule_leave, CloseReason.DISCONNECTED

@@ -53,6 +53,7 @@ class Session:
         self.close_reason: str | None = None
         self.sent = 0
         self.label = f"peer={peer}"
+        self.log_extra: dict[str, object] = {}  # logs.about(room, participant) once joined
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {peer}")
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"ws-ping {peer}")
 
@@ -73,6 +74,7 @@ class Session:
                 "%s send queue overflow (%d queued): disconnecting slow client",
                 self.label,
                 len(self._queue),
+                extra=self.log_extra,
             )
             self.abort("slow_client")
             return
@@ -154,6 +156,11 @@ class Session:
                 remaining = self._heartbeat_timeout - (time.monotonic() - started)
                 await asyncio.wait_for(self._pong.wait(), max(remaining, 0.0))
             except (TimeoutError, ConnectionError, RuntimeError):
-                log.info("%s no pong within %.1fs: closing", self.label, self._heartbeat_timeout)
+                log.info(
+                    "%s no pong within %.1fs: closing",
+                    self.label,
+                    self._heartbeat_timeout,
+                    extra=self.log_extra,
+                )
                 self.abort("heartbeat_timeout")
                 return
