@@ -59,7 +59,9 @@ async def test_json_lines_carry_room_participant_and_node(tmp_path):
     async with server:
         ids = await run_call(server)
     assert await server.stop() == 0
-    lines = [json.loads(line) for line in server.log_text().splitlines()]
+    text = server.log_text()
+    assert TEST_SECRET not in text and "eyJ" not in text  # neither the secret nor a JWT
+    lines = [json.loads(line) for line in text.splitlines()]
     assert len(lines) > 20
     about: dict[str, list[dict[str, str]]] = {"alice": [], "bob": []}
     by_id = {pid: who for who, pid in ids.items()}
