@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
@@ -328,8 +328,15 @@ class AdminApi:
 class FeedClient:
     """One dashboard WebSocket: a bounded queue; a client that falls behind is dropped."""
 
-    def __init__(self, ws: web.WebSocketResponse, queue_max: int) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        queue_max: int,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
         self.ws = ws
+        self._on_failure = on_failure
+        self.failures = 0
         self._queue: deque[str] = deque()
         self._queue_max = queue_max
         self._wakeup = asyncio.Event()
@@ -349,7 +356,17 @@ class FeedClient:
     async def write_loop(self) -> None:
         while not self.dropped:
             while self._queue and not self.dropped:
-                await self.ws.send_str(self._queue.popleft())
+                text = self._queue.popleft()
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    raise
+                except Exception:  # one tick that cannot be sent never stops the feed
+                    self.failures += 1
+                    if self.failures == 1:
+                        log.exception("stats feed: a tick could not be sent: dropped")
+                    if self._on_failure is not None:
+                        self._on_failure()
             self._wakeup.clear()
             if self.dropped:
                 break
@@ -393,6 +410,16 @@ class Feed:
         }
 
     def on_tick(self, tick: Tick) -> None:
+        try:
+            self._on_tick(tick)
+        except Exception:
+            # Counted and logged once in a while; the next tick is tried afresh.
+            server = self._api.server
+            server.count_failure("feed")
+            if server.failures["feed"] in (1, 10, 100) or server.failures["feed"] % 1000 == 0:
+                log.exception("stats feed: a tick failed (%d so far)", server.failures["feed"])
+
+    def _on_tick(self, tick: Tick) -> None:
         part = self.local_part(tick) if self._clients or self.relay else None
         if self.relay is not None and part is not None:
             self.relay.share(part)
@@ -426,7 +453,7 @@ class Feed:
             "events": stats.events.since(None, limit=100),
         }
         await ws.send_str(protocol.encode(hello))
-        client = FeedClient(ws, self._queue_max)
+        client = FeedClient(ws, self._queue_max, lambda: api.server.count_failure("feed"))
         self._clients.add(client)
         writer = asyncio.create_task(client.write_loop(), name="stats-feed-writer")
         try:

@@ -23,6 +23,7 @@ from relayroom.turn.credentials import rest_credentials
 from .config import Config, ConfigError, load_config
 from .logs import LOG_FORMATS, set_node, setup_logging
 from .server import Server, create_app, resolve_secret
+from .serving import start_serving
 from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
 
@@ -208,13 +209,9 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
     server = Server.build(config, secret)
     set_node(server.bus.node_id)
     app = create_app(server)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     try:
-        await site.start()
+        runner = await start_serving(app, config.host, config.port, ssl_context=ssl_context)
     except OSError as exc:
-        await runner.cleanup()
         raise ConfigError(
             "port", f"cannot listen on {config.host}:{config.port}: {exc.strerror}"
         ) from None

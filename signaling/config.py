@@ -308,6 +308,34 @@ class Config:
         15.0, "Video frame rate below which a connection is unhealthy.", minimum=0
     )
 
+    # --- hostile input (docs/protocol.md, "Input rules") ----------------------------------
+    input_max_depth: int = _setting(
+        32,
+        "Deepest nesting of objects/arrays in a signaling or DataChannel message; deeper is "
+        "`invalid_message`.",
+        minimum=2,
+        maximum=256,
+    )
+    http_header_timeout_s: float = _setting(
+        10.0,
+        "A connection must finish its request headers within this time (after connecting, "
+        "or after its previous response) or it is closed (slowloris).",
+        minimum=0.05,
+        maximum=30,
+    )
+    ip_max_pending_connections: int = _setting(
+        32,
+        "Concurrent connections per client IP that are not (yet) WebSockets; more are closed "
+        "at once. Behind a reverse proxy every client shares its address: raise this.",
+        minimum=1,
+    )
+    data_whiteboard_max_points: int = _setting(
+        1000, "Most points in one `whiteboard` stroke message.", minimum=1
+    )
+    data_whiteboard_max_width: float = _setting(
+        100.0, "Widest `whiteboard` stroke (canvas pixels); wider strokes are refused.", minimum=1
+    )
+
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):

@@ -116,6 +116,9 @@ class Connection:
         participant, self.participant = self.participant, None
         if participant is None or participant.left:
             return
+        if not participant.attached_to(self):
+            # A resume moved the participant to a newer socket: this one just goes away.
+            return
         reason = self._close_reason
         aborted = self.session.close_reason
         if aborted in (CloseReason.SLOW_CLIENT, CloseReason.HEARTBEAT_TIMEOUT):
@@ -142,7 +145,7 @@ class Connection:
             self._on_rate_limited()
             return
         try:
-            message = protocol.parse_client_message(text)
+            message = protocol.parse_client_message(text, self.server.config.input_max_depth)
             await self.dispatch(message)
         except ProtocolError as exc:
             self._reply_error(exc.code, exc.message, exc.ref)

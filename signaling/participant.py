@@ -89,6 +89,9 @@ class ParticipantSession:
 
     # --- edge attachment ------------------------------------------------------------------
 
+    def attached_to(self, edge: Endpoint) -> bool:
+        return self._edge is edge
+
     def detach(self) -> None:
         """The WebSocket dropped: keep the participant for resume_ttl_s."""
         if self.left or self._edge is None:
@@ -115,10 +118,11 @@ class ParticipantSession:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if self._edge is not None:
-            # The old socket is still open (a half-dead connection): the new one wins.
-            self._edge.end(CloseReason.DUPLICATE_IDENTITY.value)
-        self._edge = edge
+        old, self._edge = self._edge, edge
+        if old is not None:
+            # The old socket is still open (a half-dead connection): the new one wins. The old
+            # edge is detached first, so its cleanup neither leaves the room nor detaches us.
+            old.end(CloseReason.DUPLICATE_IDENTITY.value)
         self.resume_token = secrets.token_urlsafe(24)
         return None
 

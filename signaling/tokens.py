@@ -16,6 +16,10 @@ ROOM_MODES = ("sfu", "p2p")
 ALL_ROOMS = "*"
 MAX_IDENTITY_LENGTH = 128
 MIN_SECRET_LENGTH = 32  # an HS256 key; the server refuses a shorter api_secret
+TIME_CLAIMS = ("exp", "nbf", "iat")
+# Unix times a token may carry: integers between 2001 and 2286 (no strings, floats or 1e300).
+TIME_MIN = 1_000_000_000
+TIME_MAX = 9_999_999_999
 
 
 class TokenError(Exception):
@@ -139,13 +143,30 @@ def verify_token(secret: str, token: str, *, room: str) -> AccessToken:
         raise TokenError("unauthorized", "token signature does not verify") from None
     except jwt.PyJWTError:
         raise TokenError("unauthorized", "token is invalid") from None
+    except (ValueError, OverflowError, TypeError):  # a claim PyJWT could not compare
+        raise TokenError("unauthorized", "token has a malformed time claim") from None
     return _access_from_claims(claims, room)
 
 
+def _check_time_claims(claims: dict[str, Any]) -> None:
+    """exp, nbf and iat must be integer unix times in range (PyJWT also takes "123" or 1e300)."""
+    for name in TIME_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TokenError("unauthorized", f"token {name!r} must be an integer unix time")
+        if not TIME_MIN <= value <= TIME_MAX:
+            raise TokenError("unauthorized", f"token {name!r} is out of range")
+
+
 def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
+    _check_time_claims(claims)
     identity, token_room = claims["sub"], claims["room"]
     if not isinstance(identity, str) or not identity or len(identity) > MAX_IDENTITY_LENGTH:
         raise TokenError("unauthorized", "token 'sub' must be a non-empty string")
+    if not _clean(identity):
+        raise TokenError("unauthorized", "token 'sub' holds control characters or surrogates")
     if not isinstance(token_room, str):
         raise TokenError("unauthorized", "token 'room' must be a string")
     if token_room not in (room, ALL_ROOMS):
@@ -159,6 +180,8 @@ def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
     if token_room == ALL_ROOMS and not flags["admin"]:
         raise TokenError("forbidden", "a token for every room needs the admin grant")
     name = claims.get("name")
+    if name is not None and (not isinstance(name, str) or not _clean(name)):
+        raise TokenError("unauthorized", "token 'name' must be a string of printable text")
     mode = claims.get("mode")
     if mode is not None and mode not in ROOM_MODES:
         raise TokenError("unauthorized", f"token 'mode' must be one of {', '.join(ROOM_MODES)}")
@@ -170,3 +193,14 @@ def _access_from_claims(claims: dict[str, Any], room: str) -> AccessToken:
         expires_at=float(claims["exp"]),
         mode=mode,
     )
+
+
+def _clean(text: str) -> bool:
+    """No control characters and no lone surrogates (names are shown and relayed)."""
+    if any(c < " " or "\x7f" <= c < "\xa0" for c in text):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
