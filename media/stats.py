@@ -480,7 +480,7 @@ class StatsCollector:
                     continue
                 totals.health[sample["health"]] += 1
                 state.latest = sample
-                state.history.append((now, text))
+                state.history.append((sample["t"], text))  # `since` compares what clients saw
                 samples.append(sample)
         for key in [k for k in self._participants if k not in seen]:
             del self._participants[key]
