@@ -258,6 +258,10 @@ class Subscriber:
             task.cancel()
         await asyncio.gather(self._task, *self._tasks, return_exceptions=True)
         await self.pc.close()
+        # A failed renegotiation is a failure of whatever test drove it, checked or not.
+        assert not self.negotiation_errors, (
+            f"subscriber negotiation failed: {self.negotiation_errors}"
+        )
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
