@@ -50,7 +50,6 @@ class Firefox:
         proc = await asyncio.create_subprocess_exec(
             "node",
             str(DRIVER),
-            cwd=HERE,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=1 << 24,
@@ -132,5 +131,5 @@ class FirefoxPage:
         await self._ff.command("mouse", page=self._index, steps=steps)
 
     async def screenshot(self, path: str) -> None:
-        # The driver runs in tests/browsers: give it an absolute path.
-        await self._ff.command("screenshot", page=self._index, path=str(Path(path).resolve()))
+        # Relative paths are from the test's working directory, which the driver shares.
+        await self._ff.command("screenshot", page=self._index, path=path)
