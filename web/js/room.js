@@ -3,6 +3,7 @@
 // renegotiates it whenever tracks come and go. Events (CustomEvent detail):
 //   "participants" [participants], "track" {participantId, track, stream},
 //   "trackended" {participantId, trackId}, "trackmuted" {participantId, track},
+//   "participant_connection" {participant_id, state} (a peer's WebSocket dropped or came back),
 //   "reconnecting" {attempt, delayMs}, "reconnected" {resumed}, "reset" (a reconnect that could
 //   not resume: remote media starts over), "close" {code, reason}, and the raw message types.
 // Data (new RoomClient(url, {data: true})): "data" {topic, payload, from, to, lossy} for each
@@ -29,10 +30,13 @@ export class RoomClient extends EventTarget {
     this.subscriber = null;
     this.remoteStreams = new Map(); // participant id -> MediaStream
     this._subscriberQueue = Promise.resolve();
+    this._publisherQueue = Promise.resolve();
     this.localStream = null;
+    this._extraTracks = new Map(); // track id -> {track, stream}: published after the first offer
     this.stats = new StatsReporter(this); // getStats() summary to the server every 2 s
     for (const type of ["participants", "close", "participant_joined", "participant_left",
-      "track_published", "track_unpublished", "track_muted", "reconnecting"]) {
+      "track_published", "track_unpublished", "track_muted", "reconnecting",
+      "participant_connection"]) {
       this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
     }
     this.signaling.addEventListener("subscribe_offer", (e) => {
@@ -59,6 +63,7 @@ export class RoomClient extends EventTarget {
       this._newSubscriber();
       if (this.dataEnabled) await this._openData();
       if (this.localStream) await this.publish(this.localStream);
+      this._extraTracks.clear(); // the page stops its screen share on "reset"
     }
     this._forward("reconnected", { resumed });
   }
@@ -88,6 +93,30 @@ export class RoomClient extends EventTarget {
       this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
     await this._offerPublisher();
+  }
+
+  /** Add one more track (a screen share) to a live call: a new transceiver and a renegotiation. */
+  async publishTrack(track, stream) {
+    if (!this.publisher) this.publisher = this._newPc("publisher");
+    this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    this._extraTracks.set(track.id, { track, stream });
+    await this._offerPublisher();
+  }
+
+  /** Stop sending a track added with publishTrack: its transceiver stops, then renegotiate. */
+  async unpublishTrack(track) {
+    this._extraTracks.delete(track.id);
+    const transceiver = this.publisher?.getTransceivers().find((t) => t.sender.track === track);
+    if (!transceiver) return;
+    transceiver.stop();
+    await this._offerPublisher();
+  }
+
+  /** Send `fresh` instead of `old` (another camera or microphone): no renegotiation needed. */
+  async replaceTrack(old, fresh) {
+    const sender = this.publisher?.getSenders().find((s) => s.track === old);
+    if (!sender) throw new Error("that track is not being sent");
+    await sender.replaceTrack(fresh);
   }
 
   /**
@@ -138,7 +167,15 @@ export class RoomClient extends EventTarget {
     await this._offerPublisher();
   }
 
-  async _offerPublisher() {
+  _offerPublisher() {
+    // One publisher negotiation at a time: a screen share started mid-offer waits its turn.
+    const run = this._publisherQueue.then(() => this._negotiatePublisher());
+    this._publisherQueue = run.catch(() => {});
+    return run;
+  }
+
+  async _negotiatePublisher() {
+    if (!this.publisher) return;
     await this.publisher.setLocalDescription(await this.publisher.createOffer());
     const reply = await this.signaling.request({
       type: "publish_offer",
