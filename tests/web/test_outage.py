@@ -8,6 +8,7 @@ the call with remote video playing within 5 s of the server's return.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -141,14 +142,14 @@ def _check_attempts(name: str, log: SocketLog, down_at: float, back_at: float) -
     # not the dozens a retry storm opens.
     assert 4 <= len(attempts) <= 7, (name, spans)
     # At most one open or pending at a time: each attempt ended before the next began.
-    for earlier, later in zip(attempts, attempts[1:], strict=False):
+    for earlier, later in itertools.pairwise(attempts):
         assert earlier["end"] is not None and earlier["end"] <= later["start"] + 0.05, (
             name,
             spans,
         )
     # Spacing: the wait before attempt k+1 is within [c/2, c] of step k (c = 1 s doubling to 30 s);
     # the attempt that found the server back may come early (the reachability probe).
-    for k, (earlier, later) in enumerate(zip(attempts, attempts[1:], strict=False)):
+    for k, (earlier, later) in enumerate(itertools.pairwise(attempts)):
         assert earlier["end"] is not None and later["start"] is not None
         wait = later["start"] - earlier["end"]
         ceiling = min(30.0, 2.0 ** (k + 1))
