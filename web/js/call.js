@@ -190,9 +190,13 @@ async function toggleScreenShare() {
     const track = screenTrack;
     screenTrack = null;
     track.stop();
-    await client.unpublishTrack(track);
     button.textContent = "Share screen";
     button.dataset.sharing = "false";
+    try {
+      await client.unpublishTrack(track);
+    } catch (error) {
+      $("status").textContent = `Could not stop sharing cleanly: ${error.message}`;
+    }
     return;
   }
   try {

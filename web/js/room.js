@@ -98,17 +98,30 @@ export class RoomClient extends EventTarget {
   /** Add one more track (a screen share) to a live call: a new transceiver and a renegotiation. */
   async publishTrack(track, stream) {
     if (!this.publisher) this.publisher = this._newPc("publisher");
-    this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    // Reuse a transceiver left inactive by unpublishTrack, else add one.
+    const idle = this.publisher.getTransceivers().find((t) => t.direction === "inactive"
+      && !t.stopped && t.receiver.track.kind === track.kind);
+    if (idle) {
+      await idle.sender.replaceTrack(track);
+      idle.sender.setStreams(stream);
+      idle.direction = "sendonly";
+    } else {
+      this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
     this._extraTracks.set(track.id, { track, stream });
     await this._offerPublisher();
   }
 
-  /** Stop sending a track added with publishTrack: its transceiver stops, then renegotiate. */
+  /**
+   * Stop sending a track added with publishTrack: its transceiver goes inactive (the m-line
+   * stays, so a later share can reuse it), then renegotiate.
+   */
   async unpublishTrack(track) {
     this._extraTracks.delete(track.id);
     const transceiver = this.publisher?.getTransceivers().find((t) => t.sender.track === track);
     if (!transceiver) return;
-    transceiver.stop();
+    await transceiver.sender.replaceTrack(null);
+    transceiver.direction = "inactive";
     await this._offerPublisher();
   }
 
