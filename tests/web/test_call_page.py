@@ -16,6 +16,9 @@ from tests.web.test_call import REMOTE_VIDEO_STATE, _join
 pytestmark = pytest.mark.browser
 
 FAKE_DEVICE = "--use-fake-device-for-media-stream"
+REMOTE_PLAYING = (
+    "() => [...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0)"
+)
 
 
 @asynccontextmanager
@@ -82,7 +85,7 @@ async def test_without_a_camera_the_page_offers_audio_only_and_watch_only(start_
         kinds = sorted(t["track"]["kind"] for t in tracks)
         assert kinds == ["audio", "audio", "video"], tracks
         await bob.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0)",
+            REMOTE_PLAYING,
             timeout=20000,
         )
 
@@ -90,7 +93,7 @@ async def test_without_a_camera_the_page_offers_audio_only_and_watch_only(start_
         await _join_as(carol, "Carol", "watch")
         await carol.wait_for_selector("#status:has-text('(watching)')", timeout=20000)
         await carol.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0)",
+            REMOTE_PLAYING,
             timeout=20000,
         )
         assert "Requested device not found" not in await carol.text_content("body")
@@ -111,7 +114,7 @@ async def test_plain_http_on_a_lan_name_explains_https_and_can_watch(start_serve
         await _join_as(page, "Bob")
         await page.wait_for_selector("#status:has-text('(watching)')", timeout=20000)
         await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0)",
+            REMOTE_PLAYING,
             timeout=20000,
         )
         assert "Cannot read properties" not in await page.text_content("body")
@@ -161,7 +164,7 @@ async def test_picking_another_camera_keeps_the_call_going(start_server, browser
         room = server.registry.get("browser-call")
         assert len(server.media.tracks(room)) == 4
         await bob.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')].some(v => v.videoWidth > 0)",
+            REMOTE_PLAYING,
             timeout=20000,
         )
         before = await bob.evaluate(REMOTE_VIDEO_STATE)
@@ -181,6 +184,9 @@ async def test_screen_share_publishes_a_third_track_by_renegotiation(start_serve
         await ada.click("#share-screen")
         await ada.wait_for_selector("#share-screen[data-sharing='true']", timeout=10000)
         tracks = await _wait_tracks(server, lambda t: len(t) == 5)
+        # Bob is offered the new track and shows it in a tile of its own. (Its frames depend on
+        # the server forwarding tracks added by renegotiation, tested with the media relay.)
+        await bob.wait_for_selector(".tile.remote.screen figcaption:has-text('Ada (screen)')")
         room = server.registry.get("browser-call")
         ada_member = next(m for m in room.members.values() if m.name == "Ada")
         ada_tracks = [t["track"]["kind"] for t in tracks if t["participant_id"] == ada_member.id]
@@ -190,6 +196,7 @@ async def test_screen_share_publishes_a_third_track_by_renegotiation(start_serve
         await ada.click("#share-screen")
         await ada.wait_for_selector("#share-screen[data-sharing='false']", timeout=10000)
         await _wait_tracks(server, lambda t: len(t) == 4)
+        await bob.wait_for_selector(".tile.remote.screen", state="detached", timeout=10000)
         status = await ada.text_content("#status")
         assert status == "In browser-call as Ada.", status
         # Sharing again reuses the idle transceiver: the server gets the track offer again.
