@@ -29,6 +29,7 @@ export class RoomClient extends EventTarget {
     this.publisher = null;
     this.subscriber = null;
     this.remoteStreams = new Map(); // participant id -> MediaStream
+    this.remoteMuted = new Set(); // ids of others' tracks muted by their publisher
     this._subscriberQueue = Promise.resolve();
     this._publisherQueue = Promise.resolve();
     this.localStream = null;
@@ -48,6 +49,13 @@ export class RoomClient extends EventTarget {
     this.signaling.addEventListener("participant_left", (e) => {
       this.remoteStreams.delete(e.detail.participant_id);
     });
+    for (const type of ["track_published", "track_muted", "track_unpublished"]) {
+      this.signaling.addEventListener(type, (e) => {
+        const track = e.detail.track;
+        if (track?.muted && type !== "track_unpublished") this.remoteMuted.add(track.id);
+        else if (track) this.remoteMuted.delete(track.id);
+      });
+    }
     this.signaling.addEventListener("reconnected", (e) => this._onReconnected(e.detail));
     this.signaling.addEventListener("error", (e) => {
       if (e.detail.ref === undefined) this._forward("dataerror", e.detail);
@@ -78,6 +86,7 @@ export class RoomClient extends EventTarget {
 
   async join(room, token, name) {
     const joined = await this.signaling.join(room, token, name);
+    for (const { track } of joined.tracks || []) if (track.muted) this.remoteMuted.add(track.id);
     this._newSubscriber();
     if (this.dataEnabled) await this._openData();
     this.stats.start();
