@@ -92,7 +92,7 @@ export class LineChart {
     for (let s = 0; s <= WINDOW_S; s += 30) {
       // Centred under its tick; the last one ("now") ends at the right edge instead of past it.
       ctx.textAlign = s === WINDOW_S ? "right" : "center";
-      ctx.fillText(s === WINDOW_S ? "now" : `-${WINDOW_S - s}s`, s === WINDOW_S ? width - 1 : x(tMin + s), height - 3);
+      ctx.fillText(s === WINDOW_S ? "now" : `-${WINDOW_S - s}s`, s === WINDOW_S ? width - 3 : x(tMin + s), height - 3);
     }
     ctx.textAlign = "left";
     if (threshold !== null) {
