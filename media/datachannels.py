@@ -32,11 +32,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from . import strictjson
 from .events import DataNotice
 from .forwarding import TaskOwner
 from .persistence import StoredMessage, TopicStore
+from .topics import WhiteboardLimits, schema_for
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
@@ -81,6 +83,9 @@ class DataSettings:
     persistent_topics: tuple[str, ...] = ("whiteboard",)
     room_max_bytes: int = 2 * 1024 * 1024
     room_max_messages: int = 20_000
+    max_depth: int = 32
+    """Deepest nesting of objects and arrays in one message (a batch counts one level)."""
+    whiteboard: WhiteboardLimits = field(default_factory=WhiteboardLimits)
 
 
 class Refused(Exception):
@@ -103,9 +108,21 @@ class Incoming:
     """The relayed JSON text: the client's object with ``"from"`` added."""
 
 
-def _check_item(obj: object) -> tuple[str, frozenset[str] | None, bool]:
+Schemas = Callable[[str], Callable[[Any], "str | None"] | None]
+
+
+def _no_schema(topic: str) -> None:
+    return None
+
+
+def _check_item(
+    obj: object, max_depth: int, schemas: Schemas
+) -> tuple[str, frozenset[str] | None, bool]:
     if not isinstance(obj, dict):
         raise Refused("invalid_message", "a message must be a JSON object")
+    reason = strictjson.problem(obj, max_depth)
+    if reason is not None:
+        raise Refused("invalid_message", f"message rejected: {reason}")
     topic = obj.get("topic")
     if (
         not isinstance(topic, str)
@@ -128,22 +145,36 @@ def _check_item(obj: object) -> tuple[str, frozenset[str] | None, bool]:
             raise Refused("invalid_message", "'to' must be a list of participant ids")
         targets = frozenset(to)
     payload = obj["payload"]
+    check = schemas(topic)
+    if check is not None:
+        reason = check(payload)
+        if reason is not None:
+            raise Refused("invalid_message", f"{topic[:MAX_TOPIC_LENGTH]}: {reason}")
     clear = isinstance(payload, dict) and payload.get("op") == "clear"
     return topic, targets, clear
 
 
-def parse_message(raw: str, sender: str, max_batch: int) -> tuple[list[Incoming], int]:
+def parse_message(
+    raw: str,
+    sender: str,
+    max_batch: int,
+    *,
+    max_depth: int = 32,
+    schemas: Schemas = _no_schema,
+) -> tuple[list[Incoming], int]:
     """Parse one DataChannel text message: (valid messages, count of malformed ones).
 
-    Raises :class:`Refused` when nothing in it is usable.
+    Strict JSON only (no NaN/Infinity, no out-of-range number, no lone surrogate, bounded
+    nesting) and a topic's schema: one bad item of a batch is dropped alone. Raises
+    :class:`Refused` when nothing in it is usable.
     """
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = strictjson.parse(raw)
+    except strictjson.JsonRejected:
         raise Refused("invalid_message", "a DataChannel message must be JSON") from None
     sender_json = json.dumps(sender)
     if isinstance(value, dict):
-        topic, to, clear = _check_item(value)
+        topic, to, clear = _check_item(value, max_depth, schemas)
         # Splice "from" in as the last key (JSON parsers keep the last of duplicate keys, so a
         # client cannot spoof it), without serializing the payload again.
         text = raw.rstrip()[:-1].rstrip()
@@ -157,12 +188,12 @@ def parse_message(raw: str, sender: str, max_batch: int) -> tuple[list[Incoming]
     bad = 0
     for obj in value:
         try:
-            topic, to, clear = _check_item(obj)
+            topic, to, clear = _check_item(obj, max_depth - 1, schemas)
         except Refused:
             bad += 1
             continue
         obj["from"] = sender
-        out.append(Incoming(topic, to, clear, json.dumps(obj, separators=(",", ":"))))
+        out.append(Incoming(topic, to, clear, strictjson.dumps(obj)))
     if not out:
         raise Refused("invalid_message", "no valid message in the batch")
     return out, bad
@@ -428,9 +459,13 @@ class RoomData:
         self._peers: dict[str, DataPeer] = {}
         self._log = TopicLog(settings.room_max_bytes, settings.room_max_messages)
         self._persistent = frozenset(settings.persistent_topics)
+        limits = settings.whiteboard
+        self._schemas: Schemas = lambda topic: schema_for(topic, limits)
         self._loaded: asyncio.Future[None] | None = None
         self._tasks = TaskOwner()
         self._closed = False
+        self.failures = 0
+        """Messages whose handling raised (contained; counted in relayroom_contained_failures)."""
 
     @property
     def log(self) -> TopicLog:
@@ -445,15 +480,41 @@ class RoomData:
             self._loaded = asyncio.get_running_loop().create_future()
             try:
                 if self._store is not None and self._persistent:
-                    self._log.load(await self._store.load(self.room))
+                    self._log.load(self._strict(await self._store.load(self.room)))
                     if len(self._log):
                         logger.info(
-                            "room %s: %d persisted messages loaded", self.room, len(self._log)
+                            "room %s: %d persisted messages loaded",
+                            self.room,
+                            len(self._log),
+                            extra={"room": self.room},
                         )
             except Exception as exc:
-                logger.warning("room %s: cannot load persisted topics: %r", self.room, exc)
+                logger.warning(
+                    "room %s: cannot load persisted topics: %r",
+                    self.room,
+                    exc,
+                    extra={"room": self.room},
+                )
             self._loaded.set_result(None)
         await asyncio.shield(self._loaded)
+
+    def _strict(self, items: list[StoredMessage]) -> list[StoredMessage]:
+        """Stored history written before the input rules may hold items a browser cannot
+        parse (NaN): they are left out, so one never spoils a replayed batch."""
+        kept = []
+        for item in items:
+            try:
+                strictjson.loads(item.text, self.settings.max_depth + 1)
+            except strictjson.JsonRejected:
+                continue
+            kept.append(item)
+        if len(kept) < len(items):
+            logger.warning(
+                "room %s: %d stored messages are not strict JSON: skipped",
+                self.room,
+                len(items) - len(kept),
+            )
+        return kept
 
     # ---------------------------------------------------------------- participants
 
@@ -482,12 +543,21 @@ class RoomData:
     def _inbound(self, participant: Participant, peer: DataPeer, channel: RTCDataChannel) -> None:
         label = channel.label
         if label not in LABELS or label in peer.inbound:
-            logger.info("room %s: %s opened unknown channel %r", self.room, peer.id, label)
+            logger.info(
+                "room %s: %s opened unknown channel %r",
+                self.room,
+                peer.id,
+                label,
+                extra={"room": self.room, "participant": peer.id},
+            )
             return
         peer.inbound[label] = channel
 
         def on_message(message: str | bytes) -> None:
-            self._on_message(peer, label, message)
+            try:
+                self._on_message(peer, label, message)
+            except Exception:  # contained: one sender's message never stops the relay
+                self._message_failed(peer)
 
         channel.on("message", on_message)
         if not peer.outlets:
@@ -517,6 +587,17 @@ class RoomData:
         peer.notified[code] = now
         self._emit(DataNotice(peer.id, code, message))
 
+    def _message_failed(self, peer: DataPeer) -> None:
+        peer.refused += 1
+        self.failures += 1
+        if self.failures == 1 or self.failures % 1000 == 0:
+            logger.exception(
+                "room %s: a message of %s could not be handled (%d so far)",
+                self.room,
+                peer.id,
+                self.failures,
+            )
+
     def _on_message(self, peer: DataPeer, label: str, raw: str | bytes) -> None:
         peer.received += 1
         s = self.settings
@@ -538,7 +619,9 @@ class RoomData:
             )
             return
         try:
-            items, bad = parse_message(raw, peer.id, s.max_batch)
+            items, bad = parse_message(
+                raw, peer.id, s.max_batch, max_depth=s.max_depth, schemas=self._schemas
+            )
         except Refused as exc:
             peer.refused += 1
             self._notice(peer, exc.code, exc.reason)

@@ -114,6 +114,8 @@ class Participant:
         self.can_publish = can_publish
         self.can_subscribe = can_subscribe
         self._room_name = room_name
+        # Log records about this participant carry its ids (signaling/logs.py renders them).
+        self._log_extra = {"room": room_name, "participant": participant_id}
         self._settings = settings
         self._guard = stun_guard
         self._cb = callbacks
@@ -204,6 +206,7 @@ class Participant:
                 self.id,
                 self._state.value,
                 state.value,
+                extra=self._log_extra,
             )
             self._state = state
 
@@ -218,7 +221,7 @@ class Participant:
 
     def _pc_state_changed(self, name: PcName, pc: RTCPeerConnection) -> None:
         state = pc.connectionState
-        logger.debug("participant %s %s pc: %s", self.id, name, state)
+        logger.debug("participant %s %s pc: %s", self.id, name, state, extra=self._log_extra)
         if state == "connected":
             timer = self._timers.pop(name, None)
             if timer is not None:
@@ -244,7 +247,9 @@ class Participant:
         if self._failed or self._state is not ParticipantState.ACTIVE:
             return
         self._failed = True
-        logger.info("participant %s/%s failed: %s", self._room_name, self.id, reason)
+        logger.info(
+            "participant %s/%s failed: %s", self._room_name, self.id, reason, extra=self._log_extra
+        )
         self._cb.failed(self, reason)
 
     def _configure_ice(self, pc: RTCPeerConnection) -> None:
@@ -332,6 +337,7 @@ class Participant:
                     kind,
                     track_id,
                     info.codec,
+                    extra=self._log_extra,
                 )
         if removed:
             await self._unpublish(removed)
@@ -408,7 +414,9 @@ class Participant:
             # Stops the sender, which sends RTCP BYE: receivers end the track.
             await sub.transceiver.stop()
         except Exception as exc:
-            logger.debug("participant %s: stopping transceiver: %r", self.id, exc)
+            logger.debug(
+                "participant %s: stopping transceiver: %r", self.id, exc, extra=self._log_extra
+            )
 
     async def renegotiate(self) -> None:
         """Send a new subscriber offer, or queue one if an offer awaits its answer."""
@@ -461,7 +469,9 @@ class Participant:
             raise SdpRejected("candidate must be a string")
         if value and not candidate_line_allowed(value, self._settings):
             self.dropped_candidates += 1
-            logger.debug("participant %s: candidate refused: %s", self.id, value)
+            logger.debug(
+                "participant %s: candidate refused: %s", self.id, value, extra=self._log_extra
+            )
             return
         target = self._pub_pc if pc == "publisher" else self._sub_pc
         if target.remoteDescription is None:
@@ -490,7 +500,13 @@ class Participant:
             parsed.sdpMLineIndex = 0
             await pc.addIceCandidate(parsed)
         except Exception as exc:
-            logger.debug("participant %s: candidate %r not added: %r", self.id, value, exc)
+            logger.debug(
+                "participant %s: candidate %r not added: %r",
+                self.id,
+                value,
+                exc,
+                extra=self._log_extra,
+            )
 
     # ---------------------------------------------------------------- closing
 
@@ -501,7 +517,9 @@ class Participant:
             return
         self._closed_future = asyncio.get_running_loop().create_future()
         self._set_state(ParticipantState.CLOSING)
-        logger.info("participant %s/%s closing: %s", self._room_name, self.id, reason)
+        logger.info(
+            "participant %s/%s closing: %s", self._room_name, self.id, reason, extra=self._log_extra
+        )
         try:
             for timer in self._timers.values():
                 timer.cancel()
@@ -512,7 +530,9 @@ class Participant:
                 try:
                     await self._unpublish(hubs)
                 except Exception:
-                    logger.exception("participant %s: unpublishing failed", self.id)
+                    logger.exception(
+                        "participant %s: unpublishing failed", self.id, extra=self._log_extra
+                    )
             for tap in self._taps.values():
                 tap.detach()
             self._taps.clear()
@@ -525,7 +545,9 @@ class Participant:
                 try:
                     await pc.close()
                 except Exception:
-                    logger.exception("participant %s: closing a PeerConnection", self.id)
+                    logger.exception(
+                        "participant %s: closing a PeerConnection", self.id, extra=self._log_extra
+                    )
         finally:
             self._set_state(ParticipantState.CLOSED)
             self._cb.closed(self)

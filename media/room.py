@@ -122,7 +122,12 @@ class Room:
         if self._data is not None:
             peer = self._data.attach(participant, can_publish_data=can_publish_data)
             participant.set_data_stats(peer.stats)
-        logger.info("room %s: participant %s added", self.name, participant_id)
+        logger.info(
+            "room %s: participant %s added",
+            self.name,
+            participant_id,
+            extra={"room": self.name, "participant": participant_id},
+        )
         if can_subscribe:
             subscribed = False
             for other in list(self._participants.values()):
@@ -155,7 +160,9 @@ class Room:
         try:
             self._on_event(event)
         except Exception:
-            logger.exception("room %s: event listener failed on %s", self.name, event)
+            logger.exception(
+                "room %s: event listener failed on %s", self.name, event, extra={"room": self.name}
+            )
 
     async def _published(self, publisher: Participant, hubs: list[TrackHub]) -> None:
         for hub in hubs:
@@ -193,4 +200,9 @@ class Room:
             del self._participants[participant.id]
             if self._data is not None:
                 self._data.detach(participant.id)
-            logger.info("room %s: participant %s removed", self.name, participant.id)
+            logger.info(
+                "room %s: participant %s removed",
+                self.name,
+                participant.id,
+                extra={"room": self.name, "participant": participant.id},
+            )

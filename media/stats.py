@@ -128,10 +128,28 @@ _TRACK_NUMBERS = (
 MAX_CLIENT_TRACKS = 16
 
 
-def _number(value: object) -> float | int | None:
+CLIENT_NUMBER_LIMIT = 1e15
+"""Largest magnitude kept of any number in a browser summary (a ms timestamp is ~1.7e12)."""
+_CLIENT_RANGES: dict[str, tuple[float, float]] = {
+    "loss": (0.0, 1.0),
+    "fps": (0.0, 1000.0),
+    "fps_sent": (0.0, 1000.0),
+}
+
+
+def _number(value: object, key: str = "") -> float | int | None:
+    """A client number, range-checked before any arithmetic; None when absent or out of range.
+
+    (A 401-digit integer once made ``float()`` raise inside the collector.)
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, int) and not -CLIENT_NUMBER_LIMIT <= value <= CLIENT_NUMBER_LIMIT:
+        return None  # compared as int: float(value) itself may overflow
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    low, high = _CLIENT_RANGES.get(key, (-CLIENT_NUMBER_LIMIT, CLIENT_NUMBER_LIMIT))
+    if not low <= value <= high:
         return None
     return value
 
@@ -144,7 +162,7 @@ def sanitize_client_report(report: Mapping[str, Any]) -> Json:
     """Keep the known fields of a browser's summary, typed and bounded (it is untrusted)."""
     out: Json = {}
     for key in _CLIENT_NUMBERS:
-        number = _number(report.get(key))
+        number = _number(report.get(key), key)
         if number is not None:
             out[key] = number
     for key in _CLIENT_STRINGS:
@@ -163,7 +181,7 @@ def sanitize_client_report(report: Mapping[str, Any]) -> Json:
                 if text is not None:
                     track[key] = text
             for key in _TRACK_NUMBERS:
-                number = _number(item.get(key))
+                number = _number(item.get(key), key)
                 if number is not None:
                     track[key] = number
             clean.append(track)
@@ -327,7 +345,11 @@ class StatsCollector:
         self._before: list[Callable[[], None]] = []
         self.events = EventLog(self.settings.event_log_size)
         self._task: asyncio.Task[None] | None = None
-        self._pending_events: list[Json] = []
+        # Bounded like the log itself: events wait here only until the next tick.
+        self._pending_events: deque[Json] = deque(maxlen=self.settings.event_log_size)
+        self._failed: set[tuple[str, str]] = set()
+        self.participant_failures = 0
+        """Samples that raised (one participant's bad state never stops a tick)."""
         # cost accounting
         self.ticks = 0
         self.busy_s = 0.0
@@ -445,20 +467,26 @@ class StatsCollector:
                     state = self._participants[key] = _ParticipantStats(
                         self.settings.history_samples
                     )
-                sample = await self._sample(room_name, participant, state, now, mono, totals)
-                events.extend(self._check_thresholds(room_name, pid, sample, state))
-                sample["health"] = self._health(sample, state)
-                sample["alerts"] = sorted(
-                    f"{metric}:{view}" for (metric, view), a in state.alerts.items() if a.active
-                )
+                try:
+                    sample = await self._sample(room_name, participant, state, now, mono, totals)
+                    events.extend(self._check_thresholds(room_name, pid, sample, state))
+                    sample["health"] = self._health(sample, state)
+                    sample["alerts"] = sorted(
+                        f"{m}:{view}" for (m, view), a in state.alerts.items() if a.active
+                    )
+                    text = json.dumps(sample, separators=(",", ":"), allow_nan=False)
+                except Exception:
+                    self._sample_failed(key)
+                    continue
                 totals.health[sample["health"]] += 1
                 state.latest = sample
-                state.history.append((now, json.dumps(sample, separators=(",", ":"))))
+                state.history.append((sample["t"], text))  # `since` compares what clients saw
                 samples.append(sample)
         for key in [k for k in self._participants if k not in seen]:
             del self._participants[key]
-        events = self._pending_events + events
-        self._pending_events = []
+        self._failed &= seen
+        events = [*self._pending_events, *events]
+        self._pending_events.clear()
         duration = time.perf_counter() - started
         self.ticks += 1
         self.busy_s += duration
@@ -471,6 +499,15 @@ class StatsCollector:
             except Exception:
                 logger.exception("stats listener failed")
         return tick
+
+    def _sample_failed(self, key: tuple[str, str]) -> None:
+        """Contain one participant's failure: counted every time, logged once per participant."""
+        self.participant_failures += 1
+        if key not in self._failed:
+            self._failed.add(key)
+            logger.exception(
+                "room=%s participant=%s stats sample failed (skipped until it recovers)", *key
+            )
 
     async def _sample(
         self,
@@ -804,6 +841,7 @@ class StatsCollector:
                     metric,
                     view,
                     alert.value,
+                    extra={"room": room, "participant": participant_id},
                 )
         return events
 
@@ -819,6 +857,7 @@ class StatsCollector:
             view,
             value,
             limit,
+            extra={"room": room, "participant": participant_id},
         )
         return self.events.add(
             "threshold_crossed",

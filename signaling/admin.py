@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
@@ -26,6 +26,7 @@ from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_
 from . import protocol
 from .config import Config
 from .gateway import track_json
+from .logs import about
 from .metrics import Metrics, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
@@ -211,7 +212,13 @@ class AdminApi:
         self.stats.record_event(
             "room_closed", room=room.name, participants=len(ids), by=access.identity
         )
-        log.info("room=%s closed by admin %s (%d sessions)", room.name, access.identity, len(ids))
+        log.info(
+            "room=%s closed by admin %s (%d sessions)",
+            room.name,
+            access.identity,
+            len(ids),
+            extra=about(room.name),
+        )
         return web.json_response({"room": room.name, "ended": len(ids)}, status=202)
 
     async def remove_participant(self, request: web.Request) -> web.Response:
@@ -221,12 +228,16 @@ class AdminApi:
             "participant_removed", room=room.name, participant_id=member.id, by=access.identity
         )
         log.info(
-            "room=%s participant=%s removed by admin %s", room.name, member.id, access.identity
+            "room=%s participant=%s removed by admin %s",
+            room.name,
+            member.id,
+            access.identity,
+            extra=about(room.name, member.id),
         )
         return web.json_response({"room": room.name, "participant_id": member.id}, status=202)
 
     async def mute_track(self, request: web.Request) -> web.Response:
-        room, member, _ = self._member(request)
+        room, member, access = self._member(request)
         try:
             body = await request.json()
         except ValueError:
@@ -247,6 +258,15 @@ class AdminApi:
             raise ApiError(409, "closed", str(exc)) from None
         self.stats.record_event(
             "track_muted", room=room.name, participant_id=member.id, track_id=track_id, muted=muted
+        )
+        log.info(
+            "room=%s participant=%s track %s %s by admin %s",
+            room.name,
+            member.id,
+            track_id,
+            "muted" if muted else "unmuted",
+            access.identity,
+            extra=about(room.name, member.id),
         )
         return web.json_response({"participant_id": member.id, "track": track_json(info)})
 
@@ -308,8 +328,15 @@ class AdminApi:
 class FeedClient:
     """One dashboard WebSocket: a bounded queue; a client that falls behind is dropped."""
 
-    def __init__(self, ws: web.WebSocketResponse, queue_max: int) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        queue_max: int,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
         self.ws = ws
+        self._on_failure = on_failure
+        self.failures = 0
         self._queue: deque[str] = deque()
         self._queue_max = queue_max
         self._wakeup = asyncio.Event()
@@ -329,7 +356,17 @@ class FeedClient:
     async def write_loop(self) -> None:
         while not self.dropped:
             while self._queue and not self.dropped:
-                await self.ws.send_str(self._queue.popleft())
+                text = self._queue.popleft()
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    raise
+                except Exception:  # one tick that cannot be sent never stops the feed
+                    self.failures += 1
+                    if self.failures == 1:
+                        log.exception("stats feed: a tick could not be sent: dropped")
+                    if self._on_failure is not None:
+                        self._on_failure()
             self._wakeup.clear()
             if self.dropped:
                 break
@@ -373,6 +410,16 @@ class Feed:
         }
 
     def on_tick(self, tick: Tick) -> None:
+        try:
+            self._on_tick(tick)
+        except Exception:
+            # Counted and logged once in a while; the next tick is tried afresh.
+            server = self._api.server
+            server.count_failure("feed")
+            if server.failures["feed"] in (1, 10, 100) or server.failures["feed"] % 1000 == 0:
+                log.exception("stats feed: a tick failed (%d so far)", server.failures["feed"])
+
+    def _on_tick(self, tick: Tick) -> None:
         part = self.local_part(tick) if self._clients or self.relay else None
         if self.relay is not None and part is not None:
             self.relay.share(part)
@@ -406,7 +453,7 @@ class Feed:
             "events": stats.events.since(None, limit=100),
         }
         await ws.send_str(protocol.encode(hello))
-        client = FeedClient(ws, self._queue_max)
+        client = FeedClient(ws, self._queue_max, lambda: api.server.count_failure("feed"))
         self._clients.add(client)
         writer = asyncio.create_task(client.write_loop(), name="stats-feed-writer")
         try:

@@ -17,11 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from relayroom import __version__
+from relayroom.api import AccessToken
 from relayroom.turn.credentials import rest_credentials
 
 from .config import Config, ConfigError, load_config
+from .logs import LOG_FORMATS, set_node, setup_logging
 from .server import Server, create_app, resolve_secret
-from .tokens import GRANT_NAMES, Grants, mint_token
+from .serving import start_serving
+from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
 
 log = logging.getLogger("relayroom")
@@ -36,6 +39,7 @@ SERVE_FLAGS: dict[str, str] = {
     "tls_cert": "tls_cert",
     "tls_key": "tls_key",
     "log_level": "log_level",
+    "log_format": "log_format",
     "turn_enabled": "turn_enabled",
 }
 
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json lines")
     serve.add_argument(
         "--no-turn",
         dest="turn_enabled",
@@ -146,28 +151,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "turn-credentials":
             return _cmd_turn_credentials(config, args)
         return _cmd_serve(config)
-    except ConfigError as exc:
+    except (ConfigError, TokenRequestError) as exc:
         print(f"relayroom: {exc}", file=sys.stderr)
         return 2
 
 
 def _cmd_token(config: Config, args: argparse.Namespace) -> int:
-    grants = parse_grants(args.grant)
-    ttl = args.ttl if args.ttl is not None else config.token_default_ttl_s
-    if ttl <= 0:
-        raise ConfigError("ttl", "must be a positive number of seconds")
-    secret = resolve_secret(config)
-    print(
-        mint_token(
-            secret,
-            room=args.room,
-            identity=args.identity,
-            name=args.name,
-            ttl_s=ttl,
-            grants=grants,
-            mode=args.mode,
-        )
+    # The SDK's AccessToken: the same checks and claims as an application's tokens.
+    token = AccessToken(
+        api_secret=resolve_secret(config),
+        room=args.room,
+        identity=args.identity,
+        name=args.name,
+        ttl_s=args.ttl if args.ttl is not None else config.token_default_ttl_s,
+        grants=parse_grants(args.grant),
+        mode=args.mode,
     )
+    print(token.to_jwt())
     return 0
 
 
@@ -187,10 +187,7 @@ def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(config: Config) -> int:
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.log_level, config.log_format)
     log.debug("settings: %s", config.redacted())
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
@@ -210,14 +207,11 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None) -> int:
     server = Server.build(config, secret)
+    set_node(server.bus.node_id)
     app = create_app(server)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     try:
-        await site.start()
+        runner = await start_serving(app, config.host, config.port, ssl_context=ssl_context)
     except OSError as exc:
-        await runner.cleanup()
         raise ConfigError(
             "port", f"cannot listen on {config.host}:{config.port}: {exc.strerror}"
         ) from None

@@ -66,6 +66,9 @@ class RemoteLink:
     async def handle(self, message: ClientMessage) -> None:
         self._router.send_op(self, "msg", text=protocol.to_wire(message))
 
+    def attached_to(self, edge: object) -> bool:
+        return True  # one link per edge; a resume elsewhere marks it `left` (op "end")
+
     def detach(self) -> None:
         self._router.send_op(self, "detach")
         self._router.forget_link(self)

@@ -80,6 +80,12 @@ class Config:
     tls_cert: Path | None = _setting(None, "PEM certificate: serve HTTPS and WSS directly.")
     tls_key: Path | None = _setting(None, "PEM private key for tls_cert.")
     log_level: str = _setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    log_format: str = _setting(
+        "text",
+        "Log lines: text (for people) or json (one object per line with time, level, logger, "
+        "message, and the room, participant and node ids of lines about them).",
+        choices=("text", "json"),
+    )
     public_url: str | None = _setting(
         None, "URL printed at start-up and used in links (default: derived from host and port)."
     )
@@ -300,6 +306,34 @@ class Config:
     )
     stats_fps_threshold: float = _setting(
         15.0, "Video frame rate below which a connection is unhealthy.", minimum=0
+    )
+
+    # --- hostile input (docs/protocol.md, "Input rules") ----------------------------------
+    input_max_depth: int = _setting(
+        32,
+        "Deepest nesting of objects/arrays in a signaling or DataChannel message; deeper is "
+        "`invalid_message`.",
+        minimum=2,
+        maximum=256,
+    )
+    http_header_timeout_s: float = _setting(
+        10.0,
+        "A connection must finish its request headers within this time (after connecting, "
+        "or after its previous response) or it is closed (slowloris).",
+        minimum=0.05,
+        maximum=30,
+    )
+    ip_max_pending_connections: int = _setting(
+        32,
+        "Concurrent connections per client IP that are not (yet) WebSockets; more are closed "
+        "at once. Behind a reverse proxy every client shares its address: raise this.",
+        minimum=1,
+    )
+    data_whiteboard_max_points: int = _setting(
+        1000, "Most points in one `whiteboard` stroke message.", minimum=1
+    )
+    data_whiteboard_max_width: float = _setting(
+        100.0, "Widest `whiteboard` stroke (canvas pixels); wider strokes are refused.", minimum=1
     )
 
     def __post_init__(self) -> None:

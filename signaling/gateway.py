@@ -29,8 +29,10 @@ from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
 from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
+from relayroom.media.topics import WhiteboardLimits
 
 from .config import Config
+from .logs import about, context_about
 from .protocol import (
     Candidate,
     CloseReason,
@@ -85,6 +87,11 @@ def data_settings(config: Config) -> DataSettings:
         persistent_topics=config.data_persistent_topics,
         room_max_bytes=config.data_room_max_bytes,
         room_max_messages=config.data_room_max_messages,
+        max_depth=config.input_max_depth,
+        whiteboard=WhiteboardLimits(
+            max_points=config.data_whiteboard_max_points,
+            max_width=config.data_whiteboard_max_width,
+        ),
     )
 
 
@@ -121,6 +128,16 @@ class MediaGateway:
         self._members: dict[str, dict[str, Member]] = {}
         self._adding: dict[tuple[str, str], asyncio.Task[Participant]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed_data_failures = 0
+
+    def data_failures(self) -> int:
+        """DataChannel messages whose handling raised and was contained (ever, this node)."""
+        live = sum(r.data.failures for r in self._rooms.values() if r.data is not None)
+        return self._closed_data_failures + live
+
+    def _retire(self, media_room: MediaRoom) -> None:
+        if media_room.data is not None:
+            self._closed_data_failures += media_room.data.failures
 
     @property
     def store(self) -> TopicStore | None:
@@ -187,8 +204,15 @@ class MediaGateway:
         if media_room is None:
             return
         await media_room.remove_participant(member.id, "left")
-        if not media_room.participants and room.name not in self._members:
+        # Re-check after the await: a concurrent last leaver may have closed this room, or a
+        # new one of the same name may be in its place (that one is not ours to drop).
+        if (
+            not media_room.participants
+            and room.name not in self._members
+            and self._rooms.get(room.name) is media_room
+        ):
             del self._rooms[room.name]
+            self._retire(media_room)
             await media_room.close()
 
     async def _ensure(self, room: str, member: Member) -> Participant | None:
@@ -202,7 +226,9 @@ class MediaGateway:
         key = (room, member.id)
         task = self._adding.get(key)
         if task is None:
-            task = self._adding[key] = asyncio.create_task(self._add(room, member))
+            task = self._adding[key] = asyncio.create_task(
+                self._add(room, member), context=context_about(room, member.id)
+            )
             task.add_done_callback(lambda _: self._adding.pop(key, None))
         return await asyncio.shield(task)
 
@@ -230,11 +256,18 @@ class MediaGateway:
                 try:
                     await self._ensure(room, member)
                 except MediaError as exc:
-                    log.info("room=%s participant=%s: no media: %s", room, member.id, exc)
+                    log.info(
+                        "room=%s participant=%s: no media: %s",
+                        room,
+                        member.id,
+                        exc,
+                        extra=about(room, member.id),
+                    )
 
     async def close(self) -> None:
         rooms, self._rooms = list(self._rooms.values()), {}
         for media_room in rooms:
+            self._retire(media_room)
             await media_room.close()
         if self._store is not None:
             await self._store.close()
@@ -248,7 +281,9 @@ class MediaGateway:
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
             if isinstance(event, TrackPublished):
-                task = asyncio.create_task(self._ensure_subscribers(room))
+                task = asyncio.create_task(
+                    self._ensure_subscribers(room), context=context_about(room)
+                )
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             kind = {
@@ -272,7 +307,11 @@ class MediaGateway:
             )
         elif isinstance(event, ParticipantFailed):
             log.info(
-                "room=%s participant=%s media failed: %s", room, event.participant_id, event.reason
+                "room=%s participant=%s media failed: %s",
+                room,
+                event.participant_id,
+                event.reason,
+                extra=about(room, event.participant_id),
             )
             registry.send_to(
                 room,

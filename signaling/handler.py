@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType
 
 from . import protocol
+from .logs import about, bind
 from .protocol import (
     RECONNECT_REASONS,
     ClientMessage,
@@ -115,6 +116,9 @@ class Connection:
         participant, self.participant = self.participant, None
         if participant is None or participant.left:
             return
+        if not participant.attached_to(self):
+            # A resume moved the participant to a newer socket: this one just goes away.
+            return
         reason = self._close_reason
         aborted = self.session.close_reason
         if aborted in (CloseReason.SLOW_CLIENT, CloseReason.HEARTBEAT_TIMEOUT):
@@ -141,7 +145,7 @@ class Connection:
             self._on_rate_limited()
             return
         try:
-            message = protocol.parse_client_message(text)
+            message = protocol.parse_client_message(text, self.server.config.input_max_depth)
             await self.dispatch(message)
         except ProtocolError as exc:
             self._reply_error(exc.code, exc.message, exc.ref)
@@ -200,3 +204,5 @@ class Connection:
             exc.ref = message.id
             raise
         self.session.label = f"room={message.room} participant={self.participant.participant_id}"
+        self.session.log_extra = about(message.room, self.participant.participant_id)
+        bind(message.room, self.participant.participant_id)  # the rest of this connection's task

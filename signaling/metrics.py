@@ -26,6 +26,7 @@ CONNECTION_STATES = ("new", "connecting", "connected", "disconnected", "failed",
 CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 HEALTH = ("ok", "warn", "bad")
 KINDS = ("audio", "video")
+FAILURE_PLACES = ("ws_write", "feed", "stats_sample", "data_message", "http_refused")
 LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25)
@@ -83,6 +84,20 @@ class _StateCollector:
         for code, count in sorted(server.errors.items()):
             errors.add_metric([code], count)
         yield errors
+        failures = CounterMetricFamily(
+            f"{PREFIX}_contained_failures",
+            "Failures contained to one participant or client (the message dropped or the "
+            "participant skipped; everyone else unaffected), by type.",
+            labels=["type"],
+        )
+        counts = {
+            **server.failures,
+            "stats_sample": self._stats.participant_failures,
+            "data_message": server.media.data_failures(),
+        }
+        for where in sorted({*FAILURE_PLACES, *counts}):
+            failures.add_metric([where], counts.get(where, 0))
+        yield failures
         # The embedded TURN server, when it runs: server.turn (TurnService).server (TurnServer).
         turn = getattr(server, "turn", None)
         turn_server = getattr(turn, "server", turn)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .bus import Endpoint
+from .logs import about
 from .protocol import (
     Candidate,
     ClientMessage,
@@ -88,6 +89,9 @@ class ParticipantSession:
 
     # --- edge attachment ------------------------------------------------------------------
 
+    def attached_to(self, edge: Endpoint) -> bool:
+        return self._edge is edge
+
     def detach(self) -> None:
         """The WebSocket dropped: keep the participant for resume_ttl_s."""
         if self.left or self._edge is None:
@@ -99,6 +103,7 @@ class ParticipantSession:
             self.room.name,
             self.member.id,
             ttl,
+            extra=about(self.room.name, self.member.id),
         )
         self._expiry = asyncio.get_running_loop().call_later(
             ttl, self._schedule_leave, CloseReason.DISCONNECTED
@@ -114,11 +119,12 @@ class ParticipantSession:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if self._edge is not None:
-            # The old socket is still open (a half-dead connection): the new one wins.
-            self._edge.end(CloseReason.DUPLICATE_IDENTITY.value)
-        was_detached = self._edge is None
-        self._edge = edge
+        old, self._edge = self._edge, edge
+        if old is not None:
+            # The old socket is still open (a half-dead connection): the new one wins. The old
+            # edge is detached first, so its cleanup neither leaves the room nor detaches us.
+            old.end(CloseReason.DUPLICATE_IDENTITY.value)
+        was_detached = old is None
         self.resume_token = secrets.token_urlsafe(24)
         if was_detached:
             self._announce_connection(protocol.ConnectionState.CONNECTED)

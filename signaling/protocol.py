@@ -5,10 +5,11 @@ docs/protocol.md is the human-readable spec of what is defined here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+
+from relayroom.media import strictjson
 
 PROTOCOL_VERSION = 1
 MAX_ID_LENGTH = 64
@@ -16,6 +17,9 @@ MAX_NAME_LENGTH = 64
 MAX_ROOM_LENGTH = 128
 MAX_TOKEN_LENGTH = 8192
 MAX_SDP_LENGTH = 60000
+DEFAULT_MAX_DEPTH = 32
+# Fields shown to people and written to logs: no control characters.
+_PRINTABLE_FIELDS = frozenset({"room", "name", "to", "track_id"})
 
 
 class ErrorCode(StrEnum):
@@ -156,12 +160,22 @@ MESSAGE_TYPES: dict[str, type[ClientMessage]] = {
 }
 
 
-def parse_client_message(text: str) -> ClientMessage:
-    """Parse one text frame into a typed message, or raise ProtocolError."""
+def parse_client_message(text: str, max_depth: int = DEFAULT_MAX_DEPTH) -> ClientMessage:
+    """Parse one text frame into a typed message, or raise ProtocolError.
+
+    Strict JSON only (docs/protocol.md, "Input rules"): no NaN/Infinity, no number a browser
+    cannot hold (non-finite floats, integers beyond 2^53-1), no lone surrogate in any string,
+    nesting at most `max_depth` deep. Anything else is `invalid_message`, never relayed.
+    """
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = strictjson.parse(text)
+    except strictjson.JsonRejected:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message is not valid JSON") from None
+    reason = strictjson.problem(data, max_depth)
+    if reason is not None:
+        ref = data.get("id") if isinstance(data, dict) else None
+        ref = ref if _valid_id(ref) and strictjson.problem(ref, 0) is None else None
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"message rejected: {reason}", ref)
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "message must be a JSON object")
     ref = data.get("id")
@@ -193,10 +207,19 @@ def parse_client_message(text: str) -> ClientMessage:
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE, f"{kind}: '{name}' is longer than {max_len}", ref
             )
+        if name in _PRINTABLE_FIELDS and isinstance(value, str) and has_control(value):
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE, f"{kind}: '{name}' holds control characters", ref
+            )
         values[name] = value
     message = cls(**values)
     _check_semantics(message)
     return message
+
+
+def has_control(text: str) -> bool:
+    """True when `text` holds a C0/C1 control character (tabs and newlines included)."""
+    return any(c < " " or "\x7f" <= c < "\xa0" for c in text)
 
 
 def _as_tuple(types_: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -231,8 +254,12 @@ def _check_semantics(message: ClientMessage) -> None:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """Serialise a server message once; the same string goes to every recipient."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """Serialise a server message once; the same string goes to every recipient.
+
+    Always valid for a browser's JSON.parse and always encodable as UTF-8 (strictjson.dumps),
+    so no value that slipped past validation can kill a writer.
+    """
+    return strictjson.dumps(message)
 
 
 def error(code: ErrorCode, message: str, ref: str | int | None = None) -> dict[str, Any]:
@@ -271,4 +298,4 @@ def to_wire(message: ClientMessage) -> str:
         value = getattr(message, f.name)
         if value is not None:
             data[f.name] = value
-    return json.dumps(data, separators=(",", ":"))
+    return strictjson.dumps(data)

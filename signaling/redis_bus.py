@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .bus import Endpoint, LocalBus, NodeBus
+from .logs import about
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,9 @@ class RedisBus(NodeBus):
         owner = str(value).split("|", 1)[0]
         if owner == self.node_id:
             self._owned[room] = str(value)
-            log.info("room=%s claimed (fence %s)", room, str(value).split("|", 1)[1])
+            log.info(
+                "room=%s claimed (fence %s)", room, str(value).split("|", 1)[1], extra=about(room)
+            )
             return True
         return False
 
@@ -344,7 +347,9 @@ class RedisBus(NodeBus):
             if str(value).split("|", 1)[0] == self.node_id:
                 self._owned[room] = str(value)
             elif self._owned.pop(room, None) is not None:
-                log.warning("room=%s now owned by another node: giving it up", room)
+                log.warning(
+                    "room=%s now owned by another node: giving it up", room, extra=about(room)
+                )
                 if self.on_room_lost is not None:
                     await self.on_room_lost(room)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import protocol
 from .bus import Endpoint, NodeBus
+from .logs import about
 from .protocol import CloseReason, ErrorCode, ProtocolError
 from .tokens import AccessToken, Grants
 
@@ -107,7 +108,11 @@ class RoomRegistry:
         )
         self._notify(state.name, member, None)
         log.info(
-            "room=%s participant=%s joined (%d in room)", state.name, member.id, len(state.members)
+            "room=%s participant=%s joined (%d in room)",
+            state.name,
+            member.id,
+            len(state.members),
+            extra=about(state.name, member.id),
         )
         return state, member, endpoint
 
@@ -131,11 +136,17 @@ class RoomRegistry:
             ),
         )
         self._notify(room, member, reason)
-        log.info("room=%s participant=%s left: %s", room, participant_id, reason.value)
+        log.info(
+            "room=%s participant=%s left: %s",
+            room,
+            participant_id,
+            reason.value,
+            extra=about(room, participant_id),
+        )
         if not state.members:
             del self._rooms[room]
             await self._bus.release_room(room)
-            log.info("room=%s closed (empty)", room)
+            log.info("room=%s closed (empty)", room, extra=about(room))
         return member
 
     def _notify(self, room: str, member: Member, reason: CloseReason | None) -> None:

@@ -32,6 +32,10 @@ class Link(Protocol):
 
     def detach(self) -> None: ...
 
+    def attached_to(self, edge: Endpoint) -> bool:
+        """False once a resume moved the participant to another edge."""
+        ...
+
     async def leave(self, reason: CloseReason) -> None: ...
 
 

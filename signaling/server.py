@@ -30,6 +30,7 @@ from .ratelimit import IpAdmission
 from .redis_bus import RedisBus
 from .rooms import RoomRegistry
 from .router import LocalRouter
+from .serving import GUARD_KEY, ConnectionGuard, guard_middleware
 from .session import Session
 from .tokens import Grants, mint_token
 from .turn_service import TurnService
@@ -87,6 +88,8 @@ class Server:
     draining: bool = False
     started_at: float = field(default_factory=time.time)
     errors: Counter[str] = field(default_factory=Counter)
+    # Failures contained to one participant or one client (metric relayroom_contained_failures).
+    failures: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def build(cls, config: Config, secret: str, bus: NodeBus | None = None) -> Server:
@@ -132,6 +135,10 @@ class Server:
 
     def metrics_error(self, code: ErrorCode) -> None:
         self.errors[code.value] += 1
+
+    def count_failure(self, where: str) -> None:
+        """A failure was contained (one message dropped, one client cut off): count it."""
+        self.failures[where] += 1
 
     def ice_servers(self, identity: str) -> list[dict[str, Any]]:
         return self.turn.ice_servers(identity)
@@ -200,6 +207,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             timeout=cfg.close_timeout_s,
         )
         await ws.prepare(request)
+        request.app[GUARD_KEY].upgraded(request.transport)
         session = Session(
             ws,
             request.transport,
@@ -208,6 +216,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             heartbeat_interval_s=cfg.heartbeat_interval_s,
             heartbeat_timeout_s=cfg.heartbeat_timeout_s,
             close_timeout_s=cfg.close_timeout_s,
+            on_write_failure=lambda: server.count_failure("ws_write"),
         )
         conn = Connection(server, session)
         server.connections.add(conn)
@@ -277,9 +286,35 @@ def _page(filename: str) -> Any:
     return handler
 
 
+# Pages load their scripts, styles and sockets from this origin only, and cannot be framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 def create_app(server: Server) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    cfg = server.config
+    guard = ConnectionGuard(
+        cfg.http_header_timeout_s,
+        cfg.ip_max_pending_connections,
+        lambda why: server.count_failure("http_refused"),
+    )
+    app = web.Application(client_max_size=64 * 1024, middlewares=[guard_middleware(guard)])
     app[SERVER_KEY] = server
+    app[GUARD_KEY] = guard
+    app.on_response_prepare.append(_security_headers)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

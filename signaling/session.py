@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -37,6 +38,7 @@ class Session:
         heartbeat_interval_s: float,
         heartbeat_timeout_s: float,
         close_timeout_s: float,
+        on_write_failure: Callable[[], None] | None = None,
     ) -> None:
         self.ws = ws
         self.peer = peer
@@ -52,7 +54,10 @@ class Session:
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
         self.sent = 0
+        self.write_failures = 0
+        self._on_write_failure = on_write_failure
         self.label = f"peer={peer}"
+        self.log_extra: dict[str, object] = {}  # logs.about(room, participant) once joined
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {peer}")
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"ws-ping {peer}")
 
@@ -73,6 +78,7 @@ class Session:
                 "%s send queue overflow (%d queued): disconnecting slow client",
                 self.label,
                 len(self._queue),
+                extra=self.log_extra,
             )
             self.abort("slow_client")
             return
@@ -125,7 +131,13 @@ class Session:
             while True:
                 while self._queue:
                     data = self._queue.popleft()
-                    await ws.send_str(data)
+                    try:
+                        await ws.send_str(data)
+                    except (ConnectionError, RuntimeError, TimeoutError):
+                        raise
+                    except Exception as exc:  # one bad message never ends the writer
+                        self._write_failed(exc)
+                        continue
                     self.sent += 1
                 if self._closing is not None:
                     break
@@ -142,6 +154,14 @@ class Session:
         finally:
             self._closed.set()
 
+    def _write_failed(self, exc: Exception) -> None:
+        """A message this client cannot be sent is dropped, counted, and logged once."""
+        self.write_failures += 1
+        if self.write_failures == 1:
+            log.warning("%s a message could not be sent and was dropped: %r", self.label, exc)
+        if self._on_write_failure is not None:
+            self._on_write_failure()
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_interval)
@@ -154,6 +174,11 @@ class Session:
                 remaining = self._heartbeat_timeout - (time.monotonic() - started)
                 await asyncio.wait_for(self._pong.wait(), max(remaining, 0.0))
             except (TimeoutError, ConnectionError, RuntimeError):
-                log.info("%s no pong within %.1fs: closing", self.label, self._heartbeat_timeout)
+                log.info(
+                    "%s no pong within %.1fs: closing",
+                    self.label,
+                    self._heartbeat_timeout,
+                    extra=self.log_extra,
+                )
                 self.abort("heartbeat_timeout")
                 return

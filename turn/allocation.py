@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,8 +59,10 @@ class Allocation:
         bandwidth_bytes_per_s: int,
         max_permissions: int,
         on_close: Callable[[Allocation], None],
+        clock: Callable[[], float],
     ) -> None:
         self.link = link
+        self._clock = clock
         self.username = username
         self.quota_user = quota_user
         self.key = key
@@ -69,7 +70,7 @@ class Allocation:
         self.allocate_txid = allocate_txid
         self.allocate_response: bytes | None = None
         self.relay_address: Address | None = None
-        self.expires_at = time.monotonic() + lifetime_s
+        self.expires_at = self._clock() + lifetime_s
         self._filter = peer_filter
         self._stats = stats
         self._max_permissions = max_permissions
@@ -113,7 +114,7 @@ class Allocation:
         self._set_state(AllocationState.OPEN)
 
     def refresh(self, lifetime_s: float) -> None:
-        self.expires_at = time.monotonic() + lifetime_s
+        self.expires_at = self._clock() + lifetime_s
 
     def close(self) -> None:
         """Idempotent: closes the relay socket and reports to the owner once."""
@@ -145,11 +146,11 @@ class Allocation:
         return len(self._permissions.keys() | ips) <= self._max_permissions
 
     def add_permission(self, ip: str, lifetime_s: float) -> None:
-        self._permissions[ip] = time.monotonic() + lifetime_s
+        self._permissions[ip] = self._clock() + lifetime_s
 
     def has_permission(self, ip: str) -> bool:
         exp = self._permissions.get(ip)
-        return exp is not None and exp > time.monotonic()
+        return exp is not None and exp > self._clock()
 
     def channel_conflict(self, number: int, peer: Address) -> bool:
         """RFC 8656 12.2: a number is bound to one peer and a peer to one number."""
@@ -160,7 +161,7 @@ class Allocation:
         return existing is not None and existing != number
 
     def bind_channel(self, number: int, peer: Address, lifetime_s: float) -> None:
-        self._channels[number] = ChannelBinding(peer, time.monotonic() + lifetime_s)
+        self._channels[number] = ChannelBinding(peer, self._clock() + lifetime_s)
         self._peer_channels[peer] = number
 
     def channel_count(self) -> int:
@@ -187,7 +188,7 @@ class Allocation:
         if binding is None or relay is None or 4 + length > len(frame):
             stats.dropped += 1
             return
-        now = time.monotonic()
+        now = self._clock()
         peer = binding.peer
         exp = self._permissions.get(peer[0])
         if exp is None or exp <= now or binding.expires_at <= now:
@@ -207,7 +208,7 @@ class Allocation:
         if relay is None or not self._filter.allows(peer):
             self._stats.dropped += 1
             return
-        now = time.monotonic()
+        now = self._clock()
         exp = self._permissions.get(peer[0])
         if exp is None or exp <= now:
             self._stats.dropped += 1
@@ -223,7 +224,7 @@ class Allocation:
     def from_peer(self, data: bytes, peer: Address) -> None:
         """A datagram arriving on the relay socket: to the client if the peer has permission."""
         stats = self._stats
-        now = time.monotonic()
+        now = self._clock()
         exp = self._permissions.get(peer[0])
         if exp is None or exp <= now:
             stats.dropped += 1

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 def rest_password(secret: str, username: str) -> str:
@@ -35,9 +35,15 @@ def rest_credentials(
 class CredentialStore:
     """Looks up the password of a username: a static user, or a REST username not yet expired."""
 
-    def __init__(self, secret: str | None, static_users: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        static_users: Mapping[str, str],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self._static = dict(static_users)
+        self._wall_clock = wall_clock
 
     def password(
         self, username: str, now: float | None = None, *, allow_expired: bool = False
@@ -50,7 +56,7 @@ class CredentialStore:
         expiry = rest_expiry(username)
         if expiry is None:
             return None
-        if not allow_expired and expiry < (time.time() if now is None else now):
+        if not allow_expired and expiry < (self._wall_clock() if now is None else now):
             return None
         return rest_password(self._secret, username)
 

@@ -14,12 +14,12 @@ import logging
 import secrets
 import socket
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from relayroom.turn.allocation import Allocation, AllocationState
 from relayroom.turn.auth import Authenticated, Authenticator, NonceIssuer, Rejected
+from relayroom.turn.clock import SYSTEM_CLOCK, Clock
 from relayroom.turn.codec import (
     CHANNEL_MAX,
     CHANNEL_MIN,
@@ -72,13 +72,16 @@ class TurnServer:
     unauthenticated mode.
     """
 
-    def __init__(self, config: TurnConfig) -> None:
+    def __init__(self, config: TurnConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         if not config.has_credentials:
             raise TurnConfigError("refusing to run TURN without a secret or static users")
         self._config = config
+        self._clock = clock
         self.stats = TurnStats()
-        self._store = CredentialStore(config.secret, config.static_users)
-        self._auth = Authenticator(config.realm, self._store, NonceIssuer(config.nonce_lifetime_s))
+        self._store = CredentialStore(config.secret, config.static_users, clock.wall)
+        self._auth = Authenticator(
+            config.realm, self._store, NonceIssuer(config.nonce_lifetime_s, clock.monotonic)
+        )
         self._relay_family = _family(config.relay_host)
         self._relay_ports: set[int] = set()
         self._filter = PeerFilter(
@@ -253,7 +256,7 @@ class TurnServer:
         idle_timeout = self._config.tcp_idle_timeout_s
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
+            now = self._clock.monotonic()
             for allocation in list(self._allocations):
                 allocation.expire(now)
             for connection in list(self._connections):
@@ -479,6 +482,7 @@ class TurnServer:
             bandwidth_bytes_per_s=cfg.bandwidth_bytes_per_s,
             max_permissions=cfg.max_permissions_per_allocation,
             on_close=self._release,
+            clock=self._clock.monotonic,
         )
         # Quota is taken here and given back in _release, called once by Allocation.close().
         self._allocations.add(allocation)

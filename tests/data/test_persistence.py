@@ -11,7 +11,8 @@ from relayroom.media.persistence_redis import RedisTopicStore
 from tests.data.peer import join_data
 from tests.media.client import wait_for
 
-MEDIA = {"allow_loopback_candidates": True}
+# "notes": a persistent topic without a schema (the "whiteboard" schema is tested in tests/hostile).
+MEDIA = {"allow_loopback_candidates": True, "data_persistent_topics": ("whiteboard", "notes")}
 
 
 async def test_late_joiner_gets_the_state_in_order_before_live_messages(start_server, connect):
@@ -19,28 +20,28 @@ async def test_late_joiner_gets_the_state_in_order_before_live_messages(start_se
     a = await join_data(connect, ts, "board", "a")
     try:
         for n in range(20):
-            a.send("whiteboard", {"op": "stroke", "n": n})
+            a.send("notes", {"op": "stroke", "n": n})
         a.send("chat", "not persisted")
-        a.send("whiteboard", {"op": "stroke", "n": 99}, to=["PA_x"])  # targeted: not persisted
-        a.send("whiteboard", {"op": "stroke", "n": 98}, lossy=True)  # lossy: not persisted
+        a.send("notes", {"op": "stroke", "n": 99}, to=["PA_x"])  # targeted: not persisted
+        a.send("notes", {"op": "stroke", "n": 98}, lossy=True)  # lossy: not persisted
         await asyncio.sleep(0.3)
         late = await join_data(connect, ts, "board", "late")
-        a.send("whiteboard", {"op": "stroke", "n": 20})
-        assert await wait_for(lambda: len(late.messages("whiteboard")) == 21, 5)
+        a.send("notes", {"op": "stroke", "n": 20})
+        assert await wait_for(lambda: len(late.messages("notes")) == 21, 5)
         topics = [r.message["topic"] for r in late.received]
         assert topics[0] == "relay"
         assert late.received[0].message["payload"] == {"op": "sync", "reason": "join", "count": 20}
-        assert [m["payload"]["n"] for m in late.messages("whiteboard")] == list(range(21))
-        assert {m["from"] for m in late.messages("whiteboard")} == {a.id}
+        assert [m["payload"]["n"] for m in late.messages("notes")] == list(range(21))
+        assert {m["from"] for m in late.messages("notes")} == {a.id}
         assert late.messages("chat") == []
 
         # A clear compacts the history: a later joiner sees only what came after it.
-        a.send("whiteboard", {"op": "clear"})
-        a.send("whiteboard", {"op": "stroke", "n": 100})
-        assert await wait_for(lambda: len(late.messages("whiteboard")) == 23, 5)
+        a.send("notes", {"op": "clear"})
+        a.send("notes", {"op": "stroke", "n": 100})
+        assert await wait_for(lambda: len(late.messages("notes")) == 23, 5)
         later = await join_data(connect, ts, "board", "later")
-        assert await wait_for(lambda: len(later.messages("whiteboard")) == 1, 5)
-        assert later.messages("whiteboard")[0]["payload"] == {"op": "stroke", "n": 100}
+        assert await wait_for(lambda: len(later.messages("notes")) == 1, 5)
+        assert later.messages("notes")[0]["payload"] == {"op": "stroke", "n": 100}
         await later.close()
         await late.close()
     finally:
@@ -53,10 +54,10 @@ async def test_room_history_cap_refuses_and_tells_the_sender(start_server, conne
     b = await join_data(connect, ts, "cap", "b")
     try:
         for n in range(8):
-            a.send("whiteboard", n)
+            a.send("notes", n)
         a.send("chat", "still flows")
         assert await wait_for(lambda: len(b.messages("chat")) == 1, 5)
-        assert [m["payload"] for m in b.messages("whiteboard")] == [0, 1, 2, 3, 4]
+        assert [m["payload"] for m in b.messages("notes")] == [0, 1, 2, 3, 4]
         assert await wait_for(lambda: any(e["code"] == "too_large" for e in a.errors), 5)
     finally:
         await a.close()
@@ -67,7 +68,7 @@ async def test_state_survives_a_server_restart(start_server, connect, tmp_path):
     server, ts = await start_server(**MEDIA)
     a = await join_data(connect, ts, "keep", "a")
     for n in range(10):
-        a.send("whiteboard", {"n": n})
+        a.send("notes", {"n": n})
     assert await wait_for(lambda: len(server.media.rooms["keep"].data.log) == 10, 5)
     await a.close()
     await ts.close()  # drains: the store writes what is queued and closes
@@ -76,9 +77,9 @@ async def test_state_survives_a_server_restart(start_server, connect, tmp_path):
     _, ts2 = await start_server(**MEDIA)
     b = await join_data(connect, ts2, "keep", "b")
     try:
-        assert await wait_for(lambda: len(b.messages("whiteboard")) == 10, 5)
-        assert [m["payload"]["n"] for m in b.messages("whiteboard")] == list(range(10))
-        assert {m["from"] for m in b.messages("whiteboard")} == {a.id}
+        assert await wait_for(lambda: len(b.messages("notes")) == 10, 5)
+        assert [m["payload"]["n"] for m in b.messages("notes")] == list(range(10))
+        assert {m["from"] for m in b.messages("notes")} == {a.id}
     finally:
         await b.close()
 
@@ -145,7 +146,7 @@ async def test_cluster_mode_keeps_topics_in_redis_across_nodes(start_server, con
     server, ts = await start_server(**MEDIA, redis_url=redis_server.url)
     a = await join_data(connect, ts, "shared", "a")
     for n in range(5):
-        a.send("whiteboard", {"n": n})
+        a.send("notes", {"n": n})
     assert await wait_for(lambda: len(server.media.rooms["shared"].data.log) == 5, 5)
     await a.close()
     await ts.close()
@@ -159,7 +160,7 @@ async def test_cluster_mode_keeps_topics_in_redis_across_nodes(start_server, con
     _, ts2 = await start_server(**MEDIA, redis_url=redis_server.url)
     b = await join_data(connect, ts2, "shared", "b")
     try:
-        assert await wait_for(lambda: len(b.messages("whiteboard")) == 5, 10)
-        assert [m["payload"]["n"] for m in b.messages("whiteboard")] == list(range(5))
+        assert await wait_for(lambda: len(b.messages("notes")) == 5, 10)
+        assert [m["payload"]["n"] for m in b.messages("notes")] == list(range(5))
     finally:
         await b.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import statistics
 import time
 from typing import Any
 
@@ -140,6 +142,63 @@ async def test_rtt_is_measured_on_the_subscriber_leg(admin_server, connect):
             await asyncio.sleep(0.5)
         value = rtt()
         assert value is not None and 0 <= value < 300, value
+    finally:
+        await subscriber.close()
+        await pub_pc.close()
+
+
+def impair_incoming_audio(pc: Any, drop_every: int, delay_s: float) -> dict[str, int]:
+    """On the client's ICE connection, drop every `drop_every`-th audio RTP packet and delay every
+    other one by `delay_s`: a known 1/drop_every loss and an interarrival jitter of `delay_s`
+    (RFC 3550: |D| is `delay_s` for every pair of packets, so J converges to it)."""
+    opus = re.search(r"a=rtpmap:(\d+) opus/48000", pc.remoteDescription.sdp)
+    assert opus is not None
+    audio_pt = int(opus.group(1))
+    loop = asyncio.get_running_loop()
+    counts = {"audio": 0, "dropped": 0}
+    conn: Any = pc.getTransceivers()[0].receiver.transport.transport._connection
+    original = conn.data_received
+
+    def impaired(data: bytes, component: int) -> None:
+        is_rtp = len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223
+        if not is_rtp or data[1] & 0x7F != audio_pt:
+            original(data, component)
+            return
+        counts["audio"] += 1
+        if counts["audio"] % drop_every == 0:
+            counts["dropped"] += 1
+        elif counts["audio"] % 2:
+            loop.call_later(delay_s, original, data, component)
+        else:
+            original(data, component)
+
+    conn.data_received = impaired
+    return counts
+
+
+async def test_injected_loss_and_jitter_are_measured(admin_server, connect):
+    """5% loss and 10 ms of jitter injected on the subscriber's audio are what the collector reports
+    for that leg (the subscriber's receiver reports), within 2 points and 4 ms."""
+    _, _, app, pub_pc, _, subscriber, (_, sub_id) = await start_call(admin_server, connect)
+    stats: StatsCollector = app[STATS_KEY]
+    try:
+        await stats.close()  # drive the ticks from here
+        counts = impair_incoming_audio(subscriber.pc, drop_every=20, delay_s=0.010)
+        await asyncio.sleep(3)  # receiver reports cover the impaired period; jitter converges
+        losses, jitters = [], []
+        await stats.collect()
+        for _ in range(4):
+            await asyncio.sleep(TICK_S)
+            tick = await stats.collect()
+            sample = next(s for s in tick.samples if s["participant_id"] == sub_id)
+            audio = next(t for t in sample["tracks"]["out"] if t["kind"] == "audio")
+            if audio["loss"] is not None:
+                losses.append(audio["loss"])
+                jitters.append(audio["jitter_ms"])
+        assert counts["dropped"] >= 20, counts
+        assert len(losses) >= 3, (losses, jitters)
+        assert abs(statistics.median(losses) - 0.05) <= 0.02, losses
+        assert abs(statistics.median(jitters) - 10.0) <= 4.0, jitters
     finally:
         await subscriber.close()
         await pub_pc.close()

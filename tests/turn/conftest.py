@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from relayroom.turn.clock import SYSTEM_CLOCK, Clock
 from relayroom.turn.config import TurnConfig
 from relayroom.turn.credentials import rest_credentials
 from relayroom.turn.server import TurnServer
@@ -39,8 +40,8 @@ def turn_test_config(**overrides: Any) -> TurnConfig:
 async def make_server() -> AsyncIterator[ServerFactory]:
     servers: list[TurnServer] = []
 
-    async def factory(**overrides: Any) -> TurnServer:
-        server = TurnServer(turn_test_config(**overrides))
+    async def factory(clock: Clock = SYSTEM_CLOCK, **overrides: Any) -> TurnServer:
+        server = TurnServer(turn_test_config(**overrides), clock)
         await server.start()
         servers.append(server)
         return server

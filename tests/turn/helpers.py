@@ -6,6 +6,7 @@ import asyncio
 import os
 import ssl
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -294,3 +295,21 @@ async def eventually(predicate: Callable[[], bool], wait_s: float = TIMEOUT) -> 
     async with asyncio.timeout(wait_s):
         while not predicate():
             await asyncio.sleep(0.02)
+
+
+class ManualClock:
+    """A TURN server clock that moves only when a test advances it (both monotonic and wall)."""
+
+    def __init__(self) -> None:
+        self._monotonic = time.monotonic()
+        self._wall = time.time()
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def wall(self) -> float:
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        self._monotonic += seconds
+        self._wall += seconds

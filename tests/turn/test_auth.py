@@ -17,7 +17,7 @@ from relayroom.turn.config import TurnConfigError
 from relayroom.turn.credentials import CredentialStore, rest_credentials
 from relayroom.turn.server import TurnServer
 from tests.turn.conftest import SECRET, ClientFactory, ServerFactory, turn_test_config
-from tests.turn.helpers import TurnRequestError, error_code
+from tests.turn.helpers import ManualClock, TurnRequestError, error_code
 
 ALLOCATE = [(Attr.REQUESTED_TRANSPORT, 17)]
 
@@ -66,11 +66,12 @@ async def test_credential_minted_with_another_secret_gets_401(
 async def test_stale_nonce_gets_438_with_a_fresh_nonce(
     make_server: ServerFactory, make_client: ClientFactory
 ) -> None:
-    server = await make_server(nonce_lifetime_s=1)
+    clock = ManualClock()
+    server = await make_server(clock, nonce_lifetime_s=1)
     client = await make_client(server)
     await client.allocate()
     old_nonce = client.nonce
-    await asyncio.sleep(2.1)
+    clock.advance(2)
     response = await client.request_once(Method.REFRESH, [(Attr.LIFETIME, 600)])
     assert error_code(response) == 438
     assert response.get_str(Attr.NONCE) not in (None, old_nonce)
@@ -166,12 +167,14 @@ def test_nonce_is_bound_to_client_transport_address() -> None:
 
 
 async def test_allocation_outlives_its_rest_credential_but_new_ones_need_a_fresh_one(
-    server: TurnServer, make_client: ClientFactory
+    make_server: ServerFactory, make_client: ClientFactory
 ) -> None:
-    short = rest_credentials(SECRET, "carol", 1)
+    clock = ManualClock()
+    server = await make_server(clock)
+    short = rest_credentials(SECRET, "carol", 60, now=clock.wall())
     client = await make_client(server, credentials=short)
     await client.allocate()
-    await asyncio.sleep(2.2)  # the credential has expired; the allocation is still live
+    clock.advance(61)  # the credential has expired; the allocation (600 s) is still live
     assert await client.refresh(600) == 600
     await client.create_permission(("127.0.0.1", 9))
     newcomer = await make_client(server, credentials=short)

@@ -11,7 +11,7 @@ import pytest
 from relayroom.turn.codec import Attr, MessageClass, Method, encode_message, parse_message
 from relayroom.turn.server import TurnServer
 from tests.turn.conftest import ClientFactory, ServerFactory
-from tests.turn.helpers import UdpSink, eventually
+from tests.turn.helpers import ManualClock, UdpSink, eventually
 
 TRANSPORTS = ["udp", "tcp"]
 
@@ -93,14 +93,16 @@ async def test_refresh_with_zero_lifetime_deletes_allocation_and_closes_relay(
 async def test_expired_allocation_closes_relay_socket(
     make_server: ServerFactory, make_client: ClientFactory
 ) -> None:
+    clock = ManualClock()
     server = await make_server(
-        default_allocation_lifetime_s=1, max_allocation_lifetime_s=1, sweep_interval_s=0.1
+        clock, default_allocation_lifetime_s=1, max_allocation_lifetime_s=1, sweep_interval_s=0.05
     )
     client = await make_client(server)
     relayed = await client.allocate()
+    await asyncio.sleep(0.2)  # several sweeps: nothing expires while the clock stands still
     assert server.allocations_active == 1
-    await asyncio.sleep(1.4)
-    assert server.allocations_active == 0
+    clock.advance(1)
+    await eventually(lambda: server.allocations_active == 0)
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind(relayed)
@@ -111,14 +113,17 @@ async def test_expired_allocation_closes_relay_socket(
 async def test_expired_permission_stops_relaying(
     make_server: ServerFactory, make_client: ClientFactory, sink: UdpSink
 ) -> None:
-    server = await make_server(permission_lifetime_s=1, sweep_interval_s=0.1)
+    clock = ManualClock()
+    server = await make_server(clock, permission_lifetime_s=1, sweep_interval_s=60)
     client = await make_client(server)
     await client.allocate()
     await client.create_permission(sink.address)
-    await asyncio.sleep(1.3)
+    client.send_indication(sink.address, b"in time")
+    await eventually(lambda: [data for data, _ in sink.packets] == [b"in time"])
+    clock.advance(1)  # expired, and no sweep has run: the data path checks expiry itself
     client.send_indication(sink.address, b"late")
     await asyncio.sleep(0.2)
-    assert sink.packets == []
+    assert [data for data, _ in sink.packets] == [b"in time"]
 
 
 async def test_requested_lifetime_is_clamped_to_maximum(

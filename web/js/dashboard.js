@@ -1,6 +1,6 @@
 // relayroom dashboard: rooms, participants and live per-connection charts from the admin feed.
 // Plain ES module, no dependencies: charts are drawn on <canvas> here.
-// Token: ?token=..., else the one kept in this tab, else a dev server's /api/dev/admin-token,
+// Token: #token=... (stripped from the address bar), else the one kept in this tab, else a dev server's /api/dev/admin-token,
 // else the form asks for one (`relayroom token --room '*' --identity ops --grant admin=true`).
 
 const $ = (id) => document.getElementById(id);
@@ -160,8 +160,24 @@ async function api(method, path, body) {
   return data;
 }
 
+function tokenFromAddress() {
+  // The token comes in the fragment (#token=...), which never reaches a server, a log or a
+  // Referer; it is removed from the address bar (and history) at once. A ?token= query is
+  // refused: it would already have leaked into logs and history.
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const token = fragment.get("token");
+  const url = new URL(window.location.href);
+  if (token !== null || url.searchParams.has("token")) {
+    url.hash = "";
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search);
+  }
+  if (token) sessionStorage.setItem("relayroom-admin-token", token);
+  return token || null;
+}
+
 async function obtainToken() {
-  const fromUrl = new URLSearchParams(window.location.search).get("token");
+  const fromUrl = tokenFromAddress();
   if (fromUrl) return fromUrl;
   const kept = sessionStorage.getItem("relayroom-admin-token");
   if (kept) return kept;

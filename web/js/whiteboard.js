@@ -47,10 +47,30 @@ let renderQueued = false;
 
 // ---------------------------------------------------------------- model
 
+// Everyone's page draws what anyone sent (and what is replayed to later joiners): check every
+// value before it reaches the canvas, so one bad stroke is skipped instead of breaking the page.
+const MAX_WIDTH = 100;
+
+function validPoint(pt) {
+  return Array.isArray(pt) && pt.length === 2 && pt.every((v) => Number.isFinite(v) && v >= 0 && v <= 1);
+}
+
+function validStroke(p) {
+  return (
+    typeof p.id === "string" &&
+    typeof p.color === "string" &&
+    Number.isFinite(p.width) &&
+    p.width > 0 &&
+    p.width <= MAX_WIDTH &&
+    Array.isArray(p.points) &&
+    p.points.every(validPoint)
+  );
+}
+
 function apply(message, from) {
   const p = message;
   if (!p || typeof p !== "object") return;
-  if (p.op === "stroke" && Array.isArray(p.points)) {
+  if (p.op === "stroke" && validStroke(p)) {
     board.ink.delete(p.id);
     const existing = board.strokeById(p.id);
     if (existing && existing.author === from) existing.points.push(...p.points);
@@ -68,7 +88,7 @@ function apply(message, from) {
 }
 
 function applyInk(p, from) {
-  if (!p || typeof p.id !== "string" || !Array.isArray(p.points)) return;
+  if (!p || typeof p !== "object" || !validStroke(p)) return;
   let stroke = board.ink.get(p.id);
   if (!stroke) {
     stroke = { id: p.id, author: from, color: p.color, width: p.width, points: [] };
@@ -87,16 +107,24 @@ function scheduleRender() {
 }
 
 function drawStroke(stroke) {
-  const pts = stroke.points;
+  try {
+    drawStrokeUnchecked(stroke);
+  } catch (err) {
+    console.warn("whiteboard: a stroke could not be drawn", err);
+  }
+}
+
+function drawStrokeUnchecked(stroke) {
+  const pts = stroke.points.filter(validPoint);
   if (!pts.length) return;
   ctx.strokeStyle = stroke.color;
   ctx.fillStyle = stroke.color;
-  ctx.lineWidth = stroke.width;
+  ctx.lineWidth = Math.max(0.1, Math.min(MAX_WIDTH, stroke.width));
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   if (pts.length === 1) {
     ctx.beginPath();
-    ctx.arc(pts[0][0] * canvas.width, pts[0][1] * canvas.height, stroke.width / 2, 0, 2 * Math.PI);
+    ctx.arc(pts[0][0] * canvas.width, pts[0][1] * canvas.height, ctx.lineWidth / 2, 0, 2 * Math.PI);
     ctx.fill();
     return;
   }
