@@ -51,7 +51,7 @@ async def test_dashboard_on_one_node_shows_events_of_the_other(
     await alice.join("on-a", "alice", name="Alice")
     token = ADMIN["Authorization"].split()[1]
     page = await browser.new_page()
-    await page.goto(str(ts_b.make_url(f"/dashboard?token={token}")))
+    await page.goto(str(ts_b.make_url(f"/dashboard#token={token}")))
     # Joined before this dashboard opened: only the cluster-wide history has it.
     await page.wait_for_selector("#event-log li:has-text('on-a/Alice joined')", timeout=10000)
     # Live events of the other node arrive too, once each.
