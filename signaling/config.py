@@ -68,7 +68,9 @@ class Config:
         secret=True,
     )
     data_dir: Path = _setting(
-        default_data_dir(), "Directory for persistent state (dev secret, room data)."
+        default_data_dir(),
+        "Directory for persistent state (dev secret, room data); `serve`, `token` and "
+        "`turn-credentials` share it.",
     )
     redis_url: str | None = _setting(
         None, "Redis URL for multi-node mode (redis://host:port/db). Empty: single process."
@@ -88,7 +90,9 @@ class Config:
         choices=("text", "json"),
     )
     public_url: str | None = _setting(
-        None, "URL printed at start-up and used in links (default: derived from host and port)."
+        None,
+        "URL printed at start-up and used in links (default: derived from host and port; "
+        "with host 0.0.0.0, the first ice_hosts entry or the only non-loopback address).",
     )
     drain_timeout_s: float = _setting(
         10.0,
@@ -242,10 +246,17 @@ class Config:
     # --- TURN -------------------------------------------------------------------------------
     turn_enabled: bool = _setting(True, "Run the embedded TURN server (`--no-turn` turns it off).")
     turn_host: str | None = _setting(
-        None, "Address the embedded TURN server listens on (default: host)."
+        None,
+        "Address the embedded TURN server listens on (default: host). Its relay sockets bind "
+        "here too; when it is 0.0.0.0, to the first ice_hosts entry that is local, else the "
+        "machine's only non-loopback address.",
     )
     turn_port: int = _setting(
-        3478, "TURN/STUN port, UDP and TCP (0: ephemeral, for tests).", minimum=0, maximum=65535
+        3478,
+        "TURN/STUN port, UDP and TCP (0: ephemeral, for tests). A dev server whose port is "
+        "busy takes a free one and prints it.",
+        minimum=0,
+        maximum=65535,
     )
     turn_tls_port: int = _setting(
         5349,
