@@ -89,6 +89,11 @@ class BusUnavailable(Exception):
 REDIS_EXTRA = "pip install 'relayroom[redis]'"
 
 
+def require_redis() -> None:
+    """Fail early, before anything is started or written, when the extra is missing."""
+    _import_redis()
+
+
 def _import_redis() -> tuple[Any, tuple[type[BaseException], ...]]:
     """redis.asyncio and the errors that mean "Redis is away"; imported on use because the
     `redis` package is an optional extra that a single-node install does not have."""
