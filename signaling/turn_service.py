@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,9 +38,12 @@ def public_turn_host(config: Config, relay: str | None = None) -> str:
     return relay or relay_host(config)
 
 
-def turn_config(config: Config, secret: str) -> TurnConfig:
+def turn_config(config: Config, secret: str, interfaces: Sequence[str] | None = None) -> TurnConfig:
+    """The embedded TURN server's settings; `interfaces` (default: this machine's) decide the
+    relay address when listening on every interface."""
     host = config.turn_host or config.host
-    interfaces = interface_addresses() if is_wildcard(host) or config.ice_hosts else []
+    if interfaces is None:
+        interfaces = interface_addresses() if is_wildcard(host) or config.ice_hosts else []
     relay = relay_host(config, interfaces)
     # Behind a 1:1 NAT the ice host is not local: relay from the local address, advertise it.
     public = config.turn_public_host
