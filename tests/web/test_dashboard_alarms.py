@@ -52,8 +52,13 @@ def _fps_alarms(stats: Any, participant_id: str) -> list[dict[str, Any]]:
     ]
 
 
+# The camera's real frame rate on a loaded 2-core machine can dip under the default 15 fps; the
+# false alarms these tests look for are fps 0, so a low threshold keeps them about the bug.
+LOW_FPS_THRESHOLD = 5.0
+
+
 async def test_muting_and_leaving_do_not_turn_the_receiver_red(start_server, browser):
-    server, ts = await start_server(dev=True)
+    server, ts = await start_server(dev=True, stats_fps_threshold=LOW_FPS_THRESHOLD)
     stats = ts.app[STATS_KEY]
     url = str(ts.make_url("/call"))
     ada = await _join(browser, url, "Ada")
@@ -90,7 +95,7 @@ async def test_muting_and_leaving_do_not_turn_the_receiver_red(start_server, bro
 
 
 async def test_events_name_people_with_readable_values_and_fit_390px(start_server, browser):
-    server, ts = await start_server(dev=True)
+    server, ts = await start_server(dev=True, stats_fps_threshold=LOW_FPS_THRESHOLD)
     stats = ts.app[STATS_KEY]
     url = str(ts.make_url("/call"))
     await _join(browser, url, "Ada")
@@ -109,7 +114,7 @@ async def test_events_name_people_with_readable_values_and_fit_390px(start_serve
         value=12.3456,
         threshold=15.0,
     )
-    line = phone.locator("#event-log li[data-kind='threshold_crossed']")
+    line = phone.locator("#event-log li[data-kind='threshold_crossed']", has_text="browser view")
     await line.wait_for(timeout=5000)
     text = await line.text_content()
     assert "browser-call/Bob frame rate 12.3 fps crossed 15.0 fps (browser view)" in text, text
