@@ -141,7 +141,9 @@ class Feed:
 
 
 async def open_feed(live: LiveServer) -> Feed:
-    ws = await live.session.ws_connect(live.url(f"/api/feed?token={live.admin_token()}"))
+    ws = await live.session.ws_connect(
+        live.url("/api/feed"), headers={"Authorization": f"Bearer {live.admin_token()}"}
+    )
     return Feed(ws)
 
 
