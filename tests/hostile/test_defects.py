@@ -22,7 +22,9 @@ from relayroom.signaling.server import Server, create_app
 from relayroom.signaling.serving import GUARD_KEY, start_serving
 from relayroom.signaling.tokens import Grants, TokenError, verify_token
 from tests.conftest import TEST_SECRET, make_config, token_for
-from tests.hostile.harness import StrictClient, strict_loads
+from tests.data.peer import join_data
+from tests.hostile.harness import StrictClient, send_text_bytes, strict_loads
+from tests.media.client import wait_for
 
 
 async def test_a_lone_surrogate_name_never_stops_the_others_receiving(start_server, connect):
@@ -75,6 +77,28 @@ def test_one_poisoned_datachannel_item_never_spoils_a_batch():
         assert exc.code == "invalid_message"
     else:
         raise AssertionError("NaN/Infinity must be refused")
+
+
+async def test_datachannel_text_that_is_not_utf8_is_refused_and_the_sender_stays(
+    start_server, connect
+):
+    # aiortc decodes text messages inside its DTLS receive loop: one invalid byte used to end
+    # the sender's whole PeerConnection (found by the DataChannel property tests).
+    _, ts = await start_server(allow_loopback_candidates=True)
+    mallory = await join_data(connect, ts, "r", "mallory")
+    alice = await join_data(connect, ts, "r", "alice")
+    try:
+        send_text_bytes(mallory.reliable, b'{"topic":"chat","payload":"\xed\xa0\x80"}')
+        send_text_bytes(mallory.lossy, b"\xff\xfe")
+        mallory.send("chat", "still here")
+        assert await wait_for(lambda: alice.messages("chat") != [], 5), mallory.errors
+        assert [m["payload"] for m in alice.messages("chat")] == ["still here"]
+        assert await wait_for(lambda: mallory.errors != [], 5)
+        assert {e["code"] for e in mallory.errors} == {"invalid_message"}, mallory.errors
+        assert mallory.pub.connectionState == "connected"
+    finally:
+        await mallory.close()
+        await alice.close()
 
 
 def test_whiteboard_schema_refuses_strokes_that_break_the_page():
