@@ -35,6 +35,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -85,6 +86,8 @@ _METHODS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_retransmit"),
     (RTCRtpSender, "send"),
     (RTCSctpTransport, "_data_channel_receive"),
+    (RTCPeerConnection, "_RTCPeerConnection__connect"),
+    (RtpRouter, "route_rtp"),
     (aioice.ice.Connection, "gather_candidates"),
     (aioice.ice.StunProtocol, "datagram_received"),
 )
@@ -114,6 +117,16 @@ def check_compatibility() -> None:
     send_names = set(RTCRtpSender.__init__.__code__.co_names)
     problems += [f"RTCRtpSender.{n}" for n in _SENDER_INIT_NAMES if n not in send_names]
     problems += [f"{cls.__name__}.{m}" for cls, m in _METHODS if not hasattr(cls, m)]
+    pc_names = set(RTCPeerConnection.__init__.__code__.co_names)
+    for name in ("_RTCPeerConnection__dtlsTransports", "_RTCPeerConnection__iceTransports"):
+        if name not in pc_names:
+            problems.append(f"RTCPeerConnection.{name}")
+    if "_rtp_router" not in RTCDtlsTransport.__init__.__code__.co_names:
+        problems.append("RTCDtlsTransport._rtp_router")
+    router_names = set(RtpRouter.__init__.__code__.co_names)
+    for name in ("mid_table", "ssrc_table", "payload_type_table"):
+        if name not in router_names:
+            problems.append(f"RtpRouter.{name}")
     conn_names = set(aioice.ice.Connection.__init__.__code__.co_names)
     for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end"):
         if name not in conn_names:
@@ -163,6 +176,76 @@ def tolerate_invalid_text(transport: RTCSctpTransport) -> None:
 
     sctp._data_channel_receive = receive
     sctp._relayroom_text_guard = True
+
+
+# --------------------------------------------------------------------------------------------
+# Renegotiation: media that a description adds while the transport is still connecting
+
+
+def watch_renegotiation(pc: RTCPeerConnection) -> None:
+    """Make media negotiated at any time start, and route bundled RTP by MID too.
+
+    aiortc starts a transceiver's receiver and sender (``receive()``/``send()``, which register
+    them on the DTLS transport's RTP router) only from the connect task that each
+    ``setLocalDescription``/``setRemoteDescription`` spawns, and only if the DTLS transport is
+    connected by then. A renegotiation that lands while a first connect task is still in its DTLS
+    handshake (a browser offering DataChannels, then at once audio/video) starts nothing, and no
+    later task comes: SRTP arrives but the router drops it. Running the connect task again each
+    time the PeerConnection becomes connected starts what was skipped (``receive``, ``send``
+    and the SCTP start are idempotent).
+
+    Call once, right after creating the PeerConnection.
+    """
+    rpc = _private(pc)
+    if getattr(rpc, "_relayroom_watched", False):
+        return
+    rpc._relayroom_watched = True
+    tasks: set[asyncio.Future[None]] = set()
+
+    def on_state_change() -> None:
+        for dtls in rpc._RTCPeerConnection__dtlsTransports:
+            route_by_mid(dtls)
+        if pc.connectionState != "connected":
+            return
+        task = asyncio.ensure_future(rpc._RTCPeerConnection__connect())
+        tasks.add(task)
+        task.add_done_callback(functools.partial(_connect_done, tasks))
+
+    pc.on("connectionstatechange", on_state_change)
+
+
+def _connect_done(tasks: set[asyncio.Future[None]], task: asyncio.Future[None]) -> None:
+    tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("restarting negotiated media failed: %r", task.exception())
+
+
+def route_by_mid(dtls: RTCDtlsTransport) -> None:
+    """Let the RTP router of a bundled transport use the MID header extension (RFC 8843 9.2).
+
+    aiortc routes by SSRC (from ``a=ssrc`` lines) and else by payload type only if a single
+    receiver has it. Two video m-lines (camera and screen share, or a track removed and added
+    again on a new m-line) share payload types, so without ``a=ssrc`` lines every packet of both
+    would be dropped. Browsers put the MID in the first packets of each stream: bind the SSRC
+    to that m-line's receiver then.
+    """
+    router = _private(dtls)._rtp_router
+    if getattr(router, "_relayroom_mid_routing", False):
+        return
+    router._relayroom_mid_routing = True
+    router.route_rtp = functools.partial(_route_rtp, router, router.route_rtp)
+
+
+def _route_rtp(router: Any, original: Callable[[RtpPacket], Any], packet: RtpPacket) -> Any:
+    mid = packet.extensions.mid
+    if mid is not None:
+        receiver = router.mid_table.get(mid)
+        if receiver is not None and receiver in router.payload_type_table.get(
+            packet.payload_type, ()
+        ):
+            router.ssrc_table[packet.ssrc] = receiver
+            return receiver
+    return original(packet)
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,9 +533,14 @@ class ReceiverTap:
         if not self._rx._RTCRtpReceiver__started:
             self._rx._RTCRtpReceiver__decoder_queue = self._drop
         await self._orig_receive(parameters)
+        # aiortc registers only the media SSRCs: with two receivers of one kind, RTX (same
+        # payload type on both) would be dropped. Bind the RTX SSRCs of the SDP too.
+        router = _private(self.receiver.transport)._rtp_router
         for encoding in parameters.encodings:
             if encoding.ssrc and self.media_ssrc is None:
                 self.media_ssrc = encoding.ssrc
+            if encoding.rtx is not None and encoding.rtx.ssrc:
+                router.ssrc_table.setdefault(encoding.rtx.ssrc, self.receiver)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         sink = self.sink
@@ -514,7 +602,14 @@ class ReceiverTap:
         await self._rx._send_rtcp(packet)
         return True
 
-    def detach(self) -> None:
+    def detach(self, sink: PacketSink | None = None) -> None:
+        """Stop delivering; with ``sink``, only if it is still the one delivered to.
+
+        A publisher that stops a track and sends a new one on the same m-line gets a new hub on
+        the same tap before the old hub closes: the old hub must not cut the new one off.
+        """
+        if sink is not None and self.sink != sink:
+            return
         self.sink = None
         self.on_estimate = _noop_int
         self.on_sender_report = _noop_sr

@@ -545,7 +545,7 @@ class TrackHub:
         self._closed = True
         self._keyframes.close()
         if self._tap is not None:
-            self._tap.detach()
+            self._tap.detach(self.on_packet)
         self._gop = None
         for leg in self._leg_list:
             leg._set_state(LegState.CLOSED)

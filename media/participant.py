@@ -38,6 +38,7 @@ from .aiortc_hooks import (
     negotiated_codecs,
     restrict_codecs,
     server_configuration,
+    watch_renegotiation,
 )
 from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
 from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
@@ -216,6 +217,7 @@ class Participant:
 
     def _new_pc(self, name: PcName) -> RTCPeerConnection:
         pc = RTCPeerConnection(server_configuration())
+        watch_renegotiation(pc)
         pc.on("connectionstatechange", functools.partial(self._pc_state_changed, name, pc))
         return pc
 

@@ -55,11 +55,19 @@ class MediaSection:
     """Track id of the msid attribute (``a=msid:<stream> <track>``), if any."""
     codecs: tuple[str, ...]
     """Codec names (mimeType subtypes) in the order offered, RTX excluded."""
+    bundle_only: bool = False
+    """Port 0 with ``a=bundle-only`` inside a BUNDLE group (RFC 8843): in use, on the bundle's
+    transport. Firefox with ``bundlePolicy: "max-bundle"`` offers every m-line but the first so."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the m-line is in use (a port, or bundled without one)."""
+        return self.port != 0 or self.bundle_only
 
     @property
     def sends(self) -> bool:
         """Whether the client sends media on this m-line."""
-        return self.port != 0 and self.direction in ("sendrecv", "sendonly")
+        return self.active and self.direction in ("sendrecv", "sendonly")
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,18 @@ def filter_sdp_candidates(sdp: str, settings: MediaSettings) -> tuple[str, int]:
     return "".join(kept), dropped
 
 
+def _bundle_only_indexes(sdp: str) -> set[int]:
+    """Indexes of the m-lines that carry ``a=bundle-only`` (aiortc's parser drops it)."""
+    indexes: set[int] = set()
+    index = -1
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            index += 1
+        elif index >= 0 and line.strip() == "a=bundle-only":
+            indexes.add(index)
+    return indexes
+
+
 def check_sdp(
     sdp: str, settings: MediaSettings, sdp_type: Literal["offer", "answer"]
 ) -> CheckedSdp:
@@ -157,12 +177,17 @@ def check_sdp(
 
     sections: list[MediaSection] = []
     sent_tracks = 0
+    bundled = {mid for group in parsed.group if group.semantic == "BUNDLE" for mid in group.items}
+    bundle_only = _bundle_only_indexes(filtered)
     for index, media in enumerate(parsed.media):
         if media.kind not in (*MEDIA_KINDS, "application"):
             raise SdpRejected(f"m-line {index}: unsupported media kind {media.kind!r}")
-        if media.port != 0 and (media.dtls is None or not media.dtls.fingerprints):
+        # A bundle-only m-line (port 0) is as much in use as one with a port: same checks.
+        is_bundle_only = index in bundle_only and media.rtp.muxId in bundled
+        active = media.port != 0 or is_bundle_only
+        if active and (media.dtls is None or not media.dtls.fingerprints):
             raise SdpRejected(f"m-line {index}: DTLS fingerprint required")
-        if media.port != 0 and (
+        if active and (
             media.ice is None or not media.ice.usernameFragment or not media.ice.password
         ):
             raise SdpRejected(f"m-line {index}: ICE credentials required")
@@ -171,7 +196,7 @@ def check_sdp(
         codec_names = tuple(
             c.mimeType.split("/", 1)[-1] for c in media.rtp.codecs if c.name.lower() != "rtx"
         )
-        if media.port != 0 and not any(settings.codec_allowed(n) for n in codec_names):
+        if active and not any(settings.codec_allowed(n) for n in codec_names):
             raise SdpRejected(
                 f"m-line {index} ({media.kind}): no allowed codec among "
                 f"{', '.join(codec_names) or 'none'} (allowed: {', '.join(settings.codecs)})"
@@ -189,6 +214,7 @@ def check_sdp(
             direction=media.direction or "sendrecv",
             track_id=track_id,
             codecs=codec_names,
+            bundle_only=is_bundle_only,
         )
         if sdp_type == "offer" and section.sends:
             sent_tracks += 1

@@ -802,9 +802,11 @@ class StatsCollector:
             if alert is None:
                 alert = state.alerts[key] = _Alert()
             previous = alert.value
+            # Warm-up samples are not averaged in: a track's ramp-up (2 fps in its first second)
+            # would otherwise drag the average under the limit just as checking starts.
             alert.value = (
                 float(value)
-                if previous is None
+                if previous is None or alert.count + 1 < settings.warmup_samples
                 else settings.smoothing * float(value) + (1 - settings.smoothing) * previous
             )
             alert.count += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -20,9 +21,11 @@ from relayroom import __version__
 from relayroom.api import AccessToken
 from relayroom.turn.credentials import rest_credentials
 
+from .addresses import display_url
 from .config import Config, ConfigError, load_config
 from .logs import LOG_FORMATS, set_node, setup_logging
-from .server import Server, create_app, resolve_secret
+from .redis_bus import require_redis
+from .server import DEV_SECRET_FILE, Server, create_app, resolve_secret
 from .serving import start_serving
 from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
@@ -41,6 +44,7 @@ SERVE_FLAGS: dict[str, str] = {
     "log_level": "log_level",
     "log_format": "log_format",
     "turn_enabled": "turn_enabled",
+    "turn_port": "turn_port",
 }
 
 
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json lines")
+    serve.add_argument("--turn-port", metavar="N", help="embedded TURN/STUN port (default 3478)")
     serve.add_argument(
         "--no-turn",
         dest="turn_enabled",
@@ -156,10 +161,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def client_secret(config: Config) -> str:
+    """The secret `token` and `turn-credentials` sign with: the one the server uses.
+
+    A dev server stores its generated secret in the data dir, so without an explicit secret
+    these commands read it from there (the same default data dir as `serve`) instead of
+    requiring --dev; with --dev and no stored secret one is generated for the server to reuse.
+    """
+    if config.api_secret or config.dev:
+        return resolve_secret(config)
+    path = config.data_dir / DEV_SECRET_FILE
+    try:
+        stored = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        stored = ""
+    if stored:
+        return stored
+    raise ConfigError(
+        "api_secret",
+        f"no secret: give the server's (RELAYROOM_API_SECRET or --api-secret), or start a dev "
+        f"server first (scripts/serve), which stores one in {path}",
+    )
+
+
 def _cmd_token(config: Config, args: argparse.Namespace) -> int:
     # The SDK's AccessToken: the same checks and claims as an application's tokens.
     token = AccessToken(
-        api_secret=resolve_secret(config),
+        api_secret=client_secret(config),
         room=args.room,
         identity=args.identity,
         name=args.name,
@@ -175,7 +203,7 @@ def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
     ttl = args.ttl if args.ttl is not None else config.turn_credential_ttl_s
     if ttl <= 0:
         raise ConfigError("ttl", "must be a positive number of seconds")
-    secret = turn_secret(config, resolve_secret(config))
+    secret = turn_secret(config, client_secret(config))
     username, password = rest_credentials(secret, args.user.replace(":", "_"), ttl)
     host = public_turn_host(config)
     urls = list(config.turn_urls) or [
@@ -189,6 +217,8 @@ def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
 def _cmd_serve(config: Config) -> int:
     setup_logging(config.log_level, config.log_format)
     log.debug("settings: %s", config.redacted())
+    if config.redis_url:
+        require_redis()
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
     return asyncio.run(_serve(config, secret, ssl_context))
@@ -212,13 +242,15 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
     try:
         runner = await start_serving(app, config.host, config.port, ssl_context=ssl_context)
     except OSError as exc:
-        raise ConfigError(
-            "port", f"cannot listen on {config.host}:{config.port}: {exc.strerror}"
-        ) from None
+        raise _listen_error(config, exc) from None
     port = _bound_port(runner) or config.port
-    url = config.url if config.port == port else config.url.replace(f":{config.port}/", f":{port}/")
+    url = display_url(config, port)
     server.advertise(url)
     print(f"relayroom {__version__} serving on {url}", flush=True)
+    turn = server.turn.server
+    if turn is not None and turn.udp_address is not None:
+        relay = turn.config.relay_public_host or turn.config.relay_host
+        print(f"TURN/STUN on {relay} port {turn.udp_address[1]} (udp, tcp)", flush=True)
     if config.dev:
         print(f"open {url} in a browser (dev mode)", flush=True)
 
@@ -239,6 +271,15 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
     await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+def _listen_error(config: Config, exc: OSError) -> ConfigError:
+    where = f"{config.host}:{config.port}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ConfigError("host", f"{config.host} is not an address of this machine")
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError("port", f"{where} is in use: choose another with --port N")
+    return ConfigError("port", f"cannot listen on {where}: {exc.strerror or exc}")
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

@@ -2,6 +2,8 @@
 
 - `GET /api/rooms` merges this node's rooms with every other live node's (`?scope=local`
   asks one node for its own only).
+- `GET /api/events` merges every live node's event log, oldest first, each event tagged with
+  its `node` (`?scope=local` asks one node for its own only).
 - Requests about one room (`/api/rooms/{room}/...`) are proxied to the node that owns the
   room, with the caller's Authorization header; that node authorizes them as usual.
 Nodes find each other through their `url` in the Redis node registry (`node_url` setting).
@@ -15,6 +17,7 @@ import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -118,7 +121,11 @@ def setup_cluster_admin(
 
     @web.middleware
     async def cluster_admin(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if FORWARDED in request.headers or not request.path.startswith("/api/rooms"):
+        if FORWARDED in request.headers:
+            return await handler(request)
+        if request.path == "/api/events" and request.method == "GET":
+            return await _merged_events(request, handler, bus, await http())
+        if not request.path.startswith("/api/rooms"):
             return await handler(request)
         if request.path == "/api/rooms" and request.method == "GET":
             return await _merged_room_list(request, handler, bus, await http())
@@ -173,9 +180,10 @@ async def _proxy(request: web.Request, base: str, http: aiohttp.ClientSession) -
         )
 
 
-async def _merged_room_list(
-    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
-) -> web.StreamResponse:
+async def _local_json(
+    request: web.Request, handler: Handler
+) -> tuple[web.StreamResponse, dict[str, Any] | None]:
+    """This node's own answer, and its JSON body when it is a 200 that other nodes can join."""
     local = await handler(request)
     if (
         request.query.get("scope") == "local"
@@ -183,32 +191,62 @@ async def _merged_room_list(
         or local.status != 200
         or local.body is None
     ):
-        return local
-    rooms: list[dict[str, Any]] = [
-        {**room, "node": bus.node_id} for room in json.loads(local.text or "{}").get("rooms", [])
-    ]
+        return local, None
+    return local, json.loads(local.text or "{}")
+
+
+async def _from_other_nodes(
+    request: web.Request, bus: RedisBus, http: aiohttp.ClientSession, path_qs: str, key: str
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """`key` of every other live node's answer to `path_qs` (nodes that fail are left out)."""
     try:
         nodes = await bus.live_nodes()
     except BusUnavailable:
         nodes = {}
     headers = {FORWARDED: "1", "Authorization": request.headers.get("Authorization", "")}
 
-    async def fetch(node: str, url: str) -> list[dict[str, Any]]:
+    async def fetch(node: str, url: str) -> tuple[str, list[dict[str, Any]]]:
         try:
-            async with http.get(
-                url.rstrip("/") + "/api/rooms?scope=local", headers=headers
-            ) as response:
+            async with http.get(url.rstrip("/") + path_qs, headers=headers) as response:
                 if response.status != 200:
-                    return []
-                return [{**room, "node": node} for room in (await response.json())["rooms"]]
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
-            return []
+                    return node, []
+                items = (await response.json())[key]
+                return node, [i for i in items if isinstance(i, dict)]
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+            return node, []
 
     others = [
         (node, info["url"])
         for node, info in nodes.items()
         if node != bus.node_id and info.get("url")
     ]
-    for found in await asyncio.gather(*(fetch(node, url) for node, url in others)):
-        rooms.extend(found)
+    return list(await asyncio.gather(*(fetch(node, url) for node, url in others)))
+
+
+async def _merged_events(
+    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
+) -> web.StreamResponse:
+    local, body = await _local_json(request, handler)
+    if body is None:
+        return local
+    events = [{**e, "node": bus.node_id} for e in body.get("events", [])]
+    query = {k: v for k, v in request.query.items() if k != "scope"}
+    path_qs = "/api/events?" + urlencode({**query, "scope": "local"})
+    for node, found in await _from_other_nodes(request, bus, http, path_qs, "events"):
+        events.extend({**e, "node": node} for e in found)
+    events.sort(key=lambda e: (float(e.get("t") or 0), str(e["node"]), int(e.get("seq") or 0)))
+    return web.json_response({"events": events})
+
+
+async def _merged_room_list(
+    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
+) -> web.StreamResponse:
+    local, body = await _local_json(request, handler)
+    if body is None:
+        return local
+    rooms = [{**room, "node": bus.node_id} for room in body.get("rooms", [])]
+    for node, found in await _from_other_nodes(
+        request, bus, http, "/api/rooms?scope=local", "rooms"
+    ):
+        rooms.extend({**room, "node": node} for room in found)
     return web.json_response({"rooms": rooms})

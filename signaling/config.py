@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "RELAYROOM_"
 
@@ -67,7 +68,9 @@ class Config:
         secret=True,
     )
     data_dir: Path = _setting(
-        default_data_dir(), "Directory for persistent state (dev secret, room data)."
+        default_data_dir(),
+        "Directory for persistent state (dev secret, room data); `serve`, `token` and "
+        "`turn-credentials` share it.",
     )
     redis_url: str | None = _setting(
         None, "Redis URL for multi-node mode (redis://host:port/db). Empty: single process."
@@ -87,7 +90,9 @@ class Config:
         choices=("text", "json"),
     )
     public_url: str | None = _setting(
-        None, "URL printed at start-up and used in links (default: derived from host and port)."
+        None,
+        "URL printed at start-up and used in links (default: derived from host and port; "
+        "with host 0.0.0.0, the first ice_hosts entry or the only non-loopback address).",
     )
     drain_timeout_s: float = _setting(
         10.0,
@@ -241,10 +246,17 @@ class Config:
     # --- TURN -------------------------------------------------------------------------------
     turn_enabled: bool = _setting(True, "Run the embedded TURN server (`--no-turn` turns it off).")
     turn_host: str | None = _setting(
-        None, "Address the embedded TURN server listens on (default: host)."
+        None,
+        "Address the embedded TURN server listens on (default: host). Its relay sockets bind "
+        "here too; when it is 0.0.0.0, to the first ice_hosts entry that is local, else the "
+        "machine's only non-loopback address.",
     )
     turn_port: int = _setting(
-        3478, "TURN/STUN port, UDP and TCP (0: ephemeral, for tests).", minimum=0, maximum=65535
+        3478,
+        "TURN/STUN port, UDP and TCP (0: ephemeral, for tests). A dev server whose port is "
+        "busy takes a free one and prints it.",
+        minimum=0,
+        maximum=65535,
     )
     turn_tls_port: int = _setting(
         5349,
@@ -358,19 +370,12 @@ class Config:
                 ipaddress.ip_address(host)
             except ValueError:
                 raise ConfigError("ice_hosts", f"{host!r} is not an IP address") from None
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
 
     @property
     def scheme(self) -> str:
         return "https" if self.tls_cert else "http"
-
-    @property
-    def url(self) -> str:
-        if self.public_url:
-            return self.public_url.rstrip("/") + "/"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if host in ("0.0.0.0", "[::]"):
-            host = "127.0.0.1"
-        return f"{self.scheme}://{host}:{self.port}/"
 
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict with secrets masked, safe to log."""
@@ -379,6 +384,26 @@ class Config:
             value = getattr(self, f.name)
             out[f.name] = "***" if f.metadata.get("secret") and value else value
         return out
+
+
+def _check_redis_url(url: str) -> None:
+    """Catch a malformed Redis URL at start-up rather than at the first cluster operation."""
+    example = "redis://host:6379/0"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("redis_url", f"{url!r} is not a Redis URL (like {example})")
+    try:
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigError("redis_url", f"{url!r} has an invalid port") from None
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError("redis_url", f"{url!r} names no socket path (unix:///path/redis.sock)")
+    if parts.scheme != "unix":
+        if not parts.hostname:
+            raise ConfigError("redis_url", f"{url!r} names no host (like {example})")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ConfigError("redis_url", f"{url!r}: the path must be a database number")
 
 
 def _check_bounds(f: dataclasses.Field[Any], value: Any, hint: Any) -> None:

@@ -108,6 +108,7 @@ class ParticipantSession:
         self._expiry = asyncio.get_running_loop().call_later(
             ttl, self._schedule_leave, CloseReason.DISCONNECTED
         )
+        self._announce_connection(protocol.ConnectionState.RECONNECTING)
 
     def resume(self, edge: Endpoint) -> str | None:
         """Attach a new edge; returns why it cannot resume, or None on success."""
@@ -123,8 +124,17 @@ class ParticipantSession:
             # The old socket is still open (a half-dead connection): the new one wins. The old
             # edge is detached first, so its cleanup neither leaves the room nor detaches us.
             old.end(CloseReason.DUPLICATE_IDENTITY.value)
+        was_detached = old is None
         self.resume_token = secrets.token_urlsafe(24)
+        if was_detached:
+            self._announce_connection(protocol.ConnectionState.CONNECTED)
         return None
+
+    def _announce_connection(self, state: protocol.ConnectionState) -> None:
+        """Tell the others that this participant's WebSocket dropped or came back."""
+        self.server.registry.broadcast(
+            self.room.name, protocol.participant_connection(self.member.id, state), self.member.id
+        )
 
     def flush(self) -> None:
         """Deliver what was buffered while detached (after the new `joined`)."""

@@ -269,6 +269,22 @@ def error(code: ErrorCode, message: str, ref: str | int | None = None) -> dict[s
     return out
 
 
+class ConnectionState(StrEnum):
+    """`participant_connection.state`: whether a participant's WebSocket is up."""
+
+    RECONNECTING = "reconnecting"
+    CONNECTED = "connected"
+
+
+def participant_connection(participant_id: str, state: ConnectionState) -> dict[str, Any]:
+    """Sent to the others when a participant's WebSocket drops (resumable) or is resumed."""
+    return {
+        "type": "participant_connection",
+        "participant_id": participant_id,
+        "state": state.value,
+    }
+
+
 def with_ref(message: dict[str, Any], ref: str | int | None) -> dict[str, Any]:
     if ref is not None:
         message["ref"] = ref

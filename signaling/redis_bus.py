@@ -22,13 +22,14 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from .bus import Endpoint, LocalBus, NodeBus
+from .config import ConfigError
 from .logs import about
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,27 @@ class BusUnavailable(Exception):
     """Redis did not answer in time."""
 
 
+REDIS_EXTRA = "pip install 'relayroom[redis]'"
+
+
+def require_redis() -> None:
+    """Fail early, before anything is started or written, when the extra is missing."""
+    _import_redis()
+
+
+def _import_redis() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """redis.asyncio and the errors that mean "Redis is away"; imported on use because the
+    `redis` package is an optional extra that a single-node install does not have."""
+    try:
+        import redis.asyncio as aioredis_module
+        from redis.exceptions import RedisError
+    except ImportError:
+        raise ConfigError(
+            "redis_url", f"multi-node mode needs the redis extra: {REDIS_EXTRA}"
+        ) from None
+    return aioredis_module, (RedisError, OSError, TimeoutError)
+
+
 class RedisBus(NodeBus):
     """A NodeBus over Redis; wraps a LocalBus for the endpoints attached on this node."""
 
@@ -97,6 +119,7 @@ class RedisBus(NodeBus):
         node_ttl_s: float = 6.0,
         op_timeout_s: float = 2.0,
     ) -> None:
+        self._aioredis, self._errors = _import_redis()
         self.node_id = node_id or "N_" + secrets.token_hex(6)
         self._url = url
         self._heartbeat_s = heartbeat_s
@@ -121,7 +144,7 @@ class RedisBus(NodeBus):
         self._started_at = time.monotonic()
         # A blocking pool: a burst of calls waits for a connection (up to the op timeout)
         # instead of failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
+        pool = self._aioredis.BlockingConnectionPool.from_url(
             self._url,
             max_connections=MAX_CONNECTIONS,
             timeout=self._timeout,
@@ -129,10 +152,10 @@ class RedisBus(NodeBus):
             socket_connect_timeout=self._timeout,
             decode_responses=True,
         )
-        self._redis = aioredis.Redis(connection_pool=pool)
+        self._redis = self._aioredis.Redis(connection_pool=pool)
         try:
             await self._register()
-        except RedisError as exc:
+        except self._errors as exc:
             self._log_error("cannot reach Redis at start-up: %s", exc)
         for coro in (self._heartbeat_loop(), self._subscribe_loop(), self._publish_loop()):
             self._tasks.append(asyncio.create_task(coro))
@@ -148,7 +171,7 @@ class RedisBus(NodeBus):
                 await task
         self._tasks.clear()
         if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*self._errors):
                 for room, claim in list(self._owned.items()):
                     await self._redis.eval(_RELEASE, 1, self._room_key(room), claim)
                 await self._redis.delete(PREFIX + "node:" + self.node_id)
@@ -290,7 +313,7 @@ class RedisBus(NodeBus):
     async def _call(self, awaitable: Awaitable[Any]) -> Any:
         try:
             return await asyncio.wait_for(awaitable, self._timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             self._log_error("Redis call failed: %s", exc)
             raise BusUnavailable(str(exc) or type(exc).__name__) from None
 
@@ -330,7 +353,7 @@ class RedisBus(NodeBus):
             try:
                 await asyncio.wait_for(self._register(), self._timeout)
                 await self._refresh_rooms()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except self._errors as exc:
                 self.healthy = False
                 self._log_error("heartbeat failed: %s", exc)
             await asyncio.sleep(self._heartbeat_s)
@@ -369,7 +392,7 @@ class RedisBus(NodeBus):
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError) as exc:
+            except self._errors as exc:
                 self.healthy = False
                 self._log_error("subscription lost: %s; resubscribing", exc)
                 await asyncio.sleep(0.5)
@@ -395,7 +418,7 @@ class RedisBus(NodeBus):
                         self._redis_client().publish(channel, data), self._timeout
                     )
                     break
-                except (RedisError, OSError, TimeoutError) as exc:
+                except self._errors as exc:
                     self.healthy = False
                     self._log_error("publish failed: %s; retrying", exc)
                     await asyncio.sleep(0.5)

@@ -563,6 +563,11 @@ class StreamFramer:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
+    @property
+    def pending(self) -> bytes:
+        """Bytes received that do not yet make a whole frame."""
+        return bytes(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         frames: list[bytes] = []

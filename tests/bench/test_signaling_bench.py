@@ -26,3 +26,4 @@ def test_signaling_bench_quick_prints_json_and_summary():
     assert row["fanout_delivered"] == row["fanout_messages"] > 0
     assert row["idle_bytes_per_connection"] > 0
     assert summary.startswith("signaling: N=60")
+    assert report["meets_floors"], report

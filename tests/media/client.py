@@ -19,13 +19,14 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from relayroom.media import Participant
-from relayroom.media.aiortc_hooks import configure_ice
+from relayroom.media.aiortc_hooks import configure_ice, watch_renegotiation
 
 LOOPBACK = ("127.0.0.1",)
 BLOCK = 16
@@ -33,9 +34,22 @@ VIDEO_CLOCK = 90000
 
 
 def client_pc() -> RTCPeerConnection:
-    """A client PeerConnection for loopback: no STUN, bundled."""
-    return RTCPeerConnection(
-        RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    """A client PeerConnection for loopback: no STUN, bundled.
+
+    aiortc clients have the relay's renegotiation gap too (media negotiated while DTLS is still
+    connecting never starts); browsers do not, so the test clients get the same fix.
+    """
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+    watch_renegotiation(pc)
+    return pc
+
+
+def strip_ssrc_lines(sdp: str) -> str:
+    """An SDP without ``a=ssrc``/``a=ssrc-group`` lines (some clients send none)."""
+    return "".join(
+        line
+        for line in sdp.splitlines(keepends=True)
+        if not line.startswith(("a=ssrc:", "a=ssrc-group:"))
     )
 
 
@@ -145,23 +159,33 @@ class Publisher:
         width: int = 320,
         height: int = 240,
         fps: int = 30,
+        munge: Callable[[str], str] | None = None,
     ) -> None:
         self.participant = participant
         self.pc = client_pc()
+        self.codec = codec
+        self.munge = munge
         self.video = StampedVideoTrack(width, height, fps) if video else None
         self.audio = AudioStreamTrack() if audio else None
         self.video_sender: RTCRtpSender | None = None
         if self.video is not None:
-            transceiver = self.pc.addTransceiver(self.video, direction="sendonly")
-            self.video_sender = transceiver.sender
-            prefs = [
-                c
-                for c in RTCRtpSender.getCapabilities("video").codecs
-                if c.mimeType.lower() in (f"video/{codec.lower()}", "video/rtx")
-            ]
-            transceiver.setCodecPreferences(prefs)
+            self.video_sender = self.add_video(self.video).sender
         if self.audio is not None:
-            self.pc.addTransceiver(self.audio, direction="sendonly")
+            self.add_audio(self.audio)
+
+    def add_video(self, track: MediaStreamTrack) -> RTCRtpTransceiver:
+        """Add a sendonly video transceiver (the publisher's codec); offer to negotiate it."""
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        prefs = [
+            c
+            for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in (f"video/{self.codec.lower()}", "video/rtx")
+        ]
+        transceiver.setCodecPreferences(prefs)
+        return transceiver
+
+    def add_audio(self, track: MediaStreamTrack) -> RTCRtpTransceiver:
+        return self.pc.addTransceiver(track, direction="sendonly")
 
     async def publish(self) -> str:
         await self.offer()
@@ -170,7 +194,8 @@ class Publisher:
     async def offer(self) -> None:
         configure_ice(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await self.participant.publish_offer(self.pc.localDescription.sdp)
+        sdp = self.pc.localDescription.sdp
+        answer = await self.participant.publish_offer(self.munge(sdp) if self.munge else sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
 
     async def close(self) -> None:
@@ -258,6 +283,10 @@ class Subscriber:
             task.cancel()
         await asyncio.gather(self._task, *self._tasks, return_exceptions=True)
         await self.pc.close()
+        # A failed renegotiation is a failure of whatever test drove it, checked or not.
+        assert not self.negotiation_errors, (
+            f"subscriber negotiation failed: {self.negotiation_errors}"
+        )
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import AudioStreamTrack
 
@@ -49,3 +51,13 @@ def with_candidates(sdp: str, *addresses: str) -> str:
             added = True
         out.append(line)
     return "".join(out)
+
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def firefox_max_bundle_offer() -> str:
+    """A real offer of Firefox 153 ESR with ``bundlePolicy: "max-bundle"``: a DataChannel, audio
+    and video, the video and application m-lines with port 0 and ``a=bundle-only``."""
+    text = (SAMPLES / "firefox-153esr-max-bundle-offer.sdp").read_text()
+    return text.replace("\n", "\r\n")

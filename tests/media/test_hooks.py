@@ -65,3 +65,34 @@ async def test_hooks_work_on_live_connections(harness: Harness) -> None:
     kinds = {s.type for s in stats.values()}
     assert "inbound-rtp" in kinds
     assert await wait_for(lambda: leg.stats.packets > 60, 3)
+
+
+@pytest.mark.slow
+async def test_rtx_ssrcs_of_two_video_mlines_route_to_their_receivers(harness: Harness) -> None:
+    """Two video m-lines share the RTX payload type: RTX must be routed by its SDP SSRC."""
+    from tests.media.client import StampedVideoTrack
+
+    pub = await harness.publisher("alice", audio=False)
+    pub.add_video(StampedVideoTrack())
+    await pub.offer()
+    await harness.subscriber("bob")
+    alice = harness.room.participant("alice")
+    assert alice is not None
+    assert await wait_for(lambda: len(alice.published_hubs()) == 2, 5)
+    assert await wait_for(lambda: all(h.packets_in > 10 for h in alice.published_hubs()), 10)
+    senders = {t.mid: t.sender for t in pub.pc.getTransceivers()}
+    for transceiver in alice.publisher_pc.getTransceivers():
+        receiver: Any = transceiver.receiver
+        router = receiver.transport._rtp_router
+        rtx_ssrc = senders[transceiver.mid]._rtx_ssrc
+        assert router.ssrc_table.get(rtx_ssrc) is receiver
+
+
+def test_compatibility_check_covers_the_renegotiation_hooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiortc import RTCPeerConnection
+
+    monkeypatch.delattr(RTCPeerConnection, "_RTCPeerConnection__connect")
+    with pytest.raises(HookError, match=r"RTCPeerConnection\._RTCPeerConnection__connect"):
+        check_compatibility()

@@ -12,7 +12,12 @@ from relayroom.media.sdp_policy import (
     check_sdp,
     filter_sdp_candidates,
 )
-from tests.media.sdp_samples import client_offer, with_candidates, without_lines
+from tests.media.sdp_samples import (
+    client_offer,
+    firefox_max_bundle_offer,
+    with_candidates,
+    without_lines,
+)
 
 OPEN = MediaSettings(allow_loopback_candidates=True)
 
@@ -165,3 +170,46 @@ async def test_track_ids_that_cannot_be_msid_are_rejected() -> None:
     bad = sdp.replace(track_id, "bad\u00e9" + "x" * 70)
     with pytest.raises(SdpRejected, match="invalid track id"):
         check_sdp(bad, OPEN, "offer")
+
+
+def test_firefox_max_bundle_offer_publishes_its_bundle_only_mlines() -> None:
+    checked = check_sdp(firefox_max_bundle_offer(), OPEN, "offer")
+    assert [(s.kind, s.port, s.bundle_only, s.sends) for s in checked.sections] == [
+        ("audio", 41360, False, True),
+        ("video", 0, True, True),
+    ]
+    assert all(s.track_id and s.track_id.startswith("{") for s in checked.sections)
+
+
+def test_bundle_only_mline_needs_its_own_fingerprint() -> None:
+    # The sample's fingerprint is session-level: move it into the first m-line only.
+    sdp = firefox_max_bundle_offer()
+    fingerprint = next(line for line in sdp.split("\r\n") if line.startswith("a=fingerprint:"))
+    sdp = without_lines(sdp, "a=fingerprint:").replace(
+        "a=mid:0\r\n", f"a=mid:0\r\n{fingerprint}\r\n"
+    )
+    with pytest.raises(SdpRejected, match="m-line 1: DTLS fingerprint required"):
+        check_sdp(sdp, OPEN, "offer")
+
+
+def test_bundle_only_mline_needs_ice_credentials() -> None:
+    sdp = firefox_max_bundle_offer()
+    lines = sdp.split("\r\n")
+    video = lines.index(next(line for line in lines if line.startswith("m=video")))
+    kept = lines[:video] + [
+        line for line in lines[video:] if not line.startswith(("a=ice-ufrag", "a=ice-pwd"))
+    ]
+    with pytest.raises(SdpRejected, match="m-line 1: ICE credentials required"):
+        check_sdp("\r\n".join(kept), OPEN, "offer")
+
+
+def test_bundle_only_mline_needs_an_allowed_codec() -> None:
+    # Firefox offers no H264 here: with H264 only, its bundle-only video m-line has no codec.
+    with pytest.raises(SdpRejected, match=r"m-line 1 \(video\): no allowed codec"):
+        check_sdp(firefox_max_bundle_offer(), MediaSettings(codecs=("H264", "opus")), "offer")
+
+
+def test_port_zero_without_bundle_only_is_a_rejected_mline() -> None:
+    sdp = without_lines(firefox_max_bundle_offer(), "a=bundle-only")
+    checked = check_sdp(sdp, OPEN, "offer")
+    assert [(s.kind, s.sends) for s in checked.sections] == [("audio", True), ("video", False)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from aiortc import (
     RTCConfiguration,
@@ -13,10 +14,13 @@ from aiortc import (
 )
 
 from relayroom.turn.credentials import rest_password
-from tests.conftest import TEST_SECRET, make_config
+from relayroom.turn.server import TurnServer
+from tests.conftest import TEST_SECRET
 from tests.media.client import StampedVideoTrack
 from tests.signaling.test_cli import run_cli
 from tests.signaling.test_sfu_call import WsSubscriber, wait_until
+from tests.turn.conftest import turn_test_config
+from tests.turn.helpers import TurnClient
 
 TURN = {
     "turn_enabled": True,
@@ -78,7 +82,7 @@ async def test_relay_only_publisher_reaches_subscriber_through_embedded_turn(sta
         await pc.close()
 
 
-def test_turn_credentials_command_prints_verifiable_json(tmp_path):
+async def test_turn_credentials_command_prints_credentials_a_turn_server_accepts(tmp_path):
     secret = "turn-shared-secret-0123456789"
     result = run_cli(
         "turn-credentials",
@@ -95,12 +99,24 @@ def test_turn_credentials_command_prints_verifiable_json(tmp_path):
     assert result.returncode == 0, result.stderr
     creds = json.loads(result.stdout)
     assert creds["urls"] == ["turn:turn.example.org:3478?transport=udp"]
-    assert creds["username"].endswith(":bob")
-    assert creds["credential"] == rest_password(secret, creds["username"])
+    expiry, _, user = creds["username"].partition(":")
+    assert user == "bob" and abs(int(expiry) - (time.time() + 120)) < 5
+    # A TURN server configured with the same shared secret grants an allocation with them.
+    turn = TurnServer(turn_test_config(secret=secret))
+    await turn.start()
+    assert turn.udp_address is not None
+    client = await TurnClient(
+        turn.udp_address, "udp", creds["username"], creds["credential"]
+    ).open()
+    try:
+        await client.allocate()
+        assert turn.allocations_active == 1
+    finally:
+        client.close()
+        await turn.close()
 
 
-def test_turn_is_on_by_default_and_off_with_flag(tmp_path):
-    assert make_config(tmp_path, turn_enabled=True).turn_enabled
+def test_turn_is_on_by_default_and_off_with_flag():
     from relayroom.signaling.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["serve", "--no-turn", "--api-secret", TEST_SECRET])

@@ -32,3 +32,4 @@ async def test_turn_benchmark_quick_run_prints_json_and_summary() -> None:
         assert report[name]["loss"] < 0.05
     assert summary.startswith("turn relay: relayroom ")
     assert "ratio" in summary
+    assert report["meets_floors"], report

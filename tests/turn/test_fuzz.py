@@ -140,19 +140,37 @@ def test_codec_raises_only_stun_error_under_fuzzing() -> None:
     assert rounds >= 1
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(PACKETS, min_size=1, max_size=20))
-def test_stream_framer_keeps_every_byte_accounted(packets: list[bytes]) -> None:
+def feed_all(chunks: list[bytes]) -> tuple[list[bytes], bytes] | None:
+    """Frames emitted and bytes left pending after feeding every chunk; None on StunError."""
     framer = StreamFramer()
-    fed = 0
-    emitted = 0
+    frames: list[bytes] = []
     try:
-        for packet in packets:
-            fed += len(packet)
-            emitted += sum(len(f) for f in framer.feed(packet))
+        for chunk in chunks:
+            frames += framer.feed(chunk)
     except StunError:
+        return None
+    return frames, framer.pending
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(PACKETS, min_size=1, max_size=20), st.data())
+def test_stream_framer_keeps_every_byte_accounted(
+    packets: list[bytes], data: st.DataObject
+) -> None:
+    """Frames plus pending bytes are exactly the stream, in order, however it is cut."""
+    stream = b"".join(packets)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    whole, chunked = feed_all([stream]), feed_all(chunks)
+    assert (whole is None) == (chunked is None)
+    if whole is None or chunked is None:
         return
-    assert emitted <= fed
+    assert chunked == whole
+    frames, pending = whole
+    assert b"".join(frames) + pending == stream
+    for frame in frames:
+        length = int.from_bytes(frame[2:4], "big")
+        assert len(frame) in (20 + length, 4 + length + (-length % 4))
 
 
 async def test_hostile_datagrams_leave_server_working_and_quiet(

@@ -21,6 +21,7 @@ const state = {
 };
 
 const keyOf = (room, id) => `${room}\u0000${id}`;
+const METRIC_NAMES = { fps: "frame rate", loss: "packet loss", rtt_ms: "round-trip time" };
 
 // ------------------------------------------------------------------ formatting
 
@@ -89,8 +90,11 @@ export class LineChart {
       ctx.fillText(shortNumber(v), 2, py + 3);
     }
     for (let s = 0; s <= WINDOW_S; s += 30) {
-      ctx.fillText(s === WINDOW_S ? "now" : `-${WINDOW_S - s}s`, x(tMin + s) - 10, height - 3);
+      // Centred under its tick; the last one ("now") ends at the right edge instead of past it.
+      ctx.textAlign = s === WINDOW_S ? "right" : "center";
+      ctx.fillText(s === WINDOW_S ? "now" : `-${WINDOW_S - s}s`, s === WINDOW_S ? width - 3 : x(tMin + s), height - 3);
     }
+    ctx.textAlign = "left";
     if (threshold !== null) {
       ctx.strokeStyle = COLORS.threshold;
       ctx.setLineDash([4, 3]);
@@ -233,13 +237,16 @@ function onHello(message) {
   state.thresholds = message.thresholds;
   state.rooms = message.rooms;
   $("event-log").replaceChildren();
+  seenEvents.clear();
   for (const event of message.events) addEvent(event);
+  loadEventHistory();
   renderRooms();
 }
 
 function onTick(message) {
   state.rooms = message.rooms;
   state.participants = message.participants;
+  for (const p of message.participants) names.set(keyOf(p.room, p.id), p.name);
   const live = new Set(message.participants.map((p) => keyOf(p.room, p.id)));
   for (const sample of message.samples) {
     const key = keyOf(sample.room, sample.participant_id);
@@ -447,25 +454,70 @@ function muteButton(sample, track) {
   }, track.muted ? "unmute" : "mute");
 }
 
+// Names of participants seen (joins, the live list), so events that carry only an id read well.
+const names = new Map(); // "room\u0000id" -> name
+
+function nameOf(room, id, fallback) {
+  if (fallback) return fallback;
+  const known = names.get(keyOf(room, id)) || state.participants.find((p) => p.room === room && p.id === id)?.name;
+  return known || `participant ${String(id).slice(0, 6)}…`;
+}
+
+/** A metric's value as people read it: fps with one decimal, loss in %, times in whole ms. */
+export function metricText(metric, value) {
+  if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
+  const v = Number(value);
+  if (metric === "loss") return `${(v * 100).toFixed(1)}%`;
+  if (metric === "rtt_ms") return `${v.toFixed(0)} ms`;
+  if (metric === "fps") return `${v.toFixed(1)} fps`;
+  return String(Math.round(v * 100) / 100);
+}
+
 function describe(e) {
-  const who = e.participant_id ? `${e.room}/${e.name || e.participant_id}` : e.room || "";
+  if (e.participant_id && e.name) names.set(keyOf(e.room, e.participant_id), e.name);
+  const who = e.participant_id ? `${e.room}/${nameOf(e.room, e.participant_id, e.name)}` : e.room || "";
   switch (e.type) {
     case "participant_joined": return `${who} joined`;
     case "participant_left": return `${who} left`;
     case "participant_removed": return `${who} removed by ${e.by}`;
     case "room_closed": return `room ${e.room} closed by ${e.by}`;
     case "track_muted": return `${who} track ${e.muted ? "muted" : "unmuted"} by admin`;
-    case "threshold_crossed": return `${who} ${e.metric} ${e.value} crossed ${e.threshold} (${e.view})`;
-    case "threshold_cleared": return `${who} ${e.metric} back to ${e.value} (${e.view})`;
+    case "threshold_crossed":
+      return `${who} ${METRIC_NAMES[e.metric] || e.metric} ${metricText(e.metric, e.value)} ` +
+        `crossed ${metricText(e.metric, e.threshold)} (${e.view} view)`;
+    case "threshold_cleared":
+      return `${who} ${METRIC_NAMES[e.metric] || e.metric} back to ${metricText(e.metric, e.value)} (${e.view} view)`;
     case "errors": return e.counts ? `errors: ${Object.entries(e.counts).map(([k, v]) => `${k} ×${v}`).join(", ")}` : e.message;
     default: return `${e.type} ${who}`;
   }
 }
 
+const seenEvents = new Set(); // one line per event, whichever way it arrived
+
 function addEvent(e) {
+  // Live ticks carry no node tag, the cluster history does: the key leaves the node out.
+  const id = e.seq !== undefined ? `${e.seq}|${e.t}|${e.type}|${e.participant_id ?? ""}` : null;
+  if (id !== null) {
+    if (seenEvents.has(id)) return;
+    seenEvents.add(id);
+  }
   const log = $("event-log");
-  log.prepend(el("li", { dataset: { kind: e.type } }, el("time", {}, fmtTime(e.t)), describe(e)));
+  const item = el("li", { dataset: { kind: e.type, t: e.t } }, el("time", {}, fmtTime(e.t)), describe(e));
+  // Newest first; an older event (history fetched late) goes to its place.
+  let before = log.firstChild;
+  while (before && Number(before.dataset.t) > e.t) before = before.nextSibling;
+  log.insertBefore(item, before);
   while (log.children.length > MAX_EVENTS) log.lastChild.remove();
+}
+
+/** The event history of the whole cluster (`GET /api/events` answers for every node). */
+async function loadEventHistory() {
+  try {
+    const { events } = await api("GET", "/api/events");
+    for (const event of events.slice(-MAX_EVENTS)) addEvent(event);
+  } catch (error) {
+    console.debug("events", error);
+  }
 }
 
 // ------------------------------------------------------------------ start

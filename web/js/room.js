@@ -3,6 +3,7 @@
 // renegotiates it whenever tracks come and go. Events (CustomEvent detail):
 //   "participants" [participants], "track" {participantId, track, stream},
 //   "trackended" {participantId, trackId}, "trackmuted" {participantId, track},
+//   "participant_connection" {participant_id, state} (a peer's WebSocket dropped or came back),
 //   "reconnecting" {attempt, delayMs}, "reconnected" {resumed}, "reset" (a reconnect that could
 //   not resume: remote media starts over), "close" {code, reason}, and the raw message types.
 // Data (new RoomClient(url, {data: true})): "data" {topic, payload, from, to, lossy} for each
@@ -28,11 +29,15 @@ export class RoomClient extends EventTarget {
     this.publisher = null;
     this.subscriber = null;
     this.remoteStreams = new Map(); // participant id -> MediaStream
+    this.remoteMuted = new Set(); // ids of others' tracks muted by their publisher
     this._subscriberQueue = Promise.resolve();
+    this._publisherQueue = Promise.resolve();
     this.localStream = null;
+    this._extraTracks = new Map(); // track id -> {track, stream}: published after the first offer
     this.stats = new StatsReporter(this); // getStats() summary to the server every 2 s
     for (const type of ["participants", "close", "participant_joined", "participant_left",
-      "track_published", "track_unpublished", "track_muted", "reconnecting"]) {
+      "track_published", "track_unpublished", "track_muted", "reconnecting",
+      "participant_connection"]) {
       this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
     }
     this.signaling.addEventListener("subscribe_offer", (e) => {
@@ -44,6 +49,13 @@ export class RoomClient extends EventTarget {
     this.signaling.addEventListener("participant_left", (e) => {
       this.remoteStreams.delete(e.detail.participant_id);
     });
+    for (const type of ["track_published", "track_muted", "track_unpublished"]) {
+      this.signaling.addEventListener(type, (e) => {
+        const track = e.detail.track;
+        if (track?.muted && type !== "track_unpublished") this.remoteMuted.add(track.id);
+        else if (track) this.remoteMuted.delete(track.id);
+      });
+    }
     this.signaling.addEventListener("reconnected", (e) => this._onReconnected(e.detail));
     this.signaling.addEventListener("error", (e) => {
       if (e.detail.ref === undefined) this._forward("dataerror", e.detail);
@@ -59,6 +71,7 @@ export class RoomClient extends EventTarget {
       this._newSubscriber();
       if (this.dataEnabled) await this._openData();
       if (this.localStream) await this.publish(this.localStream);
+      this._extraTracks.clear(); // the page stops its screen share on "reset"
     }
     this._forward("reconnected", { resumed });
   }
@@ -73,6 +86,7 @@ export class RoomClient extends EventTarget {
 
   async join(room, token, name) {
     const joined = await this.signaling.join(room, token, name);
+    for (const { track } of joined.tracks || []) if (track.muted) this.remoteMuted.add(track.id);
     this._newSubscriber();
     if (this.dataEnabled) await this._openData();
     this.stats.start();
@@ -88,6 +102,43 @@ export class RoomClient extends EventTarget {
       this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
     await this._offerPublisher();
+  }
+
+  /** Add one more track (a screen share) to a live call: a new transceiver and a renegotiation. */
+  async publishTrack(track, stream) {
+    if (!this.publisher) this.publisher = this._newPc("publisher");
+    // Reuse a transceiver left inactive by unpublishTrack, else add one.
+    const idle = this.publisher.getTransceivers().find((t) => t.direction === "inactive"
+      && !t.stopped && t.receiver.track.kind === track.kind);
+    if (idle) {
+      await idle.sender.replaceTrack(track);
+      idle.sender.setStreams(stream);
+      idle.direction = "sendonly";
+    } else {
+      this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    this._extraTracks.set(track.id, { track, stream });
+    await this._offerPublisher();
+  }
+
+  /**
+   * Stop sending a track added with publishTrack: its transceiver goes inactive (the m-line
+   * stays, so a later share can reuse it), then renegotiate.
+   */
+  async unpublishTrack(track) {
+    this._extraTracks.delete(track.id);
+    const transceiver = this.publisher?.getTransceivers().find((t) => t.sender.track === track);
+    if (!transceiver) return;
+    await transceiver.sender.replaceTrack(null);
+    transceiver.direction = "inactive";
+    await this._offerPublisher();
+  }
+
+  /** Send `fresh` instead of `old` (another camera or microphone): no renegotiation needed. */
+  async replaceTrack(old, fresh) {
+    const sender = this.publisher?.getSenders().find((s) => s.track === old);
+    if (!sender) throw new Error("that track is not being sent");
+    await sender.replaceTrack(fresh);
   }
 
   /**
@@ -138,7 +189,15 @@ export class RoomClient extends EventTarget {
     await this._offerPublisher();
   }
 
-  async _offerPublisher() {
+  _offerPublisher() {
+    // One publisher negotiation at a time: a screen share started mid-offer waits its turn.
+    const run = this._publisherQueue.then(() => this._negotiatePublisher());
+    this._publisherQueue = run.catch(() => {});
+    return run;
+  }
+
+  async _negotiatePublisher() {
+    if (!this.publisher) return;
     await this.publisher.setLocalDescription(await this.publisher.createOffer());
     const reply = await this.signaling.request({
       type: "publish_offer",

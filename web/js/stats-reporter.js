@@ -4,8 +4,10 @@
 // publisher_candidate_type, subscriber_candidate_type, fps, width, height, frames_decoded,
 // frames_dropped, jitter_ms, jitter_buffer_delay_ms, loss, packets_lost, packets_received,
 // bitrate_in_bps, bitrate_out_bps, fps_sent, width_sent, height_sent, quality_limitation,
-// tracks [{track_id, kind, direction, fps, width, height, frames_decoded, jitter_ms,
+// tracks [{track_id, kind, direction, fps, active, width, height, frames_decoded, jitter_ms,
 // jitter_buffer_delay_ms, packets_lost, packets_received, bitrate_bps}].
+// `fps` is the lowest of the received videos that should be playing (`active`): not those muted
+// by their publisher, nor those of participants who left.
 
 const MAX_TRACKS = 16;
 
@@ -78,6 +80,21 @@ export class StatsReporter {
     return ((bytes - before.bytes) * 8 * 1000) / (now - before.t);
   }
 
+  /** Ids of the remote tracks that should be playing: negotiated to receive, live, not muted. */
+  receivingTrackIds() {
+    const ids = new Set();
+    const pc = this.room.subscriber;
+    if (!pc || pc.connectionState === "closed") return ids;
+    for (const transceiver of pc.getTransceivers()) {
+      const direction = transceiver.currentDirection;
+      if (direction !== "recvonly" && direction !== "sendrecv") continue;
+      const track = transceiver.receiver.track;
+      if (track.readyState !== "live" || this.room.remoteMuted?.has(track.id)) continue;
+      ids.add(track.id);
+    }
+    return ids;
+  }
+
   async collect() {
     const now = performance.now();
     const out = { ts: Date.now() };
@@ -92,6 +109,7 @@ export class StatsReporter {
     let framesDecoded = 0;
     let framesDropped = 0;
     let best = null;
+    const receiving = this.receivingTrackIds();
     for (const [role, pc] of [["publisher", this.room.publisher], ["subscriber", this.room.subscriber]]) {
       if (!pc || pc.connectionState === "closed") continue;
       const report = await pc.getStats();
@@ -120,11 +138,15 @@ export class StatsReporter {
           };
           if (stat.kind === "video") {
             track.fps = round(stat.framesPerSecond ?? 0);
+            track.active = receiving.has(stat.trackIdentifier);
             track.width = stat.frameWidth;
             track.height = stat.frameHeight;
             track.frames_decoded = stat.framesDecoded;
             track.frames_dropped = stat.framesDropped;
-            fpsIn.push(track.fps);
+            // Only videos that should be playing count: a track its publisher muted, or one
+            // left behind by someone who left (an inactive transceiver), decodes 0 fps by design
+            // and is no alarm about this receiver.
+            if (track.active) fpsIn.push(track.fps);
             framesDecoded += stat.framesDecoded ?? 0;
             framesDropped += stat.framesDropped ?? 0;
             if (stat.frameWidth && (!best || stat.frameWidth * stat.frameHeight > best.width * best.height)) {

@@ -1,0 +1,64 @@
+"""`GET /api/events` and the dashboard's event log answer for the whole cluster from any node."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.cluster.test_cluster_admin import ADMIN
+from tests.conftest import artifact_path
+
+
+async def test_events_of_a_room_on_another_node_are_listed(start_server, connect, redis_server):
+    (node_a, ts_a) = await start_server(redis_url=redis_server.url)
+    (node_b, ts_b) = await start_server(redis_url=redis_server.url)
+    alice = await connect(ts_a)
+    a = await alice.join("on-a", "alice", name="Alice")
+    await alice.send({"type": "leave"})
+    await alice.wait_closed()
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.get(ts_b.make_url("/api/events")) as resp:
+            assert resp.status == 200
+            events = (await resp.json())["events"]
+        mine = [e for e in events if e.get("participant_id") == a["participant"]["id"]]
+        assert [e["type"] for e in mine] == ["participant_joined", "participant_left"], events
+        assert {e["node"] for e in mine} == {node_a.bus.node_id}
+        assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+        # `since` is passed on to every node; `scope=local` is one node's own log.
+        since = mine[0]["t"]
+        async with http.get(ts_b.make_url("/api/events"), params={"since": since}) as resp:
+            later = [e["type"] for e in (await resp.json())["events"]]
+        assert later == ["participant_left"], later
+        async with http.get(ts_b.make_url("/api/events"), params={"scope": "local"}) as resp:
+            assert (await resp.json())["events"] == []
+    assert node_b.registry.get("on-a") is None
+    # Without a token: refused, as on one node.
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(ts_b.make_url("/api/events")) as resp,
+    ):
+        assert resp.status == 401
+
+
+@pytest.mark.browser
+async def test_dashboard_on_one_node_shows_events_of_the_other(
+    start_server, connect, redis_server, browser
+):
+    overrides = {"redis_url": redis_server.url, "stats_interval_s": 0.5}
+    (_, ts_a) = await start_server(**overrides)
+    (_, ts_b) = await start_server(**overrides)
+    alice = await connect(ts_a)
+    await alice.join("on-a", "alice", name="Alice")
+    token = ADMIN["Authorization"].split()[1]
+    page = await browser.new_page()
+    await page.goto(str(ts_b.make_url(f"/dashboard#token={token}")))
+    # Joined before this dashboard opened: only the cluster-wide history has it.
+    await page.wait_for_selector("#event-log li:has-text('on-a/Alice joined')", timeout=10000)
+    # Live events of the other node arrive too, once each.
+    await alice.send({"type": "leave"})
+    await page.wait_for_selector("#event-log li:has-text('on-a/Alice left')", timeout=10000)
+    await page.wait_for_timeout(1500)
+    texts = await page.eval_on_selector_all("#event-log li", "ls => ls.map(l => l.textContent)")
+    assert sum("Alice joined" in t for t in texts) == 1, texts
+    assert sum("Alice left" in t for t in texts) == 1, texts
+    await page.screenshot(path=str(artifact_path("dashboard-cluster-events.png")))
