@@ -36,6 +36,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -84,6 +85,7 @@ _METHODS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_send_rtcp"),
     (RTCRtpSender, "_retransmit"),
     (RTCRtpSender, "send"),
+    (RTCSctpTransport, "_data_channel_receive"),
     (RTCPeerConnection, "_RTCPeerConnection__connect"),
     (RtpRouter, "route_rtp"),
     (aioice.ice.Connection, "gather_candidates"),
@@ -131,6 +133,8 @@ def check_compatibility() -> None:
             problems.append(f"aioice Connection.{name}")
     if "_protocols" not in conn_names or "_components" not in conn_names:
         problems.append("aioice Connection._protocols/_components")
+    if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
+        problems.append("RTCSctpTransport._data_channels")
     if problems:
         raise HookError("forwarding hooks do not fit: " + "; ".join(problems))
 
@@ -138,6 +142,40 @@ def check_compatibility() -> None:
 def server_configuration() -> RTCConfiguration:
     """PeerConnection configuration of the server side: no STUN/TURN, everything bundled."""
     return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+# --------------------------------------------------------------------------------------------
+# DataChannels: text that is not UTF-8
+
+
+def tolerate_invalid_text(transport: RTCSctpTransport) -> None:
+    """Hand on text messages that are not UTF-8 instead of ending the connection.
+
+    aiortc decodes a text (PPID 51) message with ``bytes.decode("utf8")`` inside its DTLS
+    receive loop: one invalid byte raises there and closes the participant's whole
+    PeerConnection, with a traceback in the log. Here such a message is emitted with each bad
+    byte as a lone surrogate (``surrogateescape``), which the relay refuses like any other
+    malformed message (``invalid_message``, counted). Idempotent.
+    """
+    sctp = _private(transport)
+    if getattr(sctp, "_relayroom_text_guard", False):
+        return
+    original = sctp._data_channel_receive
+    channels = sctp._data_channels
+
+    async def receive(stream_id: int, pp_id: int, data: bytes) -> None:
+        channel = channels.get(stream_id) if pp_id == WEBRTC_STRING else None
+        if channel is None:
+            await original(stream_id, pp_id, data)
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", "surrogateescape")
+        channel.emit("message", text)
+
+    sctp._data_channel_receive = receive
+    sctp._relayroom_text_guard = True
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import strictjson
+from .aiortc_hooks import tolerate_invalid_text
 from .events import DataNotice
 from .forwarding import TaskOwner
 from .persistence import StoredMessage, TopicStore
@@ -552,6 +553,7 @@ class RoomData:
             )
             return
         peer.inbound[label] = channel
+        tolerate_invalid_text(channel.transport)  # before its first message is decoded
 
         def on_message(message: str | bytes) -> None:
             try:

@@ -448,7 +448,11 @@ class RoomService:
         return _Body(await self._call("GET", ("api", "stats")), "stats").raw()
 
     async def feed(self) -> AsyncIterator[dict[str, Any]]:
-        """The live feed: a `hello` message, then one `tick` per stats interval, until closed."""
+        """The live feed: a `hello` message, then one `tick` per stats interval, until closed.
+
+        The token goes in the `Authorization` header of the upgrade request, never in the URL
+        (the server refuses `?token=`: URLs end up in access logs).
+        """
         session = self._open()
         url = self._url(("api", "feed"))
         try:

@@ -3,7 +3,8 @@
 Every `/api/` route but the OpenAPI document and the dev token needs
 `Authorization: Bearer <JWT with the admin grant>`. A token for room `*` administers every room;
 a token for one room with the admin grant administers that room only. The feed, a WebSocket, also
-takes the token as `?token=` because browsers cannot set headers on a WebSocket.
+takes the token in `Sec-WebSocket-Protocol` (browsers cannot set other headers on a WebSocket); a
+token in the URL is refused, since URLs end up in access logs and browser history.
 
 `setup_admin(app, server)` adds the routes and starts the stats collector with the application.
 """
@@ -72,21 +73,60 @@ class ApiError(Exception):
         self.response = api_error(status, code, message)
 
 
-def _bearer(request: web.Request, allow_query: bool = False) -> str | None:
+FEED_PROTOCOL = "relayroom.feed"
+"""The feed's WebSocket subprotocol; a browser offers it beside the token protocol."""
+TOKEN_PROTOCOL_PREFIX = "relayroom.token."
+"""`Sec-WebSocket-Protocol: relayroom.feed, relayroom.token.<JWT>` carries a browser's token."""
+
+
+def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if allow_query:
-        return request.query.get("token") or None
     return None
 
 
+def feed_token(request: web.Request) -> str | None:
+    """The feed's token: `Authorization: Bearer`, else the `relayroom.token.` subprotocol.
+
+    Raises ApiError (400) for a token in the URL, or a token protocol offered without
+    `relayroom.feed` (the handshake could not select a protocol, and aiohttp would log the
+    offered list, token included).
+    """
+    if "token" in request.query:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "the token is not accepted in the URL (it would leak into logs and history): send "
+            f"'Authorization: Bearer <token>' or 'Sec-WebSocket-Protocol: {FEED_PROTOCOL}, "
+            f"{TOKEN_PROTOCOL_PREFIX}<token>'",
+        )
+    header = request.headers.get("Sec-WebSocket-Protocol", "")
+    offered = [p.strip() for p in header.split(",") if p.strip()]
+    carried = [
+        p[len(TOKEN_PROTOCOL_PREFIX) :] for p in offered if p.startswith(TOKEN_PROTOCOL_PREFIX)
+    ]
+    if carried and FEED_PROTOCOL not in offered:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"offer the {FEED_PROTOCOL!r} subprotocol beside the token protocol",
+        )
+    return _bearer(request) or (carried[0] if carried and carried[0] else None)
+
+
 def authorize(
-    request: web.Request, secret: str, room: str = ALL_ROOMS, allow_query: bool = False
+    request: web.Request,
+    secret: str,
+    room: str = ALL_ROOMS,
+    token: str | None = None,
 ) -> AccessToken:
-    """The admin token of a request for `room` (`*`: every room), or an ApiError (401/403)."""
-    token = _bearer(request, allow_query)
+    """The admin token of a request for `room` (`*`: every room), or an ApiError (401/403).
+
+    `token` is the one the caller found (the feed's); otherwise `Authorization: Bearer`.
+    """
+    token = token or _bearer(request)
     if token is None:
         raise ApiError(401, "unauthorized", "an admin bearer token is required")
     try:
@@ -438,8 +478,8 @@ class Feed:
             log.warning("stats feed client too slow: dropped")
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        authorize(request, self._api.server.secret, allow_query=True)
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096)
+        authorize(request, self._api.server.secret, token=feed_token(request))
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096, protocols=(FEED_PROTOCOL,))
         if not ws.can_prepare(request).ok:
             raise ApiError(400, "invalid_request", "expected a WebSocket upgrade")
         await ws.prepare(request)

@@ -335,11 +335,13 @@ def openapi_document(*, dev: bool = False) -> Schema:
                 {"101": {"description": "Switching to the WebSocket protocol."}, **BAD_REQUEST},
                 parameters=[
                     {
-                        "name": "token",
-                        "in": "query",
+                        "name": "Sec-WebSocket-Protocol",
+                        "in": "header",
                         "required": False,
                         "schema": STRING,
-                        "description": "The admin token, for browsers (no headers on WebSocket).",
+                        "description": "For browsers (no Authorization header on a WebSocket): "
+                        "`relayroom.feed, relayroom.token.<admin token>`; the server selects "
+                        "`relayroom.feed`. A token in the URL is refused (400).",
                     }
                 ],
             )

@@ -62,9 +62,8 @@ async def test_dashboard_feed_on_one_node_shows_rooms_and_samples_of_the_other(
     bob = await connect(ts_b)
     b = await bob.join("feed-b", "bob")
     pub_pc, _ = await publish(bob)  # a media connection on node B, sampled there
-    token = ADMIN["Authorization"].split()[1]
     async with aiohttp.ClientSession() as http:
-        feed = await http.ws_connect(ts_a.make_url(f"/api/feed?token={token}"))
+        feed = await http.ws_connect(ts_a.make_url("/api/feed"), headers=ADMIN)
         assert (await feed.receive_json(timeout=5))["type"] == "hello"
         seen_room = seen_sample = False
         for _ in range(60):

@@ -6,21 +6,53 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiortc import RTCDataChannel
+from aiortc.rtcsctptransport import WEBRTC_STRING
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from relayroom.signaling.server import Server, create_app
 from relayroom.signaling.serving import start_serving
 from tests.conftest import TEST_SECRET, WsClient, make_config, token_for
 
+IN_CI = bool(os.environ.get("CI"))
+
+
+def hostile_settings(max_examples: int) -> settings:
+    """Settings of the property tests: no deadline (each example is a round trip through a real
+    server), no health checks (slow examples are the point). In CI (`CI` set) the run is
+    derandomized and keeps no example database: the same examples every run, nothing left
+    behind; elsewhere examples vary and failures are replayed from the local database."""
+    ci: dict[str, Any] = {"derandomize": True, "database": None} if IN_CI else {}
+    return settings(
+        max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), **ci
+    )
+
+
+def _no_lone_surrogate(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")  # raises on a lone surrogate
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
 
 def strict_loads(text: str) -> Any:
-    """What a browser's JSON.parse accepts, plus UTF-8: NaN/Infinity and 1e400 are errors."""
+    """What a browser's JSON.parse accepts, plus UTF-8: NaN/Infinity and 1e400 are errors, and
+    so is a lone surrogate, raw or escaped (`"\\ud800"` parses, but no UTF-8 writer can
+    write the string again, and the input rules refuse it)."""
 
     def refuse(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
@@ -32,7 +64,24 @@ def strict_loads(text: str) -> Any:
         return value
 
     text.encode("utf-8")  # raises on a lone surrogate
-    return json.loads(text, parse_constant=refuse, parse_float=finite)
+    value = json.loads(text, parse_constant=refuse, parse_float=finite)
+    _no_lone_surrogate(value)
+    return value
+
+
+def send_text_bytes(channel: RTCDataChannel, data: bytes) -> None:
+    """Send `data` as a *text* DataChannel message (PPID 51) as it is: what a hostile client
+    does with bytes that are not UTF-8 (aiortc's own `send(str)` would encode them)."""
+    assert data, "an empty text message has its own PPID: send('')"
+    sctp: Any = channel.transport
+    channel._addBufferedAmount(len(data))
+    sctp._data_channel_queue.append((channel, WEBRTC_STRING, data))
+    task = asyncio.ensure_future(sctp._data_channel_flush())
+    _flushes.add(task)
+    task.add_done_callback(_flushes.discard)
+
+
+_flushes: set[asyncio.Future[None]] = set()
 
 
 class StrictClient(WsClient):
@@ -141,7 +190,9 @@ class Feed:
 
 
 async def open_feed(live: LiveServer) -> Feed:
-    ws = await live.session.ws_connect(live.url(f"/api/feed?token={live.admin_token()}"))
+    ws = await live.session.ws_connect(
+        live.url("/api/feed"), headers={"Authorization": f"Bearer {live.admin_token()}"}
+    )
     return Feed(ws)
 
 
@@ -192,7 +243,13 @@ def nested(depth: int, leaf: Any = 0) -> Any:
 
 
 hostile_scalar = st.one_of(
-    hostile_text, hostile_number, st.booleans(), st.none(), st.just([]), st.just({})
+    # Fresh containers each time (st.just would hand out one shared list for callers to mutate).
+    hostile_text,
+    hostile_number,
+    st.booleans(),
+    st.none(),
+    st.builds(list),
+    st.builds(dict),
 )
 hostile_value = st.one_of(
     hostile_scalar,

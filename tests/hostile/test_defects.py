@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+from typing import Any
 
 import jwt
+from aiortc import RTCPeerConnection
 
 from relayroom.media.datachannels import Refused, parse_message
+from relayroom.media.errors import Closed
+from relayroom.media.room import Room as MediaRoom
 from relayroom.media.stats import sanitize_client_report
 from relayroom.media.topics import WhiteboardLimits, schema_for
+from relayroom.signaling.gateway import MediaGateway
+from relayroom.signaling.protocol import PublishOffer
+from relayroom.signaling.rooms import Member, RoomState
 from relayroom.signaling.server import Server, create_app
 from relayroom.signaling.serving import GUARD_KEY, start_serving
-from relayroom.signaling.tokens import TokenError, verify_token
+from relayroom.signaling.tokens import Grants, TokenError, verify_token
 from tests.conftest import TEST_SECRET, make_config, token_for
-from tests.hostile.harness import StrictClient, strict_loads
+from tests.data.peer import join_data
+from tests.hostile.harness import StrictClient, send_text_bytes, strict_loads
+from tests.media.client import wait_for
 
 
 async def test_a_lone_surrogate_name_never_stops_the_others_receiving(start_server, connect):
@@ -67,6 +77,28 @@ def test_one_poisoned_datachannel_item_never_spoils_a_batch():
         assert exc.code == "invalid_message"
     else:
         raise AssertionError("NaN/Infinity must be refused")
+
+
+async def test_datachannel_text_that_is_not_utf8_is_refused_and_the_sender_stays(
+    start_server, connect
+):
+    # aiortc decodes text messages inside its DTLS receive loop: one invalid byte used to end
+    # the sender's whole PeerConnection (found by the DataChannel property tests).
+    _, ts = await start_server(allow_loopback_candidates=True)
+    mallory = await join_data(connect, ts, "r", "mallory")
+    alice = await join_data(connect, ts, "r", "alice")
+    try:
+        send_text_bytes(mallory.reliable, b'{"topic":"chat","payload":"\xed\xa0\x80"}')
+        send_text_bytes(mallory.lossy, b"\xff\xfe")
+        mallory.send("chat", "still here")
+        assert await wait_for(lambda: alice.messages("chat") != [], 5), mallory.errors
+        assert [m["payload"] for m in alice.messages("chat")] == ["still here"]
+        assert await wait_for(lambda: mallory.errors != [], 5)
+        assert {e["code"] for e in mallory.errors} == {"invalid_message"}, mallory.errors
+        assert mallory.pub.connectionState == "connected"
+    finally:
+        await mallory.close()
+        await alice.close()
 
 
 def test_whiteboard_schema_refuses_strokes_that_break_the_page():
@@ -243,3 +275,117 @@ async def test_connections_over_the_per_ip_cap_are_closed_before_the_upgrade(tmp
             writer.close()
     finally:
         await runner.cleanup()
+
+
+# ------------------------------------------------------------------ defect 6: last leavers
+
+
+class _Gate:
+    """Holds each leaver of one media room right after its participant is removed (the
+    `await` in `MediaGateway.on_left` where the race lives), until the test releases it."""
+
+    def __init__(self, media_room: MediaRoom) -> None:
+        self.reached: dict[str, asyncio.Event] = {}
+        self.release: dict[str, asyncio.Event] = {}
+        original = media_room.remove_participant
+
+        async def remove_then_wait(participant_id: str, reason: str) -> None:
+            await original(participant_id, reason)
+            self.reached.setdefault(participant_id, asyncio.Event()).set()
+            await self.release.setdefault(participant_id, asyncio.Event()).wait()
+
+        media_room.remove_participant = remove_then_wait  # type: ignore[method-assign]
+
+    async def hold(self, participant_id: str) -> None:
+        await asyncio.wait_for(self.reached.setdefault(participant_id, asyncio.Event()).wait(), 5)
+
+    def open(self, participant_id: str) -> None:
+        self.release.setdefault(participant_id, asyncio.Event()).set()
+
+
+async def _media_member(gateway: MediaGateway, room: RoomState, identity: str) -> Member:
+    """A member of an sfu room with a real media participant (a data-only publish offer)."""
+    member = Member(f"PA_{identity}", identity, identity, Grants())
+    room.members[member.id] = member
+    await gateway.on_joined(room, member)
+    pc = RTCPeerConnection()
+    pc.createDataChannel("reliable")
+    await pc.setLocalDescription(await pc.createOffer())
+    answers: list[dict[str, Any]] = []
+    offer = PublishOffer(id="o", sdp=pc.localDescription.sdp)
+    await gateway.handle(room, member, offer, lambda m, ref: answers.append(m))
+    await pc.close()
+    assert answers and answers[0]["type"] == "publish_answer"
+    return member
+
+
+async def _leave(gateway: MediaGateway, room: RoomState, member: Member) -> asyncio.Task[None]:
+    del room.members[member.id]
+    return asyncio.create_task(gateway.on_left(room, member))
+
+
+async def _closed(media_room: MediaRoom) -> bool:
+    try:
+        await media_room.add_participant("PA_probe", can_publish=False, can_subscribe=False)
+    except Closed:
+        return True
+    await media_room.remove_participant("PA_probe", "probe")
+    return False
+
+
+async def _gateway(tmp_path: Path) -> MediaGateway:
+    server = Server.build(make_config(tmp_path, allow_loopback_candidates=True), TEST_SECRET)
+    await server.media.start()
+    return server.media
+
+
+async def test_two_concurrent_last_leavers_close_their_room_once(tmp_path):
+    gateway = await _gateway(tmp_path)
+    try:
+        room = RoomState("r", "sfu")
+        ada, ben = [await _media_member(gateway, room, n) for n in ("ada", "ben")]
+        media_room = gateway.rooms["r"]
+        gate = _Gate(media_room)
+        # Both last leavers are past their participant's removal before either goes on.
+        leaving = [await _leave(gateway, room, m) for m in (ada, ben)]
+        await gate.hold(ada.id)
+        await gate.hold(ben.id)
+        gate.open(ada.id)
+        gate.open(ben.id)
+        results = await asyncio.wait_for(asyncio.gather(*leaving, return_exceptions=True), 5)
+        assert [r for r in results if r is not None] == []  # no KeyError in the second
+        assert "r" not in gateway.rooms and await _closed(media_room)
+    finally:
+        await gateway.close()
+
+
+async def test_a_leaver_of_an_old_room_never_drops_a_new_room_of_the_same_name(tmp_path):
+    gateway = await _gateway(tmp_path)
+    try:
+        room = RoomState("r", "sfu")
+        ada, ben = [await _media_member(gateway, room, n) for n in ("ada", "ben")]
+        old = gateway.rooms["r"]
+        old_gate = _Gate(old)
+        leaving = [await _leave(gateway, room, m) for m in (ada, ben)]
+        await old_gate.hold(ada.id)
+        await old_gate.hold(ben.id)
+        old_gate.open(ada.id)  # the first leaver closes the old room
+        await asyncio.wait_for(asyncio.shield(leaving[0]), 5)
+        assert "r" not in gateway.rooms and await _closed(old)
+        # Meanwhile a new member opens a room of the same name, and is leaving it too.
+        cy = await _media_member(gateway, room, "cy")
+        new = gateway.rooms["r"]
+        assert new is not old
+        new_gate = _Gate(new)
+        leaving.append(await _leave(gateway, room, cy))
+        await new_gate.hold(cy.id)
+        old_gate.open(ben.id)  # the old room's second leaver goes on now
+        await asyncio.wait_for(asyncio.shield(leaving[1]), 5)
+        assert gateway.rooms.get("r") is new, "a leaver of the old room dropped the new one"
+        new_gate.open(cy.id)
+        results = await asyncio.wait_for(asyncio.gather(*leaving, return_exceptions=True), 5)
+        assert [r for r in results if r is not None] == []
+        assert "r" not in gateway.rooms
+        assert await _closed(new), "the new room was dropped without being closed"
+    finally:
+        await gateway.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from relayroom.media.stats import _CLIENT_NUMBERS
@@ -23,6 +23,7 @@ from tests.conftest import token_for
 from tests.hostile.harness import (
     LiveServer,
     hostile_number,
+    hostile_settings,
     hostile_text,
     hostile_value,
     open_feed,
@@ -172,7 +173,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     r.close()
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=list(HealthCheck))
+@hostile_settings(max_examples=1200)
 @given(message=hostile_message())
 def test_hostile_field_values_never_hurt_other_participants(room: Room, message: tuple[str, str]):
     # Frames over ws_max_frame_bytes close the sender (1009): tested in tests/signaling.
@@ -180,7 +181,7 @@ def test_hostile_field_values_never_hurt_other_participants(room: Room, message:
     room.call(room.attack(*message))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@hostile_settings(max_examples=150)
 @given(name=hostile_value, room_name=st.one_of(st.just("p2p"), hostile_text))
 def test_hostile_join_names_never_hurt_the_room(room: Room, name: Any, room_name: Any):
     size = len(to_text([name, room_name]).encode("utf-8", "surrogatepass"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -122,22 +123,60 @@ async def test_unknown_room_and_participant_are_404(admin_server):
                 assert (await r.json())["error"]["code"] == "not_found"
 
 
-async def test_feed_takes_the_token_in_the_query(admin_server):
+async def _feed_refusal(http: aiohttp.ClientSession, url: Any, **kwargs: Any) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(url, **kwargs)
+    return refused.value.status
+
+
+async def _hello_and_tick(ws: aiohttp.ClientWebSocketResponse) -> None:
+    hello = await ws.receive_json(timeout=5)
+    assert hello["type"] == "hello"
+    assert hello["thresholds"] == {"loss": 0.05, "rtt_ms": 300.0, "fps": 15.0}
+    tick = await ws.receive_json(timeout=5)
+    assert tick["type"] == "tick" and tick["rooms"] == []
+    await ws.close()
+
+
+async def test_feed_takes_the_token_in_the_bearer_header(admin_server):
+    _, ts, _ = await admin_server()
+    url = ts.make_url("/api/feed")
+    async with aiohttp.ClientSession() as http:
+        assert await _feed_refusal(http, url) == 401
+        assert await _feed_refusal(http, url, headers=bearer(token_for("r", "x"))) == 403
+        await _hello_and_tick(await http.ws_connect(url, headers=bearer(admin_token())))
+
+
+async def test_feed_takes_a_browsers_token_in_the_subprotocol_list(admin_server, caplog):
+    _, ts, _ = await admin_server()
+    url = ts.make_url("/api/feed")
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            url, protocols=("relayroom.feed", f"relayroom.token.{admin_token()}")
+        )
+        assert ws.protocol == "relayroom.feed"  # the token is never echoed back
+        await _hello_and_tick(ws)
+        wrong = ("relayroom.feed", f"relayroom.token.{token_for('r', 'x')}")
+        assert await _feed_refusal(http, url, protocols=wrong) == 403
+        assert await _feed_refusal(http, url, protocols=("relayroom.feed",)) == 401
+        # Without relayroom.feed no protocol could be selected: refused before the handshake.
+        alone = (f"relayroom.token.{admin_token()}",)
+        assert await _feed_refusal(http, url, protocols=alone) == 400
+    assert "relayroom.token." not in caplog.text  # no log line carries a token
+
+
+async def test_feed_refuses_a_token_in_the_url(admin_server):
     _, ts, _ = await admin_server()
     async with aiohttp.ClientSession() as http:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await http.ws_connect(ts.make_url("/api/feed").with_query(token=token_for("r", "x")))
-        assert refused.value.status == 403
-        with pytest.raises(aiohttp.WSServerHandshakeError) as missing:
-            await http.ws_connect(ts.make_url("/api/feed"))
-        assert missing.value.status == 401
-        ws = await http.ws_connect(ts.make_url("/api/feed").with_query(token=admin_token()))
-        hello = await ws.receive_json(timeout=5)
-        assert hello["type"] == "hello"
-        assert hello["thresholds"] == {"loss": 0.05, "rtt_ms": 300.0, "fps": 15.0}
-        tick = await ws.receive_json(timeout=5)
-        assert tick["type"] == "tick" and tick["rooms"] == []
-        await ws.close()
+        # Even a valid one: it has already leaked into logs; the client must stop doing it.
+        url = ts.make_url("/api/feed").with_query(token=admin_token())
+        assert await _feed_refusal(http, url) == 400
+        assert await _feed_refusal(http, url, headers=bearer(admin_token())) == 400
+        async with http.get(url, headers={"Connection": "Upgrade", "Upgrade": "websocket"}) as r:
+            body = await r.json()
+    assert body["error"]["code"] == "invalid_request"
+    assert "Authorization: Bearer" in body["error"]["message"]
+    assert "Sec-WebSocket-Protocol" in body["error"]["message"]
 
 
 async def test_dev_admin_token_exists_only_in_dev_mode(admin_server):

@@ -191,11 +191,25 @@ function setStatus(text, kind) {
   $("feed-status").dataset.state = kind;
 }
 
+function refused() {
+  sessionStorage.removeItem("relayroom-admin-token");
+  setStatus("unauthorized", "error");
+  $("token-form").hidden = false;
+}
+
 function connectFeed() {
   clearTimeout(state.retry);
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${scheme}//${window.location.host}/api/feed?token=${encodeURIComponent(state.token)}`;
-  const ws = new WebSocket(url);
+  const url = `${scheme}//${window.location.host}/api/feed`;
+  // The token rides in Sec-WebSocket-Protocol (the one header a page may set on a WebSocket),
+  // never in the URL, which servers and proxies log.
+  let ws;
+  try {
+    ws = new WebSocket(url, ["relayroom.feed", `relayroom.token.${state.token}`]);
+  } catch {
+    refused(); // not a token at all (characters a protocol name cannot hold)
+    return;
+  }
   state.ws = ws;
   let opened = false;
   setStatus("connecting…", "off");
@@ -211,10 +225,7 @@ function connectFeed() {
   ws.onclose = () => {
     if (state.ws !== ws) return;
     if (!opened) {
-      // The handshake was refused: most likely the token.
-      sessionStorage.removeItem("relayroom-admin-token");
-      setStatus("unauthorized", "error");
-      $("token-form").hidden = false;
+      refused(); // the handshake was refused: most likely the token
       return;
     }
     setStatus("reconnecting…", "error");
