@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCSessionDescription
 
 from relayroom.media import (
-    MediaSettings,
     Participant,
     ParticipantFailed,
     SubscribeOffer,
@@ -87,13 +87,19 @@ async def test_tracks_added_and_removed_while_an_offer_awaits_its_answer(
 
 
 @pytest.fixture
-def settings() -> MediaSettings:
-    return loopback_settings(subscriber_answer_timeout_s=0.4, subscriber_offer_retries=2)
+async def impatient() -> AsyncIterator[Harness]:
+    """A room whose subscriber offers time out after 0.4 s and are resent twice."""
+    h = Harness(loopback_settings(subscriber_answer_timeout_s=0.4, subscriber_offer_retries=2))
+    try:
+        yield h
+    finally:
+        await h.close()
 
 
 async def test_an_unanswered_offer_is_sent_again_then_the_subscriber_fails(
-    harness: Harness, caplog: pytest.LogCaptureFixture
+    impatient: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
+    harness = impatient
     caplog.set_level(logging.WARNING, "relayroom.media.participant")
     bob = await harness.room.add_participant("bob", can_publish=False, can_subscribe=True)
     await harness.publisher("alice")
@@ -111,7 +117,8 @@ async def test_an_unanswered_offer_is_sent_again_then_the_subscriber_fails(
     assert any("unanswered after 3 tries" in m for m in messages)
 
 
-async def test_a_late_answer_to_a_resent_offer_is_ignored(harness: Harness) -> None:
+async def test_a_late_answer_to_a_resent_offer_is_ignored(impatient: Harness) -> None:
+    harness = impatient
     sub, gated = await slow_subscriber(harness, "bob")
     pub = await harness.publisher("alice")
     bob = harness.room.participant("bob")
