@@ -88,6 +88,8 @@ _METHODS: tuple[tuple[type, str], ...] = (
     (RTCSctpTransport, "_data_channel_receive"),
     (RTCPeerConnection, "_RTCPeerConnection__connect"),
     (RtpRouter, "route_rtp"),
+    (RTCRtpTransceiver, "_get_mline_index"),
+    (RTCRtpTransceiver, "_set_mline_index"),
     (aioice.ice.Connection, "gather_candidates"),
     (aioice.ice.StunProtocol, "datagram_received"),
 )
@@ -246,6 +248,23 @@ def _route_rtp(router: Any, original: Callable[[RtpPacket], Any], packet: RtpPac
             router.ssrc_table[packet.ssrc] = receiver
             return receiver
     return original(packet)
+
+
+def release_recycled_mlines(pc: RTCPeerConnection) -> None:
+    """Let a stopped transceiver give up its m-line slot once another transceiver holds it.
+
+    A client may put a new transceiver (new MID) in the m-line slot of a stopped one (JSEP
+    m-line recycling; Chromium does). aiortc then has two transceivers with that m-line index,
+    and ``setLocalDescription`` looks transceivers up by index, finds the stopped one first and
+    gives it the new MID. Call after ``setRemoteDescription`` and before ``setLocalDescription``.
+    """
+    transceivers = pc.getTransceivers()
+    live = {t._get_mline_index() for t in transceivers if not t.stopped and t.mid is not None} - {
+        None
+    }
+    for t in transceivers:
+        if t.stopped and t._get_mline_index() in live:
+            _private(t)._set_mline_index(None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 - publisher PC: the client offers its tracks (``publish_offer``), the server answers; each sent
   track becomes a :class:`~media.forwarding.TrackHub`.
 - subscriber PC: the server offers everyone else's tracks and renegotiates when they come and go,
-  one negotiation at a time (the next waits for ``subscribe_answer``). Each subscribed track is a
-  sendonly transceiver fed by a :class:`~media.forwarding.Leg`.
+  one negotiation at a time: changes made while an offer awaits its answer are batched into the
+  next offer (a track wanted and dropped in between never touches the PC). An offer unanswered
+  for ``subscriber_answer_timeout_s`` is sent again, ``subscriber_offer_retries`` times, then the
+  participant fails. Each subscribed track is a sendonly transceiver fed by a
+  :class:`~media.forwarding.Leg`.
 
 A participant never imports its room: the room gives it narrow callbacks. Closing flows down
 (``close`` closes hubs, legs and both PeerConnections); news flows up through the callbacks.
@@ -17,9 +20,9 @@ import enum
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aiortc import (
     RTCPeerConnection,
@@ -36,6 +39,7 @@ from .aiortc_hooks import (
     add_send_transceiver,
     configure_ice,
     negotiated_codecs,
+    release_recycled_mlines,
     restrict_codecs,
     server_configuration,
     watch_renegotiation,
@@ -43,7 +47,8 @@ from .aiortc_hooks import (
 from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
 from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
 from .forwarding import Leg, TrackHub
-from .sdp_policy import candidate_line_allowed, check_sdp
+from .sdp_policy import CheckedSdp, candidate_line_allowed, check_sdp
+from .sdp_rewrite import answer_fits_offer, reject_mlines, rejected_mids
 from .settings import MediaSettings
 
 logger = logging.getLogger(__name__)
@@ -63,8 +68,8 @@ class ParticipantCallbacks:
     """What a participant may tell its room."""
 
     emit: Callable[[MediaEvent], None]
-    published: Callable[[Participant, list[TrackHub]], Awaitable[None]]
-    unpublished: Callable[[Participant, list[TrackHub]], Awaitable[None]]
+    tracks_changed: Callable[[Participant, list[TrackHub], list[TrackHub]], None]
+    """(publisher, added, removed): must not wait for other participants (it fans out)."""
     failed: Callable[[Participant, str], None]
     closed: Callable[[Participant], None]
 
@@ -75,11 +80,28 @@ class _Published:
     transceiver: RTCRtpTransceiver
 
 
+class _Sending(NamedTuple):
+    """An m-line the client sends on, with the codec it must use."""
+
+    transceiver: RTCRtpTransceiver
+    codec: RTCRtpCodecParameters
+    rtx_pt: int | None
+
+
 @dataclass
 class _Subscription:
     hub: TrackHub
     leg: Leg
     transceiver: RTCRtpTransceiver
+
+
+@dataclass
+class _SubscribeOffer:
+    """The subscriber offer awaiting its answer."""
+
+    sdp: str
+    number: int
+    resent: int = 0
 
 
 def _may_be_data_only(sdp: str) -> bool:
@@ -130,7 +152,16 @@ class Participant:
         self._published: dict[str, _Published] = {}
         self._taps: dict[str, ReceiverTap] = {}  # by publisher-PC mid
         self._subs: dict[tuple[str, str], _Subscription] = {}
+        # Subscriber changes not yet on the PC: applied when the next offer is made.
+        self._wanted: dict[tuple[str, str], TrackHub] = {}
+        self._to_stop: list[RTCRtpTransceiver] = []
+        self._stopped_mids: set[str] = set()  # subscriber m-lines offered as rejected
         self._renegotiate_needed = False
+        self._offer: _SubscribeOffer | None = None
+        self._answer_timer: asyncio.TimerHandle | None = None
+        self._late_answers = 0  # answers still to come for offers already answered (resent)
+        self.negotiation_timeouts = 0
+        self.stale_answers = 0
         self._early_candidates: dict[PcName, list[dict[str, object]]] = {
             "publisher": [],
             "subscriber": [],
@@ -185,6 +216,9 @@ class Participant:
                 for (pid, tid), s in self._subs.items()
             },
             "dropped_candidates": self.dropped_candidates,
+            "offers_sent": self.offers_sent,
+            "negotiation_timeouts": self.negotiation_timeouts,
+            "stale_answers": self.stale_answers,
         }
 
     def data_stats(self) -> dict[str, int]:
@@ -264,7 +298,8 @@ class Participant:
 
         Each m-line the client sends on becomes a published track, keyed by the track id of its
         msid; m-lines that stopped sending are unpublished. ``sources`` optionally maps track ids
-        to ``camera``/``microphone``/``screen``.
+        to ``camera``/``microphone``/``screen``. The answer does not wait for the other
+        participants: they are renegotiated in the background.
         """
         self._check_open()
         if not self.can_publish and not _may_be_data_only(sdp):
@@ -274,85 +309,108 @@ class Participant:
             raise Forbidden("this participant may not publish media")
         async with self._pub_lock:
             self._check_open()
-            pc = self._pub_pc
-            if pc.signalingState != "stable":
-                raise SdpRejected(f"publisher is in signaling state {pc.signalingState}")
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=checked.sdp, type="offer"))
-            except Exception as exc:
-                raise SdpRejected(f"offer not applicable: {exc}") from None
-            sections = {s.mid: s for s in checked.sections}
-            sending: dict[str, tuple[RTCRtpTransceiver, RTCRtpCodecParameters, int | None]] = {}
-            for t in pc.getTransceivers():
-                # Tap each receiver now, before aiortc's connect task can start it (and its
-                # decoder): no await between setRemoteDescription and here.
-                if t.mid is not None and t.mid not in self._taps:
-                    self._taps[t.mid] = ReceiverTap(t.receiver)
-                codec = choose_codec(negotiated_codecs(t), self._settings)
-                if codec is None:
-                    raise SdpRejected(f"m-line {t.mid}: no codec both allowed and supported")
-                restrict_codecs(t, codec)
-                rtx = next((c for c in negotiated_codecs(t) if c.name.lower() == "rtx"), None)
-                section = sections.get(t.mid)
-                if section is None or not section.sends or t.mid is None:
-                    continue
-                track_id = section.track_id or f"mid-{t.mid}"
-                sending[track_id] = (t, codec, rtx.payloadType if rtx else None)
-            self._configure_ice(pc)
-            try:
-                await pc.setLocalDescription(await pc.createAnswer())
-            except Exception as exc:
-                raise SdpRejected(f"cannot answer offer: {exc}") from None
-            self._start_timer("publisher", pc)
-            for item in self._early_candidates["publisher"]:
-                await self._apply_candidate("publisher", item)
-            self._early_candidates["publisher"].clear()
-            answer: str = pc.localDescription.sdp
-
-            removed: list[TrackHub] = []
-            for track_id, pub in list(self._published.items()):
-                now = sending.get(track_id)
-                if now is None or now[0] is not pub.transceiver:
-                    removed.append(pub.hub)
-                    del self._published[track_id]
-            added: list[TrackHub] = []
-            for track_id, (t, codec, rtx_pt) in sending.items():
-                if track_id in self._published:
-                    continue
-                kind: TrackKind = "video" if t.kind == "video" else "audio"
-                info = TrackInfo(
-                    id=track_id,
-                    kind=kind,
-                    muted=False,
-                    codec=codec.mimeType.split("/", 1)[-1],
-                    source=(sources or {}).get(track_id),
-                )
-                hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
-                assert t.mid is not None
-                hub.attach(self._taps[t.mid])
-                self._published[track_id] = _Published(hub, t)
-                added.append(hub)
-                logger.info(
-                    "participant %s/%s publishes %s track %s (%s)",
-                    self._room_name,
-                    self.id,
-                    kind,
-                    track_id,
-                    info.codec,
-                    extra=self._log_extra,
-                )
-        if removed:
-            await self._unpublish(removed)
-        if added:
-            await self._cb.published(self, added)
+            answer, sending = await self._answer_offer(checked)
+            added, removed = self._update_published(sending, sources or {})
+            # Events and the others' renegotiations go out now, without waiting for them.
+            if added or removed:
+                self._cb.tracks_changed(self, added, removed)
+            for hub in removed:
+                await hub.close()
         return answer
 
-    async def _unpublish(self, hubs: list[TrackHub]) -> None:
+    async def _answer_offer(self, checked: CheckedSdp) -> tuple[str, dict[str, _Sending]]:
+        """Step 1: apply the offer, pin each m-line's codec, answer; return what is sent."""
+        pc = self._pub_pc
+        if pc.signalingState != "stable":
+            raise SdpRejected(f"publisher is in signaling state {pc.signalingState}")
         try:
-            await self._cb.unpublished(self, hubs)
-        finally:
-            for hub in hubs:
-                await hub.close()
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=checked.sdp, type="offer"))
+        except Exception as exc:
+            raise SdpRejected(f"offer not applicable: {exc}") from None
+        sections = {s.mid: s for s in checked.sections}
+        rejected = rejected_mids(checked.sdp)
+        sending: dict[str, _Sending] = {}
+        offered = [t for t in pc.getTransceivers() if t.mid in sections]
+        for t in offered:
+            # Tap each receiver now, before aiortc's connect task can start it (and its
+            # decoder): no await between setRemoteDescription and here.
+            if t.mid is not None and t.mid not in self._taps and t.mid not in rejected:
+                self._taps[t.mid] = ReceiverTap(t.receiver)
+        for t in offered:
+            section = sections[t.mid]
+            if t.mid in rejected:
+                continue  # stopped by the client: no codec to pin, answered as rejected
+            codec = choose_codec(negotiated_codecs(t), self._settings)
+            if codec is None:
+                raise SdpRejected(f"m-line {t.mid}: no codec both allowed and supported")
+            restrict_codecs(t, codec)
+            rtx = next((c for c in negotiated_codecs(t) if c.name.lower() == "rtx"), None)
+            if section.sends and t.mid is not None:
+                track_id = section.track_id or f"mid-{t.mid}"
+                sending[track_id] = _Sending(t, codec, rtx.payloadType if rtx else None)
+        # A client that reuses a rejected m-line's slot for a new transceiver (Chromium does)
+        # must not have the new one mistaken for the stopped one.
+        release_recycled_mlines(pc)
+        self._configure_ice(pc)
+        try:
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            raise SdpRejected(f"cannot answer offer: {exc}") from None
+        for t in offered:
+            if t.mid in rejected and not t.stopped:
+                await self._stop_rejected(t)
+        self._start_timer("publisher", pc)
+        for item in self._early_candidates["publisher"]:
+            await self._apply_candidate("publisher", item)
+        self._early_candidates["publisher"].clear()
+        return reject_mlines(pc.localDescription.sdp, rejected), sending
+
+    async def _stop_rejected(self, transceiver: RTCRtpTransceiver) -> None:
+        tap = self._taps.pop(transceiver.mid or "", None)
+        if tap is not None:
+            tap.detach()
+        try:
+            await transceiver.stop()
+        except Exception as exc:
+            logger.debug("participant %s: stopping a rejected m-line: %r", self.id, exc)
+
+    def _update_published(
+        self, sending: dict[str, _Sending], sources: Mapping[str, str]
+    ) -> tuple[list[TrackHub], list[TrackHub]]:
+        """Step 2: a hub for each track now sent, none for a track no longer sent."""
+        removed: list[TrackHub] = []
+        for track_id, pub in list(self._published.items()):
+            now = sending.get(track_id)
+            if now is None or now.transceiver is not pub.transceiver:
+                removed.append(pub.hub)
+                del self._published[track_id]
+        added: list[TrackHub] = []
+        for track_id, (t, codec, rtx_pt) in sending.items():
+            if track_id in self._published:
+                continue
+            kind: TrackKind = "video" if t.kind == "video" else "audio"
+            info = TrackInfo(
+                id=track_id,
+                kind=kind,
+                muted=False,
+                codec=codec.mimeType.split("/", 1)[-1],
+                source=sources.get(track_id),
+            )
+            hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
+            assert t.mid is not None
+            hub.attach(self._taps[t.mid])
+            self._published[track_id] = _Published(hub, t)
+            added.append(hub)
+            logger.info(
+                "participant %s/%s publishes %s track %s (%s)",
+                self._room_name,
+                self.id,
+                kind,
+                track_id,
+                info.codec,
+                extra=self._log_extra,
+            )
+        return added, removed
 
     async def set_muted(self, track_id: str, muted: bool) -> TrackInfo:
         """Mute or unmute a published track; forwarding pauses while muted."""
@@ -368,17 +426,44 @@ class Participant:
 
     # ---------------------------------------------------------------- subscribing
 
-    async def subscribe(self, hub: TrackHub) -> bool:
-        """Add a sendonly transceiver for ``hub``'s track (the caller renegotiates)."""
+    def subscribe(self, hub: TrackHub) -> bool:
+        """Want ``hub``'s track: it goes on the PC with the next offer (the caller renegotiates).
+
+        Returns whether anything changed.
+        """
         key = (hub.publisher_id, hub.info.id)
         if (
             self._state is not ParticipantState.ACTIVE
             or not self.can_subscribe
             or hub.publisher_id == self.id
             or key in self._subs
+            or key in self._wanted
         ):
             return False
-        async with self._sub_lock:
+        self._wanted[key] = hub
+        return True
+
+    def unsubscribe(self, hub: TrackHub) -> bool:
+        """Stop receiving ``hub``'s track: its m-line is rejected in the next offer (the caller
+        renegotiates). Returns whether the PC has something to renegotiate."""
+        key = (hub.publisher_id, hub.info.id)
+        if self._wanted.pop(key, None) is not None:
+            return False  # never offered: the PC never knew about it
+        sub = self._subs.pop(key, None)
+        if sub is None:
+            return False
+        sub.hub.remove_leg(self.id)
+        sub.leg.close()
+        sub.transceiver.direction = "inactive"
+        if sub.transceiver.mid is not None:
+            self._stopped_mids.add(sub.transceiver.mid)
+        self._to_stop.append(sub.transceiver)
+        return True
+
+    def _attach_wanted(self) -> None:
+        """Put the wanted tracks on the PC: a sendonly transceiver and a leg each."""
+        wanted, self._wanted = self._wanted, {}
+        for key, hub in wanted.items():
             transceiver = add_send_transceiver(
                 self._sub_pc,
                 kind=hub.info.kind,
@@ -398,66 +483,145 @@ class Participant:
             leg.bind(tap)
             self._subs[key] = _Subscription(hub, leg, transceiver)
             hub.add_leg(leg)
-        return True
 
-    async def unsubscribe(self, hub: TrackHub) -> bool:
-        """Stop receiving ``hub``'s track: its m-line goes inactive (the caller renegotiates)."""
-        sub = self._subs.pop((hub.publisher_id, hub.info.id), None)
-        if sub is None:
-            return False
-        await self._drop_subscription(sub)
-        return True
-
-    async def _drop_subscription(self, sub: _Subscription) -> None:
-        sub.hub.remove_leg(self.id)
-        sub.leg.close()
-        sub.transceiver.direction = "inactive"
-        try:
-            # Stops the sender, which sends RTCP BYE: receivers end the track.
-            await sub.transceiver.stop()
-        except Exception as exc:
-            logger.debug(
-                "participant %s: stopping transceiver: %r", self.id, exc, extra=self._log_extra
-            )
+    async def _stop_dropped(self) -> None:
+        to_stop, self._to_stop = self._to_stop, []
+        for transceiver in to_stop:
+            try:
+                # Stops the sender, which sends RTCP BYE: receivers end the track.
+                await transceiver.stop()
+            except Exception as exc:
+                logger.debug(
+                    "participant %s: stopping transceiver: %r", self.id, exc, extra=self._log_extra
+                )
 
     async def renegotiate(self) -> None:
-        """Send a new subscriber offer, or queue one if an offer awaits its answer."""
+        """Offer the subscriber PC's current state; if an offer awaits its answer, the changes
+        go into the next offer (one negotiation in flight)."""
+        await self._offer_subscriber(follow_up=False)
+
+    async def _offer_subscriber(self, *, follow_up: bool) -> None:
+        """``follow_up``: after an answer, offer only what changed while it was awaited (and
+        nothing if another offer already went out meanwhile)."""
+        try:
+            await self._make_subscriber_offer(follow_up)
+        except Exception:
+            if self._state is ParticipantState.ACTIVE:
+                raise  # a closing participant's PC may close under the offer: not an error
+
+    async def _make_subscriber_offer(self, follow_up: bool) -> None:
         async with self._sub_lock:
             if self._state is not ParticipantState.ACTIVE:
                 return
             pc = self._sub_pc
+            await self._stop_dropped()
             if pc.signalingState == "have-local-offer":
-                self._renegotiate_needed = True
+                self._renegotiate_needed |= not follow_up
                 return
+            if follow_up and not (self._renegotiate_needed or self._wanted):
+                return
+            self._attach_wanted()
             if not pc.getTransceivers() and pc.sctp is None:
                 return
             self._renegotiate_needed = False
             self._configure_ice(pc)
             await pc.setLocalDescription(await pc.createOffer())
-            sdp: str = pc.localDescription.sdp
+            sdp = reject_mlines(pc.localDescription.sdp, self._stopped_mids)
             self.offers_sent += 1
+            self._offer = _SubscribeOffer(sdp, self.offers_sent)
             self._start_timer("subscriber", pc)
+            self._arm_answer_timer()
         self._cb.emit(SubscribeOffer(self.id, sdp))
 
+    def _arm_answer_timer(self) -> None:
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+        offer = self._offer
+        if offer is None:
+            return
+        self._answer_timer = asyncio.get_running_loop().call_later(
+            self._settings.subscriber_answer_timeout_s, self._answer_overdue, offer.number
+        )
+
+    def _answer_overdue(self, number: int) -> None:
+        """No answer in time: send the same offer again, or fail after the last retry."""
+        self._answer_timer = None
+        offer = self._offer
+        if offer is None or offer.number != number or self._state is not ParticipantState.ACTIVE:
+            return
+        if self._sub_lock.locked():  # an answer is being applied right now
+            self._arm_answer_timer()
+            return
+        self.negotiation_timeouts += 1
+        timeout = self._settings.subscriber_answer_timeout_s
+        if offer.resent >= self._settings.subscriber_offer_retries:
+            logger.warning(
+                "participant %s/%s: subscribe offer %d unanswered after %d tries of %.1f s",
+                self._room_name,
+                self.id,
+                number,
+                offer.resent + 1,
+                timeout,
+                extra=self._log_extra,
+            )
+            self._fail(f"subscriber negotiation stuck: offer {number} never answered")
+            return
+        offer.resent += 1
+        logger.warning(
+            "participant %s/%s: subscribe offer %d unanswered after %.1f s: sending it again "
+            "(%d of %d)",
+            self._room_name,
+            self.id,
+            number,
+            timeout,
+            offer.resent,
+            self._settings.subscriber_offer_retries,
+            extra=self._log_extra,
+        )
+        self._arm_answer_timer()
+        self._cb.emit(SubscribeOffer(self.id, offer.sdp))
+
     async def subscribe_answer(self, sdp: str) -> None:
-        """Apply the client's answer to the last subscriber offer."""
+        """Apply the client's answer to the pending subscriber offer.
+
+        A late answer to an offer that was sent again (its duplicate) is ignored and counted.
+        """
         self._check_open()
         checked = check_sdp(sdp, self._settings, "answer")
         async with self._sub_lock:
             self._check_open()
             pc = self._sub_pc
-            if pc.signalingState != "have-local-offer":
-                raise SdpRejected("no subscribe offer is waiting for an answer")
+            offer = self._offer
+            waiting = pc.signalingState == "have-local-offer" and offer is not None
+            if not waiting or not answer_fits_offer(offer.sdp if offer else "", checked.sdp):
+                if self._late_answers > 0:
+                    self._late_answers -= 1
+                    self.stale_answers += 1
+                    logger.info(
+                        "participant %s: late answer to an earlier subscribe offer ignored",
+                        self.id,
+                        extra=self._log_extra,
+                    )
+                    return
+                if not waiting:
+                    raise SdpRejected("no subscribe offer is waiting for an answer")
+                raise SdpRejected("answer does not match the pending subscribe offer")
+            assert offer is not None
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=checked.sdp, type="answer"))
             except Exception as exc:
                 raise SdpRejected(f"answer not applicable: {exc}") from None
+            if self._answer_timer is not None:
+                self._answer_timer.cancel()
+                self._answer_timer = None
+            self._offer = None
+            self._late_answers = offer.resent
             for item in self._early_candidates["subscriber"]:
                 await self._apply_candidate("subscriber", item)
             self._early_candidates["subscriber"].clear()
-            again = self._renegotiate_needed
+            again = self._renegotiate_needed or bool(self._wanted)
         if again:
-            await self.renegotiate()
+            await self._offer_subscriber(follow_up=True)
 
     # ---------------------------------------------------------------- ICE
 
@@ -526,18 +690,24 @@ class Participant:
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
+            if self._answer_timer is not None:
+                self._answer_timer.cancel()
+                self._answer_timer = None
             hubs = [p.hub for p in self._published.values()]
             self._published.clear()
             if hubs:
                 try:
-                    await self._unpublish(hubs)
+                    self._cb.tracks_changed(self, [], hubs)
                 except Exception:
                     logger.exception(
                         "participant %s: unpublishing failed", self.id, extra=self._log_extra
                     )
+                for hub in hubs:
+                    await hub.close()
             for tap in self._taps.values():
                 tap.detach()
             self._taps.clear()
+            self._wanted.clear()
             subs = list(self._subs.values())
             self._subs.clear()
             for sub in subs:

@@ -2,7 +2,8 @@
 
 The room is the only place that knows every participant: when one publishes, it subscribes the
 others and renegotiates them; when a track goes (unpublished, publisher left or failed), it
-unsubscribes them. It reports to signaling through ``on_event`` only.
+unsubscribes them. The others renegotiate concurrently, in the background: the publisher's answer
+never waits for them. It reports to signaling through ``on_event`` only.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ class Room:
         self._guard = StunGuard()
         self._tasks = TaskOwner()
         self._closed = False
+        self._retired_timeouts = 0
         self._callbacks = ParticipantCallbacks(
             emit=self._emit,
-            published=self._published,
-            unpublished=self._unpublished,
+            tracks_changed=self._tracks_changed,
             failed=self._failed,
             closed=self._participant_closed,
         )
@@ -76,6 +77,12 @@ class Room:
     def data(self) -> RoomData | None:
         """The DataChannel relay (None when the room was made without ``data`` settings)."""
         return self._data
+
+    @property
+    def negotiation_timeouts(self) -> int:
+        """Subscriber offers left unanswered past their timeout (each resent, or failed)."""
+        live = sum(p.negotiation_timeouts for p in self._participants.values())
+        return self._retired_timeouts + live
 
     @property
     def malformed_stun_packets(self) -> int:
@@ -134,7 +141,7 @@ class Room:
                 if other is participant:
                     continue
                 for hub in other.published_hubs():
-                    subscribed |= await participant.subscribe(hub)
+                    subscribed |= participant.subscribe(hub)
             if subscribed:
                 await participant.renegotiate()
         return participant
@@ -164,31 +171,26 @@ class Room:
                 "room %s: event listener failed on %s", self.name, event, extra={"room": self.name}
             )
 
-    async def _published(self, publisher: Participant, hubs: list[TrackHub]) -> None:
-        for hub in hubs:
+    def _tracks_changed(
+        self, publisher: Participant, added: list[TrackHub], removed: list[TrackHub]
+    ) -> None:
+        """Announce the changes, update everyone's subscriptions, and renegotiate each changed
+        participant in its own task: nothing here waits for a subscriber."""
+        for hub in added:
             self._emit(TrackPublished(publisher.id, hub.info))
-        others = [] if self._closed else list(self._participants.values())
-        for other in others:
-            if other is publisher:
-                continue
-            subscribed = False
-            for hub in hubs:
-                subscribed |= await other.subscribe(hub)
-            if subscribed:
-                await other.renegotiate()
-
-    async def _unpublished(self, publisher: Participant, hubs: list[TrackHub]) -> None:
         # While the room closes, every participant is closing too: no renegotiation.
         others = [] if self._closed else list(self._participants.values())
         for other in others:
             if other is publisher:
                 continue
-            removed = False
-            for hub in hubs:
-                removed |= await other.unsubscribe(hub)
-            if removed:
-                await other.renegotiate()
-        for hub in hubs:
+            changed = False
+            for hub in removed:
+                changed |= other.unsubscribe(hub)
+            for hub in added:
+                changed |= other.subscribe(hub)
+            if changed:
+                self._tasks.spawn(other.renegotiate(), f"renegotiate-{other.id}")
+        for hub in removed:
             self._emit(TrackUnpublished(publisher.id, hub.info))
 
     def _failed(self, participant: Participant, reason: str) -> None:
@@ -197,6 +199,7 @@ class Room:
 
     def _participant_closed(self, participant: Participant) -> None:
         if self._participants.get(participant.id) is participant:
+            self._retired_timeouts += participant.negotiation_timeouts
             del self._participants[participant.id]
             if self._data is not None:
                 self._data.detach(participant.id)

@@ -27,6 +27,10 @@ class MediaSettings:
     """Accept remote ``*.local`` (mDNS) candidates; aioice resolves them by multicast."""
     connect_timeout_s: float = 20.0
     """A PeerConnection not connected this long after its negotiation started has failed."""
+    subscriber_answer_timeout_s: float = 10.0
+    """A subscriber offer unanswered this long is sent again (the client may have lost it)."""
+    subscriber_offer_retries: int = 2
+    """How many times an unanswered subscriber offer is sent again before the participant fails."""
 
     # limits
     max_sdp_bytes: int = 32768
@@ -58,6 +62,8 @@ class MediaSettings:
             raise ValueError(f"invalid UDP port range {self.udp_port_min}-{self.udp_port_max}")
         if self.keyframe_request_interval_s < 0:
             raise ValueError("keyframe_request_interval_s must be >= 0")
+        if self.subscriber_answer_timeout_s <= 0 or self.subscriber_offer_retries < 0:
+            raise ValueError("invalid subscriber answer timeout or retry count")
         if self.max_tracks_per_participant < 0 or self.max_mlines < 1:
             raise ValueError("invalid track or m-line limit")
         if not self.codecs:

@@ -194,6 +194,17 @@ class Config:
     keyframe_request_interval_s: float = _setting(
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
+    subscriber_answer_timeout_s: float = _setting(
+        10.0,
+        "A subscriber offer unanswered this long is sent again (the client may have lost it).",
+        minimum=0.1,
+    )
+    subscriber_offer_retries: int = _setting(
+        2,
+        "How many times an unanswered subscriber offer is sent again before the participant "
+        "fails (its client gets an error and the close code for failed media).",
+        minimum=0,
+    )
 
     # --- data channels ----------------------------------------------------------------------
     data_max_message_bytes: int = _setting(

@@ -71,6 +71,8 @@ def media_settings(config: Config) -> MediaSettings:
         max_tracks_per_participant=config.max_tracks_per_participant,
         codecs=config.codecs,
         keyframe_request_interval_s=config.keyframe_request_interval_s,
+        subscriber_answer_timeout_s=config.subscriber_answer_timeout_s,
+        subscriber_offer_retries=config.subscriber_offer_retries,
     )
 
 
@@ -129,13 +131,20 @@ class MediaGateway:
         self._adding: dict[tuple[str, str], asyncio.Task[Participant]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed_data_failures = 0
+        self._closed_negotiation_timeouts = 0
 
     def data_failures(self) -> int:
         """DataChannel messages whose handling raised and was contained (ever, this node)."""
         live = sum(r.data.failures for r in self._rooms.values() if r.data is not None)
         return self._closed_data_failures + live
 
+    def negotiation_timeouts(self) -> int:
+        """Subscriber offers left unanswered past their timeout (ever, this node)."""
+        live = sum(r.negotiation_timeouts for r in self._rooms.values())
+        return self._closed_negotiation_timeouts + live
+
     def _retire(self, media_room: MediaRoom) -> None:
+        self._closed_negotiation_timeouts += media_room.negotiation_timeouts
         if media_room.data is not None:
             self._closed_data_failures += media_room.data.failures
 

@@ -26,7 +26,14 @@ CONNECTION_STATES = ("new", "connecting", "connected", "disconnected", "failed",
 CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 HEALTH = ("ok", "warn", "bad")
 KINDS = ("audio", "video")
-FAILURE_PLACES = ("ws_write", "feed", "stats_sample", "data_message", "http_refused")
+FAILURE_PLACES = (
+    "ws_write",
+    "feed",
+    "stats_sample",
+    "data_message",
+    "http_refused",
+    "subscriber_answer_timeout",
+)
 LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25)
@@ -94,6 +101,7 @@ class _StateCollector:
             **server.failures,
             "stats_sample": self._stats.participant_failures,
             "data_message": server.media.data_failures(),
+            "subscriber_answer_timeout": server.media.negotiation_timeouts(),
         }
         for where in sorted({*FAILURE_PLACES, *counts}):
             failures.add_metric([where], counts.get(where, 0))

@@ -12,6 +12,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
 
 from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
+from relayroom.media.sdp_rewrite import rejected_mids
 from tests.media.client import ReceivedTrack, Subscriber, wait_for
 from tests.media.conftest import Harness
 
@@ -76,11 +77,11 @@ async def test_publisher_leaving_ends_tracks_and_renegotiates_cleanly(harness: H
         lambda: len(sub.tracks) == 3 and all(t.frames for t in sub.tracks.values()), 10
     )
     answers_before = sub.answers
+    alice_tracks = [t for t in sub.tracks.values() if sub.stream_id(t) == "alice"]
+    assert len(alice_tracks) == 2
 
     await harness.room.remove_participant("alice", "left")
     await pub.close()
-    alice_tracks = [t for t in sub.tracks.values() if sub.stream_id(t) == "alice"]
-    assert len(alice_tracks) == 2
     assert await wait_for(lambda: all(t.ended_at is not None for t in alice_tracks), 5)
     assert await wait_for(lambda: sub.answers > answers_before, 5)
     unpublished = harness.events_of(TrackUnpublished)
@@ -93,9 +94,10 @@ async def test_publisher_leaving_ends_tracks_and_renegotiates_cleanly(harness: H
     assert await wait_for(lambda: len(carol.frames) > count + 20, 5)
     assert_in_order(carol)
     assert not sub.negotiation_errors
-    # the m-lines of alice's tracks are inactive in the last offer
+    # the m-lines of alice's tracks are rejected in the last offer: inactive, port 0, unbundled
     last_offer = [e for e in harness.events_of(SubscribeOffer) if e.participant_id == "bob"][-1]
     assert last_offer.sdp.count("a=inactive") == 2
+    assert len(rejected_mids(last_offer.sdp)) == 2
     await other.close()
 
 
