@@ -1,14 +1,11 @@
 // Video call page: local preview, a grid of remote videos with names, mute, device picker,
 // screen share, leave. Joins with camera and microphone, microphone only, or to watch only:
 // a machine without a camera (or a page without camera access) can still take part.
-import { fetchDevToken } from "./signaling.js";
+import { $, joinToken, prefillFromAddress } from "./page.js";
 import { RoomClient } from "./room.js";
 import { describeMediaError, mediaAccess } from "./media-access.js";
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(window.location.search);
-if (params.get("room")) $("room").value = params.get("room");
-if (params.get("name")) $("name").value = params.get("name");
+const params = prefillFromAddress();
 if (params.get("mode")) selectMode(params.get("mode"));
 
 let client = null;
@@ -231,7 +228,7 @@ async function join(event) {
     $("local-video").srcObject = localStream;
     $("grid").querySelector(".tile.local").hidden = !localStream?.getVideoTracks().length;
     $("status").textContent = "Joining…";
-    const token = $("token").value.trim() || (await fetchDevToken(room, name)).token;
+    const token = await joinToken(room, name);
     client = new RoomClient();
     client.addEventListener("track", (e) => onRemoteTrack(e.detail));
     client.addEventListener("trackended", (e) => onTrackEnded(e.detail));

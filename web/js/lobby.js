@@ -1,10 +1,8 @@
 // Lobby page: join a room and list its participants live.
-import { SignalingClient, fetchDevToken } from "./signaling.js";
+import { $, joinToken, prefillFromAddress } from "./page.js";
+import { SignalingClient } from "./signaling.js";
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(window.location.search);
-if (params.get("room")) $("room").value = params.get("room");
-if (params.get("name")) $("name").value = params.get("name");
+prefillFromAddress();
 
 let client = null;
 
@@ -26,7 +24,7 @@ $("join-form").addEventListener("submit", async (event) => {
   const name = $("name").value.trim();
   $("status").textContent = "Joining…";
   try {
-    const token = $("token").value.trim() || (await fetchDevToken(room, name)).token;
+    const token = await joinToken(room, name);
     client = new SignalingClient();
     client.addEventListener("participants", (e) => render(e.detail));
     client.addEventListener("reconnecting", (e) => {

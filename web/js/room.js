@@ -1,3 +1,4 @@
+// @ts-check
 // relayroom room client: signaling plus the two PeerConnections of an SFU room.
 // The client offers on its publisher PC; the server offers on the subscriber PC and
 // renegotiates it whenever tracks come and go. Events (CustomEvent detail):
@@ -10,80 +11,164 @@
 // relayed DataChannel message, "datasync" {reason, count} before a replay of the room's
 // persistent topics (reason "join", or "resync" after this client fell too far behind: reset
 // persistent state), "dataerror" {code, message} when the relay refused something we sent.
-// See docs/datachannels.md.
+// See docs/datachannels.md and docs/client.md.
+import { DataOutbox, encodeDataMessage } from "./data-batch.js";
+import { Emitter } from "./emitter.js";
+import { parseDataFrame } from "./messages.js";
 import { SignalingClient } from "./signaling.js";
 import { StatsReporter } from "./stats-reporter.js";
 
-const DATA_LABELS = ["reliable", "lossy"];
-const DATA_QUEUE_MAX = 1000; // messages kept while the channels open
-const DATA_BATCH_MAX_BYTES = 1100; // one SCTP chunk: the relay's cost is per packet
+/**
+ * @typedef {import("./messages.js").Participant} Participant
+ * @typedef {import("./messages.js").TrackInfo} TrackInfo
+ * @typedef {import("./messages.js").Joined} Joined
+ * @typedef {import("./messages.js").DataMessage} DataMessage
+ * @typedef {import("./messages.js").DataSync} DataSync
+ * @typedef {import("./signaling.js").TokenSource} TokenSource
+ * @typedef {import("./signaling.js").SignalingEventMap} SignalingEventMap
+ */
 
-export class RoomClient extends EventTarget {
-  constructor(signalingUrl, { data = false } = {}) {
+/**
+ * Events of a RoomClient; the payload is the CustomEvent's detail.
+ * @typedef {object} RoomEventMap
+ * @property {Participant[]} participants the live list, this client included
+ * @property {SignalingEventMap["participant_joined"]} participant_joined
+ * @property {SignalingEventMap["participant_left"]} participant_left
+ * @property {SignalingEventMap["participant_connection"]} participant_connection another
+ *   participant's WebSocket dropped (`reconnecting`: its media keeps flowing, it may resume) or
+ *   came back (`connected`)
+ * @property {SignalingEventMap["track_published"]} track_published
+ * @property {SignalingEventMap["track_unpublished"]} track_unpublished
+ * @property {SignalingEventMap["track_muted"]} track_muted
+ * @property {{participantId: string, track: MediaStreamTrack, stream: MediaStream}} track a
+ *   remote track arrived; `stream` gathers all of that participant's tracks
+ * @property {{participantId: string, trackId: string}} trackended a remote track is gone
+ * @property {SignalingEventMap["reconnecting"]} reconnecting
+ * @property {{resumed: boolean}} reconnected `resumed: false` follows a `reset`
+ * @property {{}} reset a reconnect could not resume: new PeerConnections, remote media starts
+ *   over (tracks arrive again), the local stream is published again; screen shares are not
+ * @property {SignalingEventMap["close"]} close final
+ * @property {DataMessage} data a relayed DataChannel message
+ * @property {DataSync} datasync a replay of the room's persistent topics follows
+ * @property {{code: string, message: string}} dataerror the relay refused something we sent
+ */
+
+/**
+ * @typedef {object} RoomClientOptions
+ * @property {boolean} [data] open the `reliable` and `lossy` DataChannels at join (false)
+ * @property {import("./signaling.js").SignalingOptions} [signaling] reconnect settings
+ */
+
+const DATA_LABELS = /** @type {const} */ (["reliable", "lossy"]);
+
+/**
+ * A participant in an SFU room: join, publish local tracks, receive the others' tracks, send and
+ * receive data, reconnect.
+ * @extends {Emitter<RoomEventMap>}
+ */
+export class RoomClient extends Emitter {
+  /**
+   * @param {string} [signalingUrl] ws(s)://host:port/ws (default: the page's own server)
+   * @param {RoomClientOptions} [options]
+   */
+  constructor(signalingUrl, { data = false, signaling } = {}) {
     super();
     this.dataEnabled = data;
-    this.dataChannels = {}; // label -> RTCDataChannel (publisher PC, outgoing)
-    this._dataPending = { reliable: [], lossy: [] };
+    /** @type {Partial<Record<"reliable" | "lossy", RTCDataChannel>>} outgoing, on the publisher PC */
+    this.dataChannels = {};
+    /** @private */
+    this._outbox = new DataOutbox();
+    /** @private */
     this._dataFlushQueued = false;
-    this.signaling = new SignalingClient(signalingUrl);
+    this.signaling = new SignalingClient(signalingUrl, signaling);
+    /** @type {RTCPeerConnection | null} sends our tracks and DataChannels */
     this.publisher = null;
+    /** @type {RTCPeerConnection | null} receives the others' (the server offers it) */
     this.subscriber = null;
-    this.remoteStreams = new Map(); // participant id -> MediaStream
-    this.remoteMuted = new Set(); // ids of others' tracks muted by their publisher
+    /** @type {Map<string, MediaStream>} participant id -> their tracks */
+    this.remoteStreams = new Map();
+    /** @type {Set<string>} ids of others' tracks muted by their publisher */
+    this.remoteMuted = new Set();
+    /** @private */
     this._subscriberQueue = Promise.resolve();
+    /**
+     * @private
+     * @type {Promise<void>}
+     */
     this._publisherQueue = Promise.resolve();
+    /** @type {MediaStream | null} */
     this.localStream = null;
-    this._extraTracks = new Map(); // track id -> {track, stream}: published after the first offer
+    /**
+     * Published after the first offer (screen shares).
+     * @private
+     * @type {Map<string, {track: MediaStreamTrack, stream: MediaStream}>}
+     */
+    this._extraTracks = new Map();
     this.stats = new StatsReporter(this); // getStats() summary to the server every 2 s
-    for (const type of ["participants", "close", "participant_joined", "participant_left",
-      "track_published", "track_unpublished", "track_muted", "reconnecting",
-      "participant_connection"]) {
-      this.signaling.addEventListener(type, (e) => this._forward(type, e.detail));
+    const forwarded = /** @type {const} */ (["participants", "close", "participant_joined",
+      "participant_left", "track_published", "track_unpublished", "track_muted", "reconnecting",
+      "participant_connection"]);
+    for (const type of forwarded) {
+      this.signaling.on(type, (detail) => this.emit(type, /** @type {any} */ (detail)));
     }
-    this.signaling.addEventListener("subscribe_offer", (e) => {
+    this.signaling.on("subscribe_offer", ({ sdp }) => {
       // One negotiation at a time, in arrival order.
       this._subscriberQueue = this._subscriberQueue
-        .then(() => this._answerSubscribeOffer(e.detail.sdp))
+        .then(() => this._answerSubscribeOffer(sdp))
         .catch((error) => console.error("subscriber negotiation failed", error));
     });
-    this.signaling.addEventListener("participant_left", (e) => {
-      this.remoteStreams.delete(e.detail.participant_id);
+    this.signaling.on("participant_left", ({ participant_id }) => {
+      this.remoteStreams.delete(participant_id);
     });
-    for (const type of ["track_published", "track_muted", "track_unpublished"]) {
-      this.signaling.addEventListener(type, (e) => {
-        const track = e.detail.track;
+    for (const type of /** @type {const} */ (["track_published", "track_muted", "track_unpublished"])) {
+      this.signaling.on(type, ({ track }) => {
         if (track?.muted && type !== "track_unpublished") this.remoteMuted.add(track.id);
         else if (track) this.remoteMuted.delete(track.id);
       });
     }
-    this.signaling.addEventListener("reconnected", (e) => this._onReconnected(e.detail));
-    this.signaling.addEventListener("error", (e) => {
-      if (e.detail.ref === undefined) this._forward("dataerror", e.detail);
+    this.signaling.on("reconnected", (detail) => this._onReconnected(detail));
+    this.signaling.on("error", (detail) => {
+      if (detail.ref === undefined) this.emit("dataerror", { code: detail.code, message: detail.message });
     });
   }
 
+  /**
+   * @private
+   * @param {{resumed: boolean}} detail
+   */
   async _onReconnected({ resumed }) {
     if (!resumed) {
       // A new participant on the server: new PeerConnections, publish again.
       this.close();
       this.remoteStreams.clear();
-      this._forward("reset", {});
+      this.emit("reset", {});
       this._newSubscriber();
       if (this.dataEnabled) await this._openData();
       if (this.localStream) await this.publish(this.localStream);
       this._extraTracks.clear(); // the page stops its screen share on "reset"
     }
-    this._forward("reconnected", { resumed });
+    this.emit("reconnected", { resumed });
   }
 
+  /** This participant, once joined. */
   get self() {
     return this.signaling.self;
   }
 
+  /** Everyone in the room by id, this client included. */
   get participants() {
     return this.signaling.participants;
   }
 
+  /**
+   * Join a room: the WebSocket, the `join`, the subscriber PeerConnection (and the DataChannels
+   * with `data: true`). Others' tracks then arrive as `track` events. Rejects with a
+   * SignalingError (`unauthorized`, `forbidden`, `room_full`, ...) or an Error when unreachable.
+   * @param {string} room
+   * @param {TokenSource} token a JWT, or an async function returning one (used again on reconnect)
+   * @param {string} [name] display name (overrides the token's)
+   * @returns {Promise<Joined>}
+   */
   async join(room, token, name) {
     const joined = await this.signaling.join(room, token, name);
     for (const { track } of joined.tracks || []) if (track.muted) this.remoteMuted.add(track.id);
@@ -93,29 +178,39 @@ export class RoomClient extends EventTarget {
     return joined;
   }
 
-  /** Publish the tracks of a local MediaStream (camera and microphone). */
+  /**
+   * Publish the tracks of a local MediaStream (camera and microphone); kept, and published again
+   * after a reconnect that could not resume.
+   * @param {MediaStream} stream
+   * @returns {Promise<void>}
+   */
   async publish(stream) {
+    const pc = this._publisherPc();
     this.localStream = stream;
     // With data on, the publisher PC already carries the DataChannels: renegotiate it.
-    if (!this.publisher) this.publisher = this._newPc("publisher");
     for (const track of stream.getTracks()) {
-      this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
     await this._offerPublisher();
   }
 
-  /** Add one more track (a screen share) to a live call: a new transceiver and a renegotiation. */
+  /**
+   * Add one more track (a screen share) to a live call: a new transceiver and a renegotiation.
+   * @param {MediaStreamTrack} track
+   * @param {MediaStream} stream
+   * @returns {Promise<void>}
+   */
   async publishTrack(track, stream) {
-    if (!this.publisher) this.publisher = this._newPc("publisher");
+    const pc = this._publisherPc();
     // Reuse a transceiver left inactive by unpublishTrack, else add one.
-    const idle = this.publisher.getTransceivers().find((t) => t.direction === "inactive"
-      && !t.stopped && t.receiver.track.kind === track.kind);
+    const idle = pc.getTransceivers().find((t) => t.direction === "inactive"
+      && t.currentDirection !== "stopped" && t.receiver.track.kind === track.kind);
     if (idle) {
       await idle.sender.replaceTrack(track);
       idle.sender.setStreams(stream);
       idle.direction = "sendonly";
     } else {
-      this.publisher.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
     this._extraTracks.set(track.id, { track, stream });
     await this._offerPublisher();
@@ -124,6 +219,8 @@ export class RoomClient extends EventTarget {
   /**
    * Stop sending a track added with publishTrack: its transceiver goes inactive (the m-line
    * stays, so a later share can reuse it), then renegotiate.
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<void>}
    */
   async unpublishTrack(track) {
     this._extraTracks.delete(track.id);
@@ -134,7 +231,13 @@ export class RoomClient extends EventTarget {
     await this._offerPublisher();
   }
 
-  /** Send `fresh` instead of `old` (another camera or microphone): no renegotiation needed. */
+  /**
+   * Send `fresh` instead of `old` (another camera or microphone): no renegotiation needed.
+   * Throws when `old` is not being sent.
+   * @param {MediaStreamTrack} old
+   * @param {MediaStreamTrack} fresh
+   * @returns {Promise<void>}
+   */
   async replaceTrack(old, fresh) {
     const sender = this.publisher?.getSenders().find((s) => s.track === old);
     if (!sender) throw new Error("that track is not being sent");
@@ -145,13 +248,16 @@ export class RoomClient extends EventTarget {
    * Send a DataChannel message to the room (or to the participant ids in `to`). `lossy` uses the
    * unordered, no-retransmit channel (cursors and such). Messages sent in the same task go as one
    * batch. Returns false when the message was dropped (too many waiting for the channel).
+   * Throws a TypeError for an empty topic or a payload JSON cannot encode.
+   * @param {string} topic
+   * @param {unknown} payload any JSON value
+   * @param {{to?: string[], lossy?: boolean}} [options]
+   * @returns {boolean}
    */
   sendData(topic, payload, { to, lossy = false } = {}) {
-    const message = { topic, payload };
-    if (to) message.to = to;
-    const pending = this._dataPending[lossy ? "lossy" : "reliable"];
-    if (pending.length >= DATA_QUEUE_MAX) return false;
-    pending.push(JSON.stringify(message));
+    if (!this._outbox.push(lossy ? "lossy" : "reliable", encodeDataMessage(topic, payload, to))) {
+      return false;
+    }
     if (!this._dataFlushQueued) {
       this._dataFlushQueued = true;
       queueMicrotask(() => this._flushData());
@@ -159,36 +265,43 @@ export class RoomClient extends EventTarget {
     return true;
   }
 
+  /** @private */
   _flushData() {
     this._dataFlushQueued = false;
     for (const label of DATA_LABELS) {
       const channel = this.dataChannels[label];
-      const pending = this._dataPending[label];
-      if (!channel || channel.readyState !== "open" || !pending.length) continue;
-      while (pending.length) {
-        const batch = [pending.shift()];
-        let size = batch[0].length;
-        while (pending.length && size + pending[0].length + 1 <= DATA_BATCH_MAX_BYTES) {
-          size += pending[0].length + 1;
-          batch.push(pending.shift());
-        }
-        channel.send(batch.length === 1 ? batch[0] : `[${batch.join(",")}]`);
-      }
+      if (!channel || channel.readyState !== "open") continue;
+      for (const frame of this._outbox.drain(label)) channel.send(frame);
     }
   }
 
+  /** @private */
   async _openData() {
-    if (!this.publisher) this.publisher = this._newPc("publisher");
-    this.dataChannels = {
-      reliable: this.publisher.createDataChannel("reliable", { ordered: true }),
-      lossy: this.publisher.createDataChannel("lossy", { ordered: false, maxRetransmits: 0 }),
+    const pc = this._publisherPc();
+    const channels = {
+      reliable: pc.createDataChannel("reliable", { ordered: true }),
+      lossy: pc.createDataChannel("lossy", { ordered: false, maxRetransmits: 0 }),
     };
-    for (const channel of Object.values(this.dataChannels)) {
+    this.dataChannels = channels;
+    for (const channel of Object.values(channels)) {
       channel.onopen = () => this._flushData();
     }
     await this._offerPublisher();
   }
 
+  /**
+   * @private
+   * @returns {RTCPeerConnection}
+   */
+  _publisherPc() {
+    if (!this.publisher) this.publisher = this._newPc("publisher");
+    return this.publisher;
+  }
+
+  /**
+   * @private
+   * @returns {Promise<void>}
+   */
   _offerPublisher() {
     // One publisher negotiation at a time: a screen share started mid-offer waits its turn.
     const run = this._publisherQueue.then(() => this._negotiatePublisher());
@@ -196,22 +309,29 @@ export class RoomClient extends EventTarget {
     return run;
   }
 
+  /** @private */
   async _negotiatePublisher() {
-    if (!this.publisher) return;
-    await this.publisher.setLocalDescription(await this.publisher.createOffer());
+    const pc = this.publisher;
+    if (!pc) return;
+    await pc.setLocalDescription(await pc.createOffer());
     const reply = await this.signaling.request({
       type: "publish_offer",
-      sdp: this.publisher.localDescription.sdp,
+      sdp: pc.localDescription?.sdp,
     });
-    await this.publisher.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
   }
 
-  /** Mute or unmute a local track: stop sending it and tell the room. */
+  /**
+   * Mute or unmute a local track: stop sending it and tell the room (`track_muted`).
+   * @param {MediaStreamTrack} track
+   * @param {boolean} muted
+   */
   setMuted(track, muted) {
     track.enabled = !muted;
     this.signaling.send({ type: "mute", track_id: track.id, muted });
   }
 
+  /** Leave the room for good: the others see us go at once. Local tracks are not stopped. */
   leave() {
     this.stats.stop();
     this.signaling.leave();
@@ -219,6 +339,7 @@ export class RoomClient extends EventTarget {
     this.close();
   }
 
+  /** Close both PeerConnections (leave() does it too). */
   close() {
     this.publisher?.close();
     this.subscriber?.close();
@@ -226,33 +347,29 @@ export class RoomClient extends EventTarget {
     this.dataChannels = {};
   }
 
+  /** @private */
   _newSubscriber() {
-    this.subscriber = this._newPc("subscriber");
-    this.subscriber.ontrack = (event) => this._onRemoteTrack(event);
-    this.subscriber.ondatachannel = (event) => {
+    const pc = this._newPc("subscriber");
+    this.subscriber = pc;
+    pc.ontrack = (event) => this._onRemoteTrack(event);
+    pc.ondatachannel = (event) => {
       const channel = event.channel;
       const lossy = channel.label === "lossy";
-      channel.onmessage = (e) => this._onData(e.data, lossy);
+      channel.onmessage = (e) => {
+        if (typeof e.data !== "string") return;
+        for (const { type, detail } of parseDataFrame(e.data, lossy)) {
+          if (type === "data") this.emit("data", detail);
+          else this.emit("datasync", detail);
+        }
+      };
     };
   }
 
-  _onData(text, lossy) {
-    let value;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return;
-    }
-    for (const m of Array.isArray(value) ? value : [value]) {
-      if (!m || typeof m !== "object") continue;
-      if (m.topic === "relay") {
-        if (m.payload?.op === "sync") this._forward("datasync", m.payload);
-        continue;
-      }
-      this._forward("data", { topic: m.topic, payload: m.payload, from: m.from, to: m.to, lossy });
-    }
-  }
-
+  /**
+   * @private
+   * @param {"publisher" | "subscriber"} role
+   * @returns {RTCPeerConnection}
+   */
   _newPc(role) {
     const pc = new RTCPeerConnection({ iceServers: this.signaling.iceServers });
     pc.onicecandidate = (event) => {
@@ -263,17 +380,25 @@ export class RoomClient extends EventTarget {
     return pc;
   }
 
+  /**
+   * @private
+   * @param {string} sdp
+   */
   async _answerSubscribeOffer(sdp) {
     const pc = this.subscriber;
     if (!pc) return;
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
-    this.signaling.send({ type: "subscribe_answer", sdp: pc.localDescription.sdp });
+    this.signaling.send({ type: "subscribe_answer", sdp: pc.localDescription?.sdp });
   }
 
+  /**
+   * @private
+   * @param {RTCTrackEvent} event
+   */
   _onRemoteTrack(event) {
     // The server labels each forwarded track with its publisher: msid "<participant id> <track id>".
-    const participantId = event.streams[0]?.id;
+    const participantId = event.streams[0]?.id ?? "";
     let stream = this.remoteStreams.get(participantId);
     if (!stream) {
       stream = new MediaStream();
@@ -283,18 +408,14 @@ export class RoomClient extends EventTarget {
     const trackId = event.track.id;
     event.track.addEventListener("ended", () => {
       stream.removeTrack(event.track);
-      this._forward("trackended", { participantId, trackId });
+      this.emit("trackended", { participantId, trackId });
     });
     event.streams[0]?.addEventListener("removetrack", (e) => {
       if (e.track === event.track) {
         stream.removeTrack(event.track);
-        this._forward("trackended", { participantId, trackId });
+        this.emit("trackended", { participantId, trackId });
       }
     });
-    this._forward("track", { participantId, track: event.track, stream });
-  }
-
-  _forward(type, detail) {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
+    this.emit("track", { participantId, track: event.track, stream });
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // relayroom signaling client: one WebSocket, protocol v1 (see docs/protocol.md).
 // Plain ES module, no dependencies. Events are dispatched as CustomEvent(type, {detail: msg})
 // for every server message type, plus "participants" (the live list), "reconnecting"
@@ -15,6 +16,49 @@
 // room at once; the resume window is for network loss only.
 
 import { Backoff } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { parseServerMessage } from "./messages.js";
+
+/**
+ * @typedef {import("./messages.js").Participant} Participant
+ * @typedef {import("./messages.js").TrackInfo} TrackInfo
+ * @typedef {import("./messages.js").Joined} Joined
+ * @typedef {import("./messages.js").ServerMessage} ServerMessage
+ */
+
+/**
+ * A token, or an async function that returns one (called again for each reconnect, so it can
+ * fetch a fresh token from the application).
+ * @typedef {string | (() => string | Promise<string>)} TokenSource
+ */
+
+/**
+ * Events of a SignalingClient (listen with `on(type, detail => ...)` or addEventListener; the
+ * payload is the CustomEvent's detail). Every other server message type is dispatched too, with
+ * the message as detail.
+ * @typedef {object} SignalingEventMap
+ * @property {Participant[]} participants the live list, this client included
+ * @property {{participant: Participant}} participant_joined
+ * @property {{participant_id: string, reason: string}} participant_left
+ * @property {{participant_id: string, state: "connected" | "reconnecting"}} participant_connection
+ * @property {{participant_id: string, track: TrackInfo}} track_published
+ * @property {{participant_id: string, track: TrackInfo}} track_unpublished
+ * @property {{participant_id: string, track: TrackInfo}} track_muted
+ * @property {{sdp: string}} subscribe_offer
+ * @property {{from: string, payload: unknown}} signal
+ * @property {{reason: string, retry_after_ms?: number}} reconnect
+ * @property {{code: string, message: string, ref?: number | string}} error
+ * @property {{attempt: number, delayMs: number}} reconnecting the connection dropped; the next
+ *   attempt starts in `delayMs` (or earlier, when the /healthz probe sees the server back)
+ * @property {{resumed: boolean, joined: Joined}} reconnected
+ * @property {{code: number, reason: string}} close final: no more reconnects
+ */
+
+/**
+ * @typedef {object} SignalingOptions
+ * @property {Backoff} [backoff] the reconnect delays (1 s doubling to 30 s, jittered)
+ * @property {boolean} [probe] probe `GET /healthz` while the server is unreachable (true)
+ */
 
 const PROBE_MIN_MS = 1500;
 const PROBE_MAX_MS = 2500;
@@ -25,21 +69,38 @@ const FINAL_REASONS = new Set(["left", "duplicate_identity", "removed", "room_cl
 
 export { backoffDelay } from "./backoff.js";
 
+/**
+ * The signaling URL of the server that served this page: ws(s)://host/ws.
+ * @param {{protocol: string, host: string}} [location]
+ * @returns {string}
+ */
 export function defaultSignalingUrl(location = window.location) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/ws`;
 }
 
-/** The reachability probe URL of a signaling URL: same host, `/healthz`. */
-export function healthUrl(signalingUrl) {
-  const url = new URL(signalingUrl, window.location.href);
+/**
+ * The reachability probe URL of a signaling URL: same host, `/healthz`.
+ * @param {string} signalingUrl
+ * @param {string} [base] resolves a relative URL (the page's address)
+ * @returns {string}
+ */
+export function healthUrl(signalingUrl, base = window.location.href) {
+  const url = new URL(signalingUrl, base);
   url.protocol = url.protocol === "wss:" ? "https:" : "http:";
   url.pathname = "/healthz";
   url.search = "";
   return url.toString();
 }
 
-/** Ask a dev-mode server for a token (POST /api/dev/token). */
+/**
+ * Ask a dev-mode server for a token (POST /api/dev/token on this page's origin). Production
+ * servers have no such route: tokens come from the application.
+ * @param {string} room
+ * @param {string} [name]
+ * @param {"sfu" | "p2p"} [mode]
+ * @returns {Promise<{token: string, identity: string, room: string}>}
+ */
 export async function fetchDevToken(room, name, mode) {
   let response;
   try {
@@ -63,40 +124,96 @@ export async function fetchDevToken(room, name, mode) {
   return response.json();
 }
 
+/** The server refused a request: `code` is the protocol's error code (docs/protocol.md). */
 export class SignalingError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
   constructor(code, message) {
     super(`${code}: ${message}`);
     this.code = code;
   }
 }
 
-export class SignalingClient extends EventTarget {
+/**
+ * One signaling session: connect, join a room, requests with replies, reconnect and resume.
+ * @extends {Emitter<SignalingEventMap>}
+ */
+export class SignalingClient extends Emitter {
+  /**
+   * @param {string} [url] ws(s)://host:port/ws (default: the page's own server)
+   * @param {SignalingOptions} [options]
+   */
   constructor(url = defaultSignalingUrl(), { backoff = new Backoff(), probe = true } = {}) {
     super();
     this.url = url;
+    /** @type {WebSocket | null} */
     this.ws = null;
+    /** @type {Participant | null} this session, once joined */
     this.self = null;
+    /** @type {{name: string, mode: "sfu" | "p2p"} | null} */
     this.room = null;
+    /** @type {Map<string, Participant>} everyone in the room by id, this client included */
     this.participants = new Map();
+    /** @type {{participant_id: string, track: TrackInfo}[]} tracks published when we joined */
     this.tracks = [];
+    /** @type {RTCIceServer[]} */
     this.iceServers = [];
+    /** @private */
     this._nextId = 1;
+    /**
+     * @private
+     * @type {Map<number, {resolve: (m: ServerMessage) => void, reject: (e: Error) => void,
+     *   timer: ReturnType<typeof setTimeout>}>}
+     */
     this._pending = new Map();
+    /**
+     * @private
+     * @type {ReturnType<typeof setInterval> | null}
+     */
     this._pingTimer = null;
+    /**
+     * @private
+     * @type {{room: string, token: TokenSource, name: string | undefined} | null}
+     */
     this._joinArgs = null;
+    /**
+     * @private
+     * @type {string | null}
+     */
     this._resumeToken = null;
+    /** @private */
     this._leaving = false;
+    /** @private */
     this._backoff = backoff;
+    /** @private */
     this._probeEnabled = probe;
-    this._retryTimer = null; // the one pending reconnect attempt, when waiting
+    /**
+     * The one pending reconnect attempt, when waiting.
+     * @private
+     * @type {ReturnType<typeof setTimeout> | null}
+     */
+    this._retryTimer = null;
+    /**
+     * @private
+     * @type {ReturnType<typeof setTimeout> | null}
+     */
     this._probeTimer = null;
-    this._attempting = false; // an attempt (connect + join) is in flight
-    this._earlyUsed = false; // the last attempt was started early by a probe, and failed
+    /** @private an attempt (connect + join) is in flight */
+    this._attempting = false;
+    /** @private the last attempt was started early by a probe, and failed */
+    this._earlyUsed = false;
+    /** Between a drop and the next successful join (or the final close). */
     this.reconnecting = false;
+    /** @private */
     this._onPageHide = () => this.leave();
   }
 
-  /** Open the WebSocket; resolves once it is open, rejects if it closes first. */
+  /**
+   * Open the WebSocket; resolves once it is open, rejects if it closes first.
+   * @returns {Promise<void>}
+   */
   connect() {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
@@ -120,6 +237,10 @@ export class SignalingClient extends EventTarget {
   /**
    * Join a room; resolves with the `joined` message. `token` is a JWT string or an async
    * function returning one (called again when a reconnect needs a fresh token).
+   * @param {string} room
+   * @param {TokenSource} token
+   * @param {string} [name] display name (overrides the token's)
+   * @returns {Promise<Joined>}
    */
   async join(room, token, name) {
     this._joinArgs = { room, token, name };
@@ -129,13 +250,19 @@ export class SignalingClient extends EventTarget {
     return joined;
   }
 
+  /**
+   * @private
+   * @returns {Promise<Joined>}
+   */
   async _join() {
+    if (!this._joinArgs) throw new Error("join() first");
     const { room, token, name } = this._joinArgs;
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) await this.connect();
     const jwt = typeof token === "function" ? await token() : token;
+    /** @type {{type: string, [field: string]: unknown}} */
     const message = { type: "join", room, token: jwt, name };
     if (this._resumeToken) message.resume = this._resumeToken;
-    const joined = await this.request(message);
+    const joined = /** @type {Joined} */ (await this.request(message));
     this._resumeToken = joined.resume_token;
     this.self = joined.participant;
     this.room = joined.room;
@@ -146,13 +273,19 @@ export class SignalingClient extends EventTarget {
     this._emitParticipants();
     // Application-level keepalive; the server also pings at the WebSocket level.
     const every = Math.max(5, (joined.heartbeat_s || 20) / 2) * 1000;
-    clearInterval(this._pingTimer);
+    clearInterval(this._pingTimer ?? undefined);
     this._pingTimer = setInterval(() => this.send({ type: "ping", ts: Date.now() }), every);
     this._backoff.up(Date.now());
     return joined;
   }
 
-  /** Send a message and wait for the reply that carries its id as `ref`. */
+  /**
+   * Send a message and wait for the reply that carries its id as `ref`; rejects with a
+   * SignalingError when the reply is an `error`, with an Error on timeout or disconnect.
+   * @param {{type: string, [field: string]: unknown}} message
+   * @param {number} [timeoutMs]
+   * @returns {Promise<ServerMessage>}
+   */
   request(message, timeoutMs = 10000) {
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
@@ -169,6 +302,11 @@ export class SignalingClient extends EventTarget {
     });
   }
 
+  /**
+   * Send a message if connected; false when not (nothing is queued).
+   * @param {{type: string, [field: string]: unknown}} message
+   * @returns {boolean}
+   */
   send(message) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(JSON.stringify(message));
@@ -187,20 +325,22 @@ export class SignalingClient extends EventTarget {
     this._stop();
   }
 
+  /** @private */
   _stop() {
-    clearInterval(this._pingTimer);
+    clearInterval(this._pingTimer ?? undefined);
     this._pingTimer = null;
   }
 
+  /**
+   * @private
+   * @param {string} text
+   */
   _onMessage(text) {
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    if (message.ref !== undefined && this._pending.has(message.ref)) {
-      const { resolve, reject, timer } = this._pending.get(message.ref);
+    const message = parseServerMessage(text);
+    if (!message) return;
+    const waiting = typeof message.ref === "number" ? this._pending.get(message.ref) : undefined;
+    if (waiting && typeof message.ref === "number") {
+      const { resolve, reject, timer } = waiting;
       clearTimeout(timer);
       this._pending.delete(message.ref);
       if (message.type === "error") reject(new SignalingError(message.code, message.message));
@@ -219,6 +359,11 @@ export class SignalingClient extends EventTarget {
     this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
   }
 
+  /**
+   * @private
+   * @param {WebSocket} ws
+   * @param {CloseEvent} event
+   */
   _onClose(ws, event) {
     if (ws !== this.ws) return; // a socket we already gave up on
     this.ws = null;
@@ -240,23 +385,32 @@ export class SignalingClient extends EventTarget {
     this._finish(event.code, event.reason);
   }
 
+  /**
+   * @private
+   * @param {number} code
+   * @param {string} reason
+   */
   _finish(code, reason) {
     this.reconnecting = false;
     window.removeEventListener("pagehide", this._onPageHide);
-    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
+    this.emit("close", { code, reason });
   }
 
-  /** Wait out the next backoff step, then attempt; never more than one pending attempt. */
+  /**
+   * Wait out the next backoff step, then attempt; never more than one pending attempt.
+   * @private
+   * @param {boolean} unreachable the server did not answer (probe /healthz meanwhile)
+   */
   _scheduleReconnect(unreachable) {
     if (this._leaving || this._retryTimer !== null || this._attempting) return;
     const delayMs = this._backoff.next();
     this.reconnecting = true;
-    this.dispatchEvent(new CustomEvent("reconnecting",
-      { detail: { attempt: this._backoff.attempt, delayMs } }));
+    this.emit("reconnecting", { attempt: this._backoff.attempt, delayMs });
     this._retryTimer = setTimeout(() => this._attempt(), delayMs);
     if (unreachable && this._probeEnabled && !this._earlyUsed) this._scheduleProbe();
   }
 
+  /** @private */
   _scheduleProbe() {
     const delay = PROBE_MIN_MS + Math.random() * (PROBE_MAX_MS - PROBE_MIN_MS);
     this._probeTimer = setTimeout(async () => {
@@ -271,12 +425,23 @@ export class SignalingClient extends EventTarget {
     }, delay);
   }
 
+  /**
+   * Whether the server answers HTTP again.
+   * @private
+   * @returns {Promise<boolean>}
+   */
   async _reachable() {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), PROBE_TIMEOUT_MS);
+    const url = healthUrl(this.url);
+    // An application on another origin gets no CORS headers from /healthz: its answer is opaque
+    // (status unreadable), but that an answer came at all says the server is back.
+    const crossOrigin = new URL(url).origin !== window.location.origin;
     try {
-      const response = await fetch(healthUrl(this.url), { cache: "no-store", signal: controller.signal });
-      return response.ok;
+      const response = await fetch(url, {
+        cache: "no-store", signal: controller.signal, mode: crossOrigin ? "no-cors" : "cors",
+      });
+      return response.ok || response.type === "opaque";
     } catch {
       return false;
     } finally {
@@ -284,12 +449,17 @@ export class SignalingClient extends EventTarget {
     }
   }
 
+  /** @private */
   _cancelRetry() {
-    clearTimeout(this._retryTimer);
-    clearTimeout(this._probeTimer);
+    clearTimeout(this._retryTimer ?? undefined);
+    clearTimeout(this._probeTimer ?? undefined);
     this._retryTimer = this._probeTimer = null;
   }
 
+  /**
+   * @private
+   * @param {boolean} [early] started by the probe, before the backoff step ran out
+   */
   async _attempt(early = false) {
     this._cancelRetry();
     if (this._leaving || this._attempting) return;
@@ -316,11 +486,12 @@ export class SignalingClient extends EventTarget {
     this._attempting = false;
     this._earlyUsed = false;
     this.reconnecting = false;
-    this.dispatchEvent(new CustomEvent("reconnected", { detail: { resumed: joined.resumed, joined } }));
+    this.emit("reconnected", { resumed: joined.resumed, joined });
   }
 
+  /** @private */
   _emitParticipants() {
-    this.dispatchEvent(new CustomEvent("participants", { detail: [...this.participants.values()] }));
+    this.emit("participants", [...this.participants.values()]);
   }
 }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // Browser-side stats: summarise the room's PeerConnections' getStats() and send the summary to
 // the server as a `stats` message, so the dashboard shows both ends of each connection.
 // Fields (all optional): rtt_ms, publisher_rtt_ms, subscriber_rtt_ms, candidate_type,
@@ -11,13 +12,22 @@
 
 const MAX_TRACKS = 16;
 
+/**
+ * @param {number | undefined | null} value
+ * @param {number} [digits]
+ * @returns {number | undefined}
+ */
 function round(value, digits = 1) {
   if (value === undefined || value === null || !Number.isFinite(value)) return undefined;
   const k = 10 ** digits;
   return Math.round(value * k) / k;
 }
 
-/** The selected candidate pair of a report: {rtt_ms, candidate_type}. */
+/**
+ * The selected candidate pair of a report: {rtt_ms, candidate_type}.
+ * @param {RTCStatsReport} report
+ * @returns {{rtt_ms?: number, candidate_type?: string}}
+ */
 export function selectedPair(report) {
   let pair = null;
   for (const stat of report.values()) {
@@ -37,7 +47,9 @@ export function selectedPair(report) {
   if (!pair) return {};
   const local = report.get(pair.localCandidateId);
   const remote = report.get(pair.remoteCandidateId);
+  /** @type {string[]} */
   const types = [local?.candidateType, remote?.candidateType].filter(Boolean);
+  /** @type {Record<string, number>} */
   const rank = { host: 0, prflx: 1, srflx: 2, relay: 3 };
   types.sort((a, b) => (rank[b] ?? 0) - (rank[a] ?? 0));
   return {
@@ -46,13 +58,37 @@ export function selectedPair(report) {
   };
 }
 
+/**
+ * What the reporter needs of a room client: its PeerConnections, the others' muted track ids and
+ * a way to send.
+ * @typedef {object} StatsSource
+ * @property {RTCPeerConnection | null} publisher
+ * @property {RTCPeerConnection | null} subscriber
+ * @property {Set<string>} remoteMuted
+ * @property {{send(message: {type: string, [field: string]: unknown}): boolean}} signaling
+ */
+
+/** Summarises getStats() of a room's PeerConnections and sends it every `intervalMs`. */
 export class StatsReporter {
-  /** @param {import("./room.js").RoomClient} room */
+  /**
+   * @param {StatsSource} room
+   * @param {{intervalMs?: number}} [options]
+   */
   constructor(room, { intervalMs = 2000 } = {}) {
     this.room = room;
     this.intervalMs = intervalMs;
+    /**
+     * @private
+     * @type {ReturnType<typeof setInterval> | null}
+     */
     this._timer = null;
-    this._previous = new Map(); // stat id -> {bytes, lost, received, t}
+    /**
+     * stat id -> {bytes, t}, "id/loss" -> {lost, received}
+     * @private
+     * @type {Map<string, any>}
+     */
+    this._previous = new Map();
+    /** @type {Record<string, any> | null} the last report sent */
     this.last = null;
   }
 
@@ -62,10 +98,11 @@ export class StatsReporter {
   }
 
   stop() {
-    clearInterval(this._timer);
+    if (this._timer !== null) clearInterval(this._timer);
     this._timer = null;
   }
 
+  /** @returns {Promise<Record<string, any>>} */
   async send() {
     const report = await this.collect();
     this.last = report;
@@ -73,6 +110,13 @@ export class StatsReporter {
     return report;
   }
 
+  /**
+   * @private
+   * @param {string} id
+   * @param {number} bytes
+   * @param {number} now
+   * @returns {number | undefined}
+   */
   _rate(id, bytes, now) {
     const before = this._previous.get(id);
     this._previous.set(id, { bytes, t: now });
@@ -80,8 +124,12 @@ export class StatsReporter {
     return ((bytes - before.bytes) * 8 * 1000) / (now - before.t);
   }
 
-  /** Ids of the remote tracks that should be playing: negotiated to receive, live, not muted. */
+  /**
+   * Ids of the remote tracks that should be playing: negotiated to receive, live, not muted.
+   * @returns {Set<string>}
+   */
   receivingTrackIds() {
+    /** @type {Set<string>} */
     const ids = new Set();
     const pc = this.room.subscriber;
     if (!pc || pc.connectionState === "closed") return ids;
@@ -95,22 +143,31 @@ export class StatsReporter {
     return ids;
   }
 
+  /** @returns {Promise<Record<string, any>>} */
   async collect() {
     const now = performance.now();
+    /** @type {Record<string, any>} */
     const out = { ts: Date.now() };
+    /** @type {Record<string, any>[]} */
     const tracks = [];
     let lostDelta = 0;
     let receivedDelta = 0;
     let bitrateIn = 0;
     let bitrateOut = 0;
+    /** @type {number[]} */
     const fpsIn = [];
+    /** @type {number[]} */
     const jitters = [];
+    /** @type {number[]} */
     const delays = [];
     let framesDecoded = 0;
     let framesDropped = 0;
+    /** @type {{width: number, height: number} | null} */
     let best = null;
     const receiving = this.receivingTrackIds();
-    for (const [role, pc] of [["publisher", this.room.publisher], ["subscriber", this.room.subscriber]]) {
+    /** @type {[string, RTCPeerConnection | null][]} */
+    const pcs = [["publisher", this.room.publisher], ["subscriber", this.room.subscriber]];
+    for (const [role, pc] of pcs) {
       if (!pc || pc.connectionState === "closed") continue;
       const report = await pc.getStats();
       const pair = selectedPair(report);
@@ -131,6 +188,7 @@ export class StatsReporter {
           const delayMs = stat.jitterBufferEmittedCount
             ? (stat.jitterBufferDelay / stat.jitterBufferEmittedCount) * 1000 : undefined;
           if (delayMs !== undefined) delays.push(delayMs);
+          /** @type {Record<string, any>} */
           const track = {
             track_id: stat.trackIdentifier, kind: stat.kind, direction: "in",
             packets_lost: lost, packets_received: received, bitrate_bps: round(rate, 0),

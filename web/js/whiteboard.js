@@ -9,13 +9,10 @@
 //   "ink" (reliable, not persisted): {id, color, width, points} the stroke being drawn, live
 //   "cursor" (lossy): {x, y, name, color}
 // window.board is the model (strokes in order, live ink, cursors), for people and tests.
-import { fetchDevToken } from "./signaling.js";
+import { $, joinToken, prefillFromAddress } from "./page.js";
 import { RoomClient } from "./room.js";
 
-const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(window.location.search);
-if (params.get("room")) $("room").value = params.get("room");
-if (params.get("name")) $("name").value = params.get("name");
+prefillFromAddress();
 
 const MAX_POINTS = 400; // per persisted message (stays far below the 16 KiB message limit)
 const INK_INTERVAL_MS = 50;
@@ -282,7 +279,7 @@ async function join(event) {
     const stream = withMedia
       ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } })
       : null;
-    const token = $("token").value.trim() || (await fetchDevToken(room, name)).token;
+    const token = await joinToken(room, name);
     client = new RoomClient(undefined, { data: true });
     client.addEventListener("data", (e) => {
       const { topic, payload, from } = e.detail;

@@ -1,4 +1,4 @@
-// Unit tests of web/js/backoff.js with Node's own test runner (run from tests/web/test_backoff_js.py).
+// Unit tests of web/js/backoff.js with Node's own test runner (run from tests/js/test_client_sdk.py).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 

@@ -1,0 +1,18 @@
+export { RoomClient } from "./room.js";
+export { StatsReporter } from "./stats-reporter.js";
+export type Participant = import("./messages.js").Participant;
+export type TrackInfo = import("./messages.js").TrackInfo;
+export type Joined = import("./messages.js").Joined;
+export type ServerMessage = import("./messages.js").ServerMessage;
+export type DataMessage = import("./messages.js").DataMessage;
+export type DataSync = import("./messages.js").DataSync;
+export type TokenSource = import("./signaling.js").TokenSource;
+export type SignalingEventMap = import("./signaling.js").SignalingEventMap;
+export type SignalingOptions = import("./signaling.js").SignalingOptions;
+export type RoomEventMap = import("./room.js").RoomEventMap;
+export type RoomClientOptions = import("./room.js").RoomClientOptions;
+export type BackoffOptions = import("./backoff.js").BackoffOptions;
+export { SignalingClient, SignalingError, defaultSignalingUrl, fetchDevToken, healthUrl } from "./signaling.js";
+export { Backoff, backoffCeiling, backoffDelay } from "./backoff.js";
+export { parseDataFrame, parseServerMessage } from "./messages.js";
+export { DATA_BATCH_MAX_BYTES, DATA_BATCH_MAX_MESSAGES, DATA_QUEUE_MAX, DataOutbox, encodeDataMessage, takeBatches } from "./data-batch.js";
