@@ -48,7 +48,7 @@ from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
 from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
 from .forwarding import Leg, TrackHub
 from .sdp_policy import CheckedSdp, candidate_line_allowed, check_sdp
-from .sdp_rewrite import answer_fits_offer, reject_mlines, rejected_mids
+from .sdp_rewrite import answer_fits_offer, bundle_tag, reject_mlines, rejected_mids
 from .settings import MediaSettings
 
 logger = logging.getLogger(__name__)
@@ -526,7 +526,10 @@ class Participant:
             self._renegotiate_needed = False
             self._configure_ice(pc)
             await pc.setLocalDescription(await pc.createOffer())
-            sdp = reject_mlines(pc.localDescription.sdp, self._stopped_mids)
+            sdp = pc.localDescription.sdp
+            # The BUNDLE-tag m-line stays, inactive: rejecting it (say, when the last track the
+            # participant received is gone) would take the shared transport down with it.
+            sdp = reject_mlines(sdp, self._stopped_mids - {bundle_tag(sdp)})
             self.offers_sent += 1
             self._offer = _SubscribeOffer(sdp, self.offers_sent)
             self._start_timer("subscriber", pc)
