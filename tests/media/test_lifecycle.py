@@ -144,8 +144,10 @@ def open_fds() -> int:
 
 
 def own_threads() -> int:
-    """Threads other than the shared executor's workers (bounded, reused): decoder threads."""
-    return sum(1 for t in threading.enumerate() if not t.name.startswith("ThreadPoolExecutor"))
+    """Threads other than executor workers (bounded, reused; asyncio's default executor names
+    them asyncio_N): decoder threads."""
+    shared = ("ThreadPoolExecutor", "asyncio_")
+    return sum(1 for t in threading.enumerate() if not t.name.startswith(shared))
 
 
 async def settle() -> None:
