@@ -176,6 +176,7 @@ class LegStats:
     keyframe_requests: int = 0
     nacks: int = 0
     keyframes: int = 0
+    frames: int = 0  # video frames sent whole (their last packet, marker bit set, went out)
     first_packet_at: float | None = None
 
 
@@ -190,6 +191,7 @@ class Leg:
         self.created_at = time.monotonic()
         self.tap: SenderTap | None = None
         self._clock_rate = hub.clock_rate
+        self._counts_frames = hub.is_video
         self._initial_seq = initial_seq
         self._initial_ts = initial_ts
         # rewriting state
@@ -347,6 +349,8 @@ class Leg:
         stats.octets += len(payload)
         if keyframe:
             stats.keyframes += 1
+        if pkt.marker and self._counts_frames:
+            stats.frames += 1
         self._last_seq = seq
         self._last_ts = ts
         self._last_time = now
@@ -410,6 +414,7 @@ class TrackHub:
         self.packets_in = 0
         self.octets_in = 0
         self.keyframes_in = 0
+        self.frames_in = 0  # video frames whose last packet (marker bit) arrived
 
     # ---- wiring
 
@@ -446,6 +451,8 @@ class TrackHub:
         keyframe = self._detect(pkt.payload)
         now = time.monotonic()
         if self.is_video:
+            if pkt.marker:
+                self.frames_in += 1
             if keyframe:
                 self.keyframes_in += 1
                 self._gop = [pkt]
@@ -555,6 +562,7 @@ class TrackHub:
         return {
             "packets_in": self.packets_in,
             "keyframes_in": self.keyframes_in,
+            "frames_in": self.frames_in,
             "keyframe_requests": self._keyframes.requested,
             "keyframe_requests_sent": self._keyframes.sent,
             "remb_sent": self._bandwidth.sent,
@@ -564,6 +572,7 @@ class TrackHub:
                 leg.subscriber_id: {
                     "state": leg.state.value,
                     "packets": leg.stats.packets,
+                    "frames": leg.stats.frames,
                     "octets": leg.stats.octets,
                     "dropped_stale": leg.stats.dropped_stale,
                     "send_errors": leg.stats.send_errors,
