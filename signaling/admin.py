@@ -143,7 +143,6 @@ class AdminApi:
         return room, member, access
 
     def room_summary(self, room: RoomState) -> dict[str, Any]:
-        media_room = self.server.media.rooms.get(room.name)
         bitrate_in = bitrate_out = 0.0
         healths = []
         for pid in room.members:
@@ -157,15 +156,14 @@ class AdminApi:
             "mode": room.mode,
             "created_at": round(room.created_at, 3),
             "participants": len(room.members),
-            "tracks": len(media_room.tracks()) if media_room else 0,
+            "tracks": self.server.media.track_count(room.name),
             "health": _worst(healths),
             "bitrate_in_bps": round(bitrate_in, 1),
             "bitrate_out_bps": round(bitrate_out, 1),
         }
 
     def participant_view(self, room: RoomState, member: Member) -> dict[str, Any]:
-        media_room = self.server.media.rooms.get(room.name)
-        participant = media_room.participant(member.id) if media_room else None
+        media = self.server.media.participant_media(room.name, member.id)
         latest = self.stats.latest(room.name, member.id)
         return {
             "id": member.id,
@@ -178,13 +176,11 @@ class AdminApi:
                 "can_publish_data": member.grants.can_publish_data,
                 "admin": member.grants.admin,
             },
-            "tracks": [track_json(t) for t in participant.published_tracks()]
-            if participant
-            else [],
+            "tracks": [track_json(t) for t in media.tracks] if media else [],
             "subscriptions": [
-                {"publisher_id": pub, "track_id": tid} for pub, tid in participant.subscriptions()
+                {"publisher_id": pub, "track_id": tid} for pub, tid in media.subscriptions
             ]
-            if participant
+            if media
             else [],
             "health": latest["health"] if latest else "ok",
             "stats": latest,
@@ -245,17 +241,15 @@ class AdminApi:
         muted = body.get("muted") if isinstance(body, dict) else None
         if not isinstance(muted, bool):
             raise ApiError(400, "invalid_request", 'body must be {"muted": true|false}')
-        media_room = self.server.media.rooms.get(room.name)
-        participant = media_room.participant(member.id) if media_room else None
-        if participant is None:
-            raise ApiError(409, "no_media", "this participant has no media session")
         track_id = request.match_info["track_id"]
         try:
-            info = await participant.set_muted(track_id, muted)
+            info = await self.server.media.set_muted(room.name, member.id, track_id, muted)
         except UnknownTrack:
             raise ApiError(404, "not_found", f"no published track {track_id[:64]!r}") from None
         except Closed as exc:
             raise ApiError(409, "closed", str(exc)) from None
+        if info is None:
+            raise ApiError(409, "no_media", "this participant has no media session")
         self.stats.record_event(
             "track_muted", room=room.name, participant_id=member.id, track_id=track_id, muted=muted
         )

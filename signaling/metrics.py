@@ -53,7 +53,9 @@ class _StateCollector:
             "Participants in the rooms of this node.",
             sum(len(r.members) for r in rooms.values()),
         )
-        yield _gauge("media_rooms", "Rooms with a media relay (mode sfu).", len(server.media.rooms))
+        yield _gauge(
+            "media_rooms", "Rooms with a media relay (mode sfu).", server.media.room_count()
+        )
         yield _gauge("websocket_sessions", "Open signaling WebSockets.", len(server.connections))
         yield _gauge("uptime_seconds", "Seconds since the server started.", _uptime(server))
         totals = self._last.totals if self._last else None
