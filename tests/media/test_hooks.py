@@ -29,6 +29,35 @@ def test_compatibility_check_names_what_disappeared(monkeypatch: pytest.MonkeyPa
         check_compatibility()
 
 
+def test_compatibility_check_covers_the_stats_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aiortc whose DTLS transport lost `_get_stats` fails the check, not the stats."""
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    monkeypatch.delattr(RTCDtlsTransport, "_get_stats")
+    with pytest.raises(HookError, match=r"RTCDtlsTransport\._get_stats"):
+        check_compatibility()
+
+
+def test_compatibility_check_names_a_missing_private_attribute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aioice whose Connection no longer keeps `_nominated` (the selected pair) is caught."""
+    import aioice.ice
+
+    class FakeConnection:  # what an aioice that renamed the attribute would look like
+        def __init__(self) -> None:
+            self._local_candidates: list[Any] = []
+            self._local_candidates_start = self._local_candidates_end = False
+            self._protocols: list[Any] = []
+            self._components: set[int] = set()
+            self._selected: dict[int, Any] = {}
+
+    monkeypatch.setattr(aioice.ice.Connection, "__init__", FakeConnection.__init__)
+    with pytest.raises(HookError, match=r"Connection\._nominated") as caught:
+        check_compatibility()
+    assert "_local_candidates" not in str(caught.value)
+
+
 @pytest.mark.slow
 async def test_hooks_work_on_live_connections(harness: Harness) -> None:
     """Each hook, observed on a real call: no decoding, history, SR rewrite, PLI, REMB."""
