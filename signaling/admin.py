@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +31,7 @@ from .openapi import openapi_document
 from .protocol import CloseReason
 from .rooms import Member, RoomState
 from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
+from .writer import BoundedWriter
 
 if TYPE_CHECKING:  # server.py imports this module to call setup_admin
     from .server import Server
@@ -329,42 +329,29 @@ class FeedClient:
         on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.ws = ws
-        self._on_failure = on_failure
-        self.failures = 0
-        self._queue: deque[str] = deque()
-        self._queue_max = queue_max
-        self._wakeup = asyncio.Event()
+        self._out = BoundedWriter(ws, queue_max, label="stats feed:", on_failure=on_failure)
         self.dropped = False
+
+    @property
+    def failures(self) -> int:
+        return self._out.failures
 
     def push(self, text: str) -> bool:
         if self.dropped:
             return False
-        if len(self._queue) >= self._queue_max:
-            self.dropped = True
-            self._wakeup.set()
+        if not self._out.push(text):
+            self.stop()
             return False
-        self._queue.append(text)
-        self._wakeup.set()
         return True
 
+    def stop(self) -> None:
+        """Drop this client: nothing more is sent, and `write_loop()` returns."""
+        self.dropped = True
+        self._out.clear()
+        self._out.wake()
+
     async def write_loop(self) -> None:
-        while not self.dropped:
-            while self._queue and not self.dropped:
-                text = self._queue.popleft()
-                try:
-                    await self.ws.send_str(text)
-                except (ConnectionError, RuntimeError):
-                    raise
-                except Exception:  # one tick that cannot be sent never stops the feed
-                    self.failures += 1
-                    if self.failures == 1:
-                        log.exception("stats feed: a tick could not be sent: dropped")
-                    if self._on_failure is not None:
-                        self._on_failure()
-            self._wakeup.clear()
-            if self.dropped:
-                break
-            await self._wakeup.wait()
+        await self._out.run(stop=lambda: self.dropped)
 
 
 class FeedRelay(Protocol):
@@ -467,8 +454,7 @@ class Feed:
 
     async def close(self) -> None:
         for client in list(self._clients):
-            client.dropped = True
-            client._wakeup.set()
+            client.stop()
             with contextlib.suppress(Exception):
                 await client.ws.close(code=1001, message=b"server shutdown")
         self._clients.clear()

@@ -31,6 +31,7 @@ from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
 from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
+from relayroom.media.tasks import TaskOwner
 from relayroom.media.topics import WhiteboardLimits
 
 from .config import Config
@@ -137,7 +138,7 @@ class MediaGateway:
         # room without media costs no PeerConnection.
         self._members: dict[str, dict[str, Member]] = {}
         self._adding: dict[tuple[str, str], asyncio.Task[Participant]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner()
         self._closed_data_failures = 0
 
     def data_failures(self) -> int:
@@ -311,6 +312,7 @@ class MediaGateway:
                     )
 
     async def close(self) -> None:
+        await self._tasks.close()
         rooms, self._rooms = list(self._rooms.values()), {}
         for media_room in rooms:
             self._retire(media_room)
@@ -327,11 +329,9 @@ class MediaGateway:
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
             if isinstance(event, TrackPublished):
-                task = asyncio.create_task(
-                    self._ensure_subscribers(room), context=context_about(room)
+                self._tasks.spawn(
+                    self._ensure_subscribers(room), "ensure-subscribers", context_about(room)
                 )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
             kind = {
                 TrackPublished: "track_published",
                 TrackUnpublished: "track_unpublished",

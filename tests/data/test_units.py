@@ -12,10 +12,10 @@ from relayroom.media.datachannels import (
     Outlet,
     OutletState,
     Refused,
-    TokenBucket,
     TopicLog,
     parse_message,
 )
+from relayroom.media.ratelimit import TokenBucket
 
 
 def test_from_is_added_last_so_a_client_cannot_spoof_it() -> None:
