@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from tests.data.peer import DataClient, join_data
-from tests.media.client import wait_for
+from tests.support.polling import eventually
 
 RATE = 200  # messages/s
 PHASE_S = 2.5
@@ -27,7 +27,7 @@ async def _phase(sender: DataClient, receivers: list[DataClient], tag: str) -> l
         if delay > 0:
             await asyncio.sleep(delay)
         sender.send("tick", {"tag": tag, "n": n, "t": time.monotonic(), "pad": pad})
-    await wait_for(
+    await eventually(
         lambda: all(
             sum(1 for r in x.received if r.message.get("payload", {}).get("tag") == tag) >= count
             for x in receivers

@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import WsClient
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
@@ -112,7 +113,7 @@ async def test_clean_install_serves_a_call(clean_venv: Path, tmp_path: Path) -> 
             try:
                 await sub_ws.expect("track_published", 10)
                 await subscriber.answer_next_offer()
-                assert await wait_until(
+                assert await eventually(
                     lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 20
                 ), subscriber.counters
             finally:

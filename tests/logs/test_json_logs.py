@@ -16,7 +16,8 @@ from relayroom.api import RoomService
 from relayroom.signaling import logs
 from tests.conftest import TEST_SECRET, WsClient
 from tests.sdk.serve import ServeProcess
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 PARTICIPANT_ID = re.compile(r"PA_[A-Za-z0-9_-]+")
 
@@ -36,7 +37,7 @@ async def run_call(server: ServeProcess) -> dict[str, str]:
         try:
             await bob.expect("track_published", 10)
             await subscriber.answer_next_offer()
-            assert await wait_until(
+            assert await eventually(
                 lambda: any(len(c) >= 10 for c in subscriber.counters.values()), 20
             )
             async with RoomService(server.url, api_secret=TEST_SECRET) as service:

@@ -19,22 +19,9 @@ from bench.loopback import free_port
 from relayroom import __version__
 from relayroom.signaling.config import ConfigError, load_config, setting_docs
 from relayroom.signaling.tokens import verify_token
+from tests.support.cli import ROOT, run_cli
 
 SECRET = "cli-secret-0123456789abcdef-0123456789"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "relayroom", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-        cwd=ROOT,
-    )
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):

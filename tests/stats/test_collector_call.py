@@ -10,8 +10,8 @@ from typing import Any
 
 from relayroom.media.stats import StatsCollector
 from relayroom.signaling.admin import STATS_KEY
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
 from tests.stats.conftest import admin_token, api, bearer
+from tests.support.calls import start_call
 
 TOLERANCE = 0.10
 TICK_S = 2.0
@@ -38,20 +38,6 @@ async def receiver_packets(pc: Any) -> dict[str, int]:
 
 def within(measured: float, truth: float) -> bool:
     return truth > 0 and abs(measured - truth) <= TOLERANCE * truth
-
-
-async def start_call(admin_server, connect):
-    server, ts, app = await admin_server(allow_loopback_candidates=True)
-    pub_ws, sub_ws = await connect(ts), await connect(ts)
-    pub_joined = await pub_ws.join("call", "pub")
-    sub_joined = await sub_ws.join("call", "sub", can_publish=False)
-    subscriber = WsSubscriber(sub_ws)
-    pub_pc, video = await publish(pub_ws)
-    await sub_ws.expect("track_published", 10)
-    await subscriber.answer_next_offer()
-    assert await wait_until(lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 20)
-    ids = (pub_joined["participant"]["id"], sub_joined["participant"]["id"])
-    return server, ts, app, pub_pc, video, subscriber, ids
 
 
 async def test_collector_bitrates_and_packets_match_the_clients(admin_server, connect):

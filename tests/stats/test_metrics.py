@@ -8,7 +8,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stats.conftest import admin_token, api, bearer
-from tests.stats.test_collector_call import start_call
+from tests.support.calls import start_call
 
 
 async def scrape(ts) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -31,7 +31,7 @@ from relayroom.turn.codec import (
 )
 from tests.turn.conftest import ClientFactory, ServerFactory
 from tests.turn.helpers import UdpSink
-from tests.turn.test_codec import (
+from tests.turn.samples import (
     SAMPLE_IPV4_RESPONSE,
     SAMPLE_IPV6_RESPONSE,
     SAMPLE_LONG_TERM_REQUEST,
