@@ -12,18 +12,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from .writer import CONNECTION_ERRORS, BoundedWriter
 
 log = logging.getLogger(__name__)
 
-# Close codes beyond aiohttp's enum.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_SERVICE_RESTART = 1012
+# The WebSocket close codes a session uses (RFC 6455), by the names of this module's callers.
+CLOSE_NORMAL = WSCloseCode.OK
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION
+CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
+CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
 
 
 class Session:
