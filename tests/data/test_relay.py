@@ -19,7 +19,10 @@ async def test_fan_out_reaches_every_other_participant_with_from(start_server, c
         for n in range(30):
             sender.send("chat", {"n": n})
         for r in receivers:
-            assert await eventually(lambda r=r: len(r.messages("chat")) == 30, 10), len(r.received)
+            assert await eventually(
+                lambda r=r: len(r.messages("chat")) == 30,  # type: ignore[misc]
+                10,
+            ), len(r.received)
             got = r.messages("chat")
             assert [m["payload"]["n"] for m in got] == list(range(30))
             assert {m["from"] for m in got} == {sender.id}

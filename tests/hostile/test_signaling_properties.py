@@ -106,6 +106,7 @@ class Room:
         self.b = await live.client("p2p", "bob", mode="p2p")
         self.sfu_attacker = await live.client("sfu", "mallory-sfu", mode="sfu")
         self.c = await live.client("sfu", "carol", mode="sfu")
+        assert self.a.joined is not None and self.b.joined is not None
         self.b_id = self.b.joined["participant"]["id"]
         self.a_id = self.a.joined["participant"]["id"]
         self.feed = await open_feed(live)

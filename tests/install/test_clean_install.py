@@ -48,7 +48,7 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = base / "venv"
     made = _run(sys.executable, "-m", "venv", venv, cwd=base)
     assert made.returncode == 0, made.stderr
-    pip = [
+    pip: list[str | Path] = [
         venv / "bin" / "python",
         "-m",
         "pip",

@@ -12,6 +12,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
 
 from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
+from relayroom.media.events import TrackMuted
 from tests.media.client import ReceivedTrack, Subscriber
 from tests.media.conftest import Harness
 from tests.support.polling import eventually
@@ -257,7 +258,7 @@ async def test_mute_pauses_forwarding_and_unmute_resumes_in_order(harness: Harne
     await alice.set_muted(track_id, False)
     assert await eventually(lambda: len(video.frames) > count + 15, 5)
     assert_in_order(video)
-    muted = [e.track.muted for e in harness.events if type(e).__name__ == "TrackMuted"]
+    muted = [e.track.muted for e in harness.events if isinstance(e, TrackMuted)]
     assert muted == [True, False]
     assert harness.room.tracks()[0][1].muted is False
 

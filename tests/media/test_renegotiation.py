@@ -159,9 +159,11 @@ async def test_track_removed_then_added_again(harness: Harness) -> None:
     camera = pub.pc.getTransceivers()[0]
 
     camera.direction = "inactive"
+    assert pub.video is not None
     await pub.offer()
     assert [e.track.id for e in harness.events_of(TrackUnpublished)] == [pub.video.id]
-    assert await eventually(lambda: sub.tracks[pub.video.id].ended_at is not None, 5)
+    video_id = pub.video.id
+    assert await eventually(lambda: sub.tracks[video_id].ended_at is not None, 5)
 
     # back on the same m-line (same track id, same SSRC)
     camera.direction = "sendonly"
@@ -209,7 +211,8 @@ async def test_publisher_leaves_and_rejoins(harness: Harness) -> None:
     await assert_decodes(sub, first.video.id, time.monotonic())
     await harness.room.remove_participant("alice", "left")
     await first.close()
-    assert await eventually(lambda: sub.tracks[first.video.id].ended_at is not None, 5)
+    first_id = first.video.id
+    assert await eventually(lambda: sub.tracks[first_id].ended_at is not None, 5)
 
     since = time.monotonic()
     second = await harness.publisher("alice")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, WsClient, make_config
 
-REQUIRED = {
+REQUIRED: dict[str, dict[str, Any]] = {
     "join": {"room": "r", "token": "t"},
     "publish_offer": {"sdp": "v=0"},
     "subscribe_answer": {"sdp": "v=0"},

@@ -56,7 +56,7 @@ async def test_collector_bitrates_and_packets_match_the_clients(admin_server, co
             sent.append(await sender_counters(pub_pc))
             received.append(await receiver_packets(subscriber.pc))
             ticks.append(await stats.collect())
-        report = []
+        report: list[tuple[Any, str, Any, float]] = []
         for i in range(1, len(ticks)):
             samples = {s["participant_id"]: s for s in ticks[i].samples}
             dt = ticks[i].t - ticks[i - 1].t

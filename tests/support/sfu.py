@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import av
-from aiortc import RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from relayroom.media.aiortc_hooks import configure_ice
@@ -55,7 +55,7 @@ class WsSubscriber:
         await self.pc.close()
 
 
-async def publish(ws: WsClient) -> tuple[object, StampedVideoTrack]:
+async def publish(ws: WsClient) -> tuple[RTCPeerConnection, StampedVideoTrack]:
     pc = client_pc()
     video = StampedVideoTrack()
     pc.addTransceiver(video, direction="sendonly")

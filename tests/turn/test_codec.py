@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,10 @@ def test_rfc5769_ipv6_response_gives_mapped_address() -> None:
 
 def test_rfc5769_ipv4_response_is_reencoded_byte_for_byte() -> None:
     msg = parse_message(SAMPLE_IPV4_RESPONSE)
-    attrs = [(Attr.SOFTWARE, "test vector"), (Attr.XOR_MAPPED_ADDRESS, ("192.0.2.1", 32853))]
+    attrs: list[tuple[int, Any]] = [
+        (Attr.SOFTWARE, "test vector"),
+        (Attr.XOR_MAPPED_ADDRESS, ("192.0.2.1", 32853)),
+    ]
     encoded = encode_message(
         msg.method,
         msg.cls,
@@ -143,7 +147,7 @@ def test_error_code_round_trips() -> None:
 
 def test_turn_attributes_round_trip() -> None:
     tid = os.urandom(12)
-    attrs = [
+    attrs: list[tuple[int, Any]] = [
         (Attr.CHANNEL_NUMBER, 0x4001),
         (Attr.XOR_PEER_ADDRESS, ("2001:db8::1", 9)),
         (Attr.XOR_RELAYED_ADDRESS, ("198.51.100.7", 50000)),
