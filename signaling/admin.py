@@ -26,7 +26,7 @@ from . import protocol
 from .config import Config
 from .gateway import track_json
 from .logs import about
-from .metrics import Metrics, metrics_handler
+from .metrics import Metrics, NodeState, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
 from .rooms import Member, RoomState
@@ -535,7 +535,18 @@ def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
     reports = _ClientReports(server)
     stats = StatsCollector(lambda: server.media.rooms, stats_settings(server.config), reports)
-    metrics = Metrics(server, stats)
+    metrics = Metrics(
+        NodeState(
+            registry=server.registry,
+            media=server.media,
+            errors=server.errors,
+            failures=server.failures,
+            connections=lambda: len(server.connections),
+            started_at=server.started_at,
+            turn_allocations=server.turn.allocations_active,
+        ),
+        stats,
+    )
     api = AdminApi(server, stats)
     feed = Feed(api)
     stats.add_pre_tick(RoomWatcher(server, stats, reports))
