@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.data.peer import DataClient, join_data
 from tests.support.polling import eventually
+
+pytestmark = pytest.mark.slow  # a real call or a benchmark run: seconds each
 
 RATE = 200  # messages/s
 PHASE_S = 2.5

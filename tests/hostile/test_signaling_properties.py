@@ -29,6 +29,9 @@ from tests.hostile.harness import (
     to_text,
 )
 
+# Every test here adds to the inputs that the last test counts: the module runs as a whole.
+pytestmark = pytest.mark.slow
+
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 BASE: dict[str, dict[str, Any]] = {
     "join": {"room": "p2p", "token": "t"},

@@ -99,6 +99,7 @@ async def scrape_after_a_call(tmp_path: Path) -> str:
             await bob.close()
 
 
+@pytest.mark.slow
 async def test_every_dashboard_query_names_exported_metrics_and_labels(tmp_path):
     text = await scrape_after_a_call(tmp_path)
     exported: set[str] = set()

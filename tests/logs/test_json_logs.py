@@ -11,6 +11,7 @@ import logging
 import re
 
 import aiohttp
+import pytest
 
 from relayroom.api import RoomService
 from relayroom.signaling import logs
@@ -55,6 +56,7 @@ async def run_call(server: ServeProcess) -> dict[str, str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_json_lines_carry_room_participant_and_node(tmp_path):
     server = ServeProcess(tmp_path, "--log-format", "json")
     async with server:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from relayroom.api import RoomService
 from tests.conftest import TEST_SECRET, WsClient
@@ -57,6 +58,7 @@ def test_every_example_of_the_page_is_run_here():
     assert list(doc_examples()) == EXAMPLES
 
 
+@pytest.mark.slow
 async def test_docs_examples_work_against_a_real_server(tmp_path):
     examples = doc_examples()
     async with ServeProcess(tmp_path) as server, aiohttp.ClientSession() as http:

@@ -118,6 +118,7 @@ def test_token_command_rejects_unknown_grant():
     assert result.returncode != 0 and "grant" in result.stderr
 
 
+@pytest.mark.slow
 def test_dev_secret_is_generated_once_and_reused(tmp_path):
     env = {"RELAYROOM_DATA_DIR": str(tmp_path)}
     first = run_cli("token", "--dev", "--room", "r", "--identity", "a", env=env)
@@ -224,6 +225,7 @@ async def test_draining_server_refuses_upgrades_with_503(start_server, connect):
     await drain
 
 
+@pytest.mark.slow
 async def test_tls_serves_https_and_wss(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(

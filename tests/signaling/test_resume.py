@@ -91,6 +91,7 @@ async def test_left_participant_cannot_resume(start_server, connect):
     assert (await again.expect("joined"))["resumed"] is False
 
 
+@pytest.mark.slow
 async def test_media_keeps_flowing_through_resume_without_renegotiation(start_server, connect):
     _, ts = await start_server(resume_ttl_s=10, allow_loopback_candidates=True)
     pub_ws, sub_ws = await connect(ts), await connect(ts)

@@ -8,10 +8,14 @@ import statistics
 import time
 from typing import Any
 
+import pytest
+
 from relayroom.media.stats import StatsCollector
 from relayroom.signaling.admin import STATS_KEY
 from tests.stats.conftest import admin_token, api, bearer
 from tests.support.calls import start_call
+
+pytestmark = pytest.mark.slow  # a real call or a benchmark run: seconds each
 
 TOLERANCE = 0.10
 TICK_S = 2.0

@@ -152,6 +152,7 @@ def feed_all(chunks: list[bytes]) -> tuple[list[bytes], bytes] | None:
     return frames, framer.pending
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(PACKETS, min_size=1, max_size=20), st.data())
 def test_stream_framer_keeps_every_byte_accounted(
