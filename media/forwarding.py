@@ -29,6 +29,7 @@ from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
 from .events import TrackInfo
 from .keyframes import detector_for
 from .settings import MediaSettings
+from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +45,6 @@ _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 def ntp_now() -> int:
     """The current time as a 64-bit NTP timestamp."""
     return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296.0)
-
-
-class TaskOwner:
-    """Owns fire-and-forget tasks so that they are cancelled and awaited on close."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("task %s failed: %r", task.get_name(), task.exception())
-
-    async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
 
 
 class KeyframeRequester:

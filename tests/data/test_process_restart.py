@@ -16,7 +16,7 @@ from yarl import URL
 from bench.loopback import free_port, wait_port
 from tests.conftest import TEST_SECRET
 from tests.data.peer import join_data
-from tests.media.client import wait_for
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ async def test_sigterm_restart_keeps_persisted_history(tmp_path, connect):
         for n in range(5):
             writer.send("notes", {"op": "stroke", "n": n})
         reader = await join_data(connect, server, "board", "reader")
-        assert await wait_for(lambda: len(reader.messages("notes")) == 5, 10)
+        assert await eventually(lambda: len(reader.messages("notes")) == 5, 10)
 
         exit_code = await asyncio.to_thread(server.stop)
         assert exit_code == 0, (tmp_path / "serve.log").read_text()[-2000:]
@@ -78,7 +78,7 @@ async def test_sigterm_restart_keeps_persisted_history(tmp_path, connect):
 
         server.start()  # same port, same data dir: a new process
         late = await join_data(connect, server, "board", "late")
-        assert await wait_for(lambda: len(late.messages("notes")) == 5, 10)
+        assert await eventually(lambda: len(late.messages("notes")) == 5, 10)
         assert [m["payload"]["n"] for m in late.messages("notes")] == list(range(5))
         await late.close()
     finally:
