@@ -168,7 +168,8 @@ class Participant:
         }
         self._timers: dict[PcName, asyncio.TimerHandle] = {}
         self.dropped_candidates = 0
-        self.offers_sent = 0
+        self.offers_sent = 0  # subscriber offers the relay made
+        self.offers_answered = 0  # publisher offers the client made and the relay answered
         self._data_stats: Callable[[], dict[str, int]] | None = None
 
     # ---------------------------------------------------------------- properties
@@ -217,6 +218,7 @@ class Participant:
             },
             "dropped_candidates": self.dropped_candidates,
             "offers_sent": self.offers_sent,
+            "offers_answered": self.offers_answered,
             "negotiation_timeouts": self.negotiation_timeouts,
             "stale_answers": self.stale_answers,
         }
@@ -310,6 +312,7 @@ class Participant:
         async with self._pub_lock:
             self._check_open()
             answer, sending = await self._answer_offer(checked)
+            self.offers_answered += 1
             added, removed = self._update_published(sending, sources or {})
             # Events and the others' renegotiations go out now, without waiting for them.
             if added or removed:

@@ -11,7 +11,7 @@ import pytest
 
 from bench.cluster import Client, Node
 from tests.conftest import token_for
-from tests.signaling.test_resume import _drop
+from tests.support.ws import drop
 
 
 async def test_resume_through_another_node_keeps_the_participant(
@@ -23,7 +23,7 @@ async def test_resume_through_another_node_keeps_the_participant(
     await alice.join("r", "alice", mode="p2p")  # the room lives on node A
     b = await bob.join("r", "bob")
     await alice.expect("participant_joined")
-    await _drop(bob)
+    await drop(bob)
     carol = await connect(ts_a)
     await carol.join("r", "carol")  # bob misses this while away
     assert (await alice.expect("participant_joined"))["participant"]["identity"] == "carol"

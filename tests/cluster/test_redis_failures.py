@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 async def _node_keys(url: str) -> set[str]:
     client = aioredis.from_url(url, decode_responses=True)
     try:
-        return set(await client.keys("rr:node:*"))
+        return {str(key) for key in await client.keys("rr:node:*")}
     finally:
         await client.aclose()
 
