@@ -39,17 +39,36 @@ RESUME_KEY_TTL_S = 24 * 3600
 
 
 class RemoteEdge:
-    """Owner side: the Endpoint of a participant whose WebSocket is on another node."""
+    """Owner side: the Endpoint of a participant whose WebSocket is on another node.
+
+    What the participant is sent during its join (`joined` first) waits here until the join's
+    reply is published: the edge node registers the participant's RemoteLink on that reply, and
+    a client told `joined` before then would be missing from the sessions the edge moves away
+    when this node dies (it would never get `reconnect`).
+    """
 
     def __init__(self, bus: RedisBus, node: str, conn: str) -> None:
         self.node, self.conn = node, conn
         self._bus = bus
+        self._held: list[dict[str, Any]] | None = []
 
     def send(self, data: str) -> None:
-        self._bus.publish(self.node, {"op": "deliver", "conn": self.conn, "data": data})
+        self._post({"op": "deliver", "conn": self.conn, "data": data})
 
     def end(self, reason: str) -> None:
-        self._bus.publish(self.node, {"op": "end", "conn": self.conn, "reason": reason})
+        self._post({"op": "end", "conn": self.conn, "reason": reason})
+
+    def release(self) -> None:
+        """The join's reply is on its way: send what waited for it, then send directly."""
+        held, self._held = self._held or [], None
+        for op in held:
+            self._bus.publish(self.node, op)
+
+    def _post(self, op: dict[str, Any]) -> None:
+        if self._held is None:
+            self._bus.publish(self.node, op)
+        else:
+            self._held.append(op)
 
 
 class RemoteLink:
@@ -243,12 +262,12 @@ class ClusterRouter:
     async def _host_join(self, op: dict[str, Any]) -> None:
         node, conn, req = str(op["node"]), str(op["conn"]), op.get("req")
         reply: dict[str, Any] = {"op": "join_result", "req": req}
+        edge = RemoteEdge(self._bus, node, conn)
         try:
             message = protocol.parse_client_message(str(op["text"]))
             if not isinstance(message, Join):
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, "expected join")
             access = verify_token(self._server.secret, message.token, room=message.room)
-            edge = RemoteEdge(self._bus, node, conn)
             if not message.resume and not await self._bus.claim_room(access.room):
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry")
             session = await self.local.join(access, message, edge)
@@ -262,6 +281,8 @@ class ClusterRouter:
         except BusUnavailable:
             reply.update(ok=False, code=ErrorCode.UNAVAILABLE.value, message="Redis unavailable")
         self._bus.publish(node, reply)
+        if reply["ok"]:
+            edge.release()  # after the reply: the same channel keeps them in this order
 
     async def _host_op(self, kind: str, op: dict[str, Any]) -> None:
         key = (str(op["node"]), str(op["conn"]))

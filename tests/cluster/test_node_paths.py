@@ -4,12 +4,16 @@ whose WebSocket is on a surviving node when the room's node dies."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from bench.cluster import Client, Node
+from relayroom.signaling.redis_bus import PREFIX
 from tests.conftest import token_for
 from tests.support.ws import drop
 
@@ -55,16 +59,55 @@ async def test_clients_on_a_surviving_node_get_node_failed_and_close_1012(tmp_pa
             assert await owner.join(a.ws_url)  # the room lives on node A
             guest = Client("guest", "nf", [], session)
             assert await guest.join(b.ws_url)  # guest's WebSocket is on node B
+            assert guest.joined is not None
+            # In A's room (B proxies), not in one B claimed for itself.
+            assert [p["identity"] for p in guest.joined["participants"]] == ["owner"]
+            # Killed the moment the guest is told `joined`: B must already be watching A.
             a.kill(signal.SIGKILL)
-            notice = None
-            while notice is None:
-                message = await asyncio.wait_for(guest.inbox.get(), 15)
-                if message["type"] == "reconnect":
-                    notice = message
-            assert notice["reason"] == "node_failed"
+            killed = time.monotonic()
+            seen: list[dict[str, object]] = []
+            while not seen or seen[-1]["type"] != "reconnect":
+                left = 15 - (time.monotonic() - killed)
+                assert left > 0, f"no reconnect within 15 s; the guest got {seen}"
+                seen.append(await asyncio.wait_for(guest.inbox.get(), left))
+            assert seen[-1]["reason"] == "node_failed"
             assert guest._reader is not None
             await asyncio.wait_for(guest._reader, 10)
             assert guest.ws.close_code == 1012
     finally:
         a.stop()
         b.stop()
+
+
+async def test_a_proxied_join_is_answered_before_its_client_hears_joined(
+    start_server, redis_server
+):
+    """The edge node registers a proxied participant when the owner's `join_result` arrives; a
+    client told `joined` before that would be unknown to the edge, which then could not ask it
+    to reconnect when the owner dies. Here the test plays the edge node on the real bus."""
+    owner, _ = await start_server(redis_url=redis_server.url)
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(PREFIX + "chan:N_edge")
+        owner_channel = PREFIX + "chan:" + owner.bus.node_id
+        deadline = time.monotonic() + 5
+        while (await client.pubsub_numsub(owner_channel))[0][1] == 0:
+            assert time.monotonic() < deadline, "the owner node never subscribed"
+            await asyncio.sleep(0.05)
+        join = {"type": "join", "room": "order", "token": token_for("order", "guest")}
+        op = {"op": "join", "req": "r1", "node": "N_edge", "conn": "c1", "text": json.dumps(join)}
+        await client.publish(owner_channel, json.dumps(op))
+        ops = []
+        deadline = time.monotonic() + 5
+        while len(ops) < 2:
+            assert time.monotonic() < deadline, f"the owner node sent only {ops}"
+            message = await pubsub.get_message(timeout=1)
+            if message is not None:
+                ops.append(json.loads(message["data"]))
+        assert [o["op"] for o in ops] == ["join_result", "deliver"], ops
+        assert ops[0]["ok"] is True
+        assert json.loads(ops[1]["data"])["type"] == "joined"
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
