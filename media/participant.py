@@ -48,7 +48,7 @@ from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
 from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
 from .forwarding import Leg, TrackHub
 from .sdp_policy import CheckedSdp, candidate_line_allowed, check_sdp
-from .sdp_rewrite import answer_fits_offer, bundle_tag, reject_mlines, rejected_mids
+from .sdp_rewrite import answer_fits_offer, reject_mlines, rejected_mids
 from .settings import MediaSettings
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,6 @@ class Participant:
         # Subscriber changes not yet on the PC: applied when the next offer is made.
         self._wanted: dict[tuple[str, str], TrackHub] = {}
         self._to_stop: list[RTCRtpTransceiver] = []
-        self._stopped_mids: set[str] = set()  # subscriber m-lines offered as rejected
         self._renegotiate_needed = False
         self._offer: _SubscribeOffer | None = None
         self._answer_timer: asyncio.TimerHandle | None = None
@@ -458,8 +457,6 @@ class Participant:
         sub.hub.remove_leg(self.id)
         sub.leg.close()
         sub.transceiver.direction = "inactive"
-        if sub.transceiver.mid is not None:
-            self._stopped_mids.add(sub.transceiver.mid)
         self._to_stop.append(sub.transceiver)
         return True
 
@@ -529,10 +526,10 @@ class Participant:
             self._renegotiate_needed = False
             self._configure_ice(pc)
             await pc.setLocalDescription(await pc.createOffer())
+            # Removed tracks' m-lines stay as aiortc writes them: `inactive`, still bundled.
+            # Rejecting them (port 0, unbundled) made Firefox stop answering later offers, and
+            # rejecting the BUNDLE-tag m-line took the shared transport down.
             sdp = pc.localDescription.sdp
-            # The BUNDLE-tag m-line stays, inactive: rejecting it (say, when the last track the
-            # participant received is gone) would take the shared transport down with it.
-            sdp = reject_mlines(sdp, self._stopped_mids - {bundle_tag(sdp)})
             self.offers_sent += 1
             self._offer = _SubscribeOffer(sdp, self.offers_sent)
             self._start_timer("subscriber", pc)

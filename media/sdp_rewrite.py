@@ -72,15 +72,6 @@ def _bundled(session: list[str]) -> set[str]:
     }
 
 
-def bundle_tag(sdp: str) -> str | None:
-    """The first MID of the first BUNDLE group: the m-line whose transport the group shares."""
-    for line in _split(sdp)[0]:
-        if line.startswith("a=group:BUNDLE"):
-            mids = line[len("a=group:BUNDLE") :].split()
-            return mids[0] if mids else None
-    return None
-
-
 def rejected_mids(sdp: str) -> set[str]:
     """MIDs of the audio/video m-lines that ``sdp`` rejects: port 0 and not bundle-only.
 

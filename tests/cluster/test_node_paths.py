@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -98,7 +99,7 @@ async def test_a_proxied_join_is_answered_before_its_client_hears_joined(
         join = {"type": "join", "room": "order", "token": token_for("order", "guest")}
         op = {"op": "join", "req": "r1", "node": "N_edge", "conn": "c1", "text": json.dumps(join)}
         await client.publish(owner_channel, json.dumps(op))
-        ops = []
+        ops: list[Any] = []
         deadline = time.monotonic() + 5
         while len(ops) < 2:
             assert time.monotonic() < deadline, f"the owner node sent only {ops}"

@@ -13,7 +13,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_f
 
 from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
 from relayroom.media.events import TrackMuted
-from relayroom.media.sdp_rewrite import bundle_tag, rejected_mids
+from relayroom.media.sdp_rewrite import rejected_mids
 from tests.media.client import ReceivedTrack, Subscriber
 from tests.media.conftest import Harness
 from tests.support.polling import eventually
@@ -108,12 +108,10 @@ async def test_publisher_leaving_ends_tracks_and_renegotiates_cleanly(harness: H
     assert await eventually(lambda: len(carol.frames) > count + 20, 5)
     assert_in_order(carol)
     assert not sub.negotiation_errors
-    # the m-lines of alice's tracks are inactive in the last offer, and rejected (port 0,
-    # unbundled) except the BUNDLE-tag m-line, which keeps the shared transport up
+    # the m-lines of alice's tracks are inactive (and still bundled) in the last offer
     last_offer = [e for e in harness.events_of(SubscribeOffer) if e.participant_id == "bob"][-1]
     assert last_offer.sdp.count("a=inactive") == 2
-    alice_mids = {t.mid for t in alice_tracks}
-    assert rejected_mids(last_offer.sdp) == alice_mids - {bundle_tag(last_offer.sdp)}
+    assert rejected_mids(last_offer.sdp) == set()
     await other.close()
 
 
