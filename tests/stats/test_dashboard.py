@@ -76,7 +76,8 @@ async def test_dashboard_charts_a_live_browser_call(admin_server, browser):
     assert fps[0] >= 3 and fps[1] >= 1, fps
     for name in ("bitrate", "fps"):
         server, client = await dashboard.evaluate(SERIES_PIXELS, name)
-        assert server + client > 60 and client > 0, (name, server, client)
+        # both series are really drawn (how many pixels a line covers depends on its shape)
+        assert server > 10 and client > 10, (name, server, client)
     assert await dashboard.evaluate(SERIES_PIXELS, "resolution") != [0, 0]
     await dashboard.wait_for_function(
         "() => document.querySelectorAll("
