@@ -383,7 +383,9 @@ class TrackHub:
         )
         self._bandwidth = BandwidthAggregator(settings, self._send_remb, self._tasks)
         self._gop: list[RtpPacket] | None = None
+        self._gop_seqs: set[int] = set()
         self._gop_time = 0.0
+        self._newest: tuple[int, int] | None = None  # (SSRC, sequence number) of newest video
         self._sr: tuple[int, int, int] | None = None  # (ssrc, ntp, rtp)
         self._muted = False
         self._closed = False
@@ -424,20 +426,28 @@ class TrackHub:
             return
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
-        keyframe = self._detect(pkt.payload)
         now = time.monotonic()
         if self.is_video:
+            # Only the newest packet can start a keyframe: a copy of an earlier one (publishers
+            # resend recent packets over RTX as bandwidth probes, or answer our NACKs) must not
+            # reset the GOP cache or sync a leg, or the packets since the original are skipped.
+            keyframe = self._is_newest(pkt) and self._detect(pkt.payload)
             if pkt.marker:
                 self.frames_in += 1
             if keyframe:
                 self.keyframes_in += 1
                 self._gop = [pkt]
+                self._gop_seqs = {pkt.sequence_number}
                 self._gop_time = now
-            elif self._gop is not None:
+            elif self._gop is not None and pkt.sequence_number not in self._gop_seqs:
                 if len(self._gop) < self._settings.gop_cache_max_packets:
                     self._gop.append(pkt)
+                    self._gop_seqs.add(pkt.sequence_number)
                 else:
                     self._gop = None
+                    self._gop_seqs = set()
+        else:
+            keyframe = self._detect(pkt.payload)
         legs = self._leg_list
         if not legs:
             return
@@ -446,6 +456,16 @@ class TrackHub:
         )
         for leg in legs:
             await leg.forward(pkt, keyframe, abs3, now)
+
+    def _is_newest(self, pkt: RtpPacket) -> bool:
+        """Whether ``pkt`` is newer than every packet seen on its SSRC (a new SSRC counts)."""
+        newest = self._newest
+        if newest is not None and newest[0] == pkt.ssrc:
+            ahead = (pkt.sequence_number - newest[1]) & 0xFFFF
+            if ahead == 0 or ahead >= 0x8000:
+                return False
+        self._newest = (pkt.ssrc, pkt.sequence_number)
+        return True
 
     async def leg_ready(self, leg: Leg) -> None:
         """A leg can send: replay the cached run since the last keyframe, or ask for one."""

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_f
 
 from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
 from relayroom.media.events import TrackMuted
+from relayroom.media.keyframes import vp8_keyframe_start
 from relayroom.media.sdp_rewrite import rejected_mids
 from tests.media.client import ReceivedTrack, Subscriber
-from tests.media.conftest import Harness
+from tests.media.conftest import Harness, loopback_settings
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -318,3 +320,48 @@ async def test_publisher_renegotiation_adds_and_removes_tracks(harness: Harness)
         thread = rx._RTCRtpReceiver__decoder_thread
         assert thread is None or not thread.is_alive()
         assert rx.track is None or rx.track._queue.qsize() <= 1
+
+
+async def test_resent_keyframe_packet_keeps_a_late_joiners_replay_whole() -> None:
+    """A publisher resends recent packets over RTX (libwebrtc's bandwidth probes do, at the start
+    of a call; so do answers to NACKs). A copy of a keyframe's first packet that arrives after
+    later packets must not restart the GOP cache: the late joiner's replay would skip the packets
+    in between, a hole it NACKs forever (the relay never sent them) until it gives up and asks
+    for a keyframe, seconds later (Chromium: 3 s showing one frame)."""
+    # A cache old enough to be replayed however long the subscriber takes to connect.
+    harness = Harness(replace(loopback_settings(), gop_cache_max_age_s=10.0))
+    try:
+        pub = await harness.publisher("alice", audio=False)
+        alice = harness.room.participant("alice")
+        assert alice is not None and pub.video_sender is not None
+        assert await eventually(lambda: bool(alice.published_hubs()), 10)
+        (hub,) = alice.published_hubs()
+        assert await eventually(lambda: hub.keyframes_in >= 1 and hub.packets_in > 10, 10)
+        # A fresh keyframe: its packets are still in the publisher's RTP history.
+        keyframes = hub.keyframes_in
+        hub.request_keyframe()
+        assert await eventually(lambda: hub.keyframes_in > keyframes, 10)
+        sender: Any = pub.video_sender
+        history = sender._RTCRtpSender__rtp_history
+        starts = [p for p in history.values() if p is not None and vp8_keyframe_start(p.payload)]
+        first = max(starts, key=lambda p: p.timestamp).sequence_number
+        received = hub.packets_in
+        assert await eventually(lambda: hub.packets_in >= received + 3, 10)
+        await sender._retransmit(first)  # over RTX, as a probe would
+        assert await eventually(lambda: hub.packets_in >= received + 4, 10)
+
+        late = await harness.subscriber("late")
+        assert await eventually(
+            lambda: bool(late.video_tracks()) and len(late.video_tracks()[0].frames) >= 30, 10
+        )
+        # One sync (from the cache), and the subscriber never missed a packet: loopback loses
+        # none, so a NACK can only be for a packet the relay skipped.
+        assert hub.legs[0].stats.syncs == 1
+        await asyncio.sleep(0.5)
+        participant = harness.room.participant("late")
+        assert participant is not None
+        (sub,) = participant.stats()["subscribed"].values()
+        assert sub["nacks"] == 0, sub
+        assert_in_order(late.video_tracks()[0])
+    finally:
+        await harness.close()
