@@ -13,7 +13,6 @@ Operations between nodes (JSON on the target node's channel):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ from . import protocol
 from .bus import Endpoint
 from .participant import ParticipantSession
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
-from .redis_bus import BusUnavailable, RedisBus
+from .redis_bus import BusUnavailable, RedisBus, cancel_and_wait
 from .router import Link, LocalRouter
 from .tokens import AccessToken, TokenError, verify_token
 
@@ -318,9 +317,7 @@ class ClusterRouter:
 
     async def close(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait([self._watcher])
         for (_, _), session in list(self._hosted.items()):
             session.end(CloseReason.SHUTDOWN.value)
         self._hosted.clear()

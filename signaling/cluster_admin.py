@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .admin import FEED_KEY
-from .redis_bus import BusUnavailable, RedisBus
+from .redis_bus import BusUnavailable, RedisBus, cancel_and_wait
 
 if TYPE_CHECKING:
     from .cluster import ClusterRouter
@@ -90,9 +90,7 @@ class ClusterFeedRelay:
 
     async def close(self) -> None:
         if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+            await cancel_and_wait([self._refresher])
 
     async def _refresh_nodes(self) -> None:
         while True:

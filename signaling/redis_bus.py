@@ -86,6 +86,20 @@ class BusUnavailable(Exception):
     """Redis did not answer in time."""
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait until every one has ended.
+
+    One cancel() is not enough: Python 3.11's `asyncio.wait_for` drops a cancellation that
+    arrives as the call it waits on finishes, and the loops here outlive Redis errors, so such
+    a task would go on forever (and its closer would wait forever). Cancel again until done.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
 REDIS_EXTRA = "pip install 'relayroom[redis]'"
 
 
@@ -164,11 +178,7 @@ class RedisBus(NodeBus):
         # Let queued operations (for example "reconnect elsewhere") reach the other nodes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.join(), self._timeout)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._redis is not None:
             with contextlib.suppress(*self._errors):

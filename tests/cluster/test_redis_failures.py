@@ -7,6 +7,8 @@ import time
 
 import redis.asyncio as aioredis
 
+from relayroom.signaling.redis_bus import RedisBus
+
 
 async def _node_keys(url: str) -> set[str]:
     client = aioredis.from_url(url, decode_responses=True)
@@ -86,3 +88,19 @@ async def test_redis_down_fails_fast_with_unavailable_and_local_rooms_work(
         assert reply["code"] == "unavailable"
         assert time.monotonic() < deadline, "did not recover after Redis came back"
         await asyncio.sleep(0.5)
+
+
+async def test_closing_a_node_bus_never_hangs_whatever_its_loops_are_doing(redis_server):
+    """Python 3.11's wait_for drops a cancellation that lands as the Redis call it waits on
+    finishes; a loop that survives errors then runs on and close() waited for it forever (a
+    node that never finished shutting down). With an almost continuous heartbeat, some of
+    these closes land in that moment."""
+    for attempt in range(40):
+        bus = RedisBus(redis_server.url, heartbeat_s=0.0001)
+        await bus.start()
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(bus.close())
+        done, _ = await asyncio.wait([closing], timeout=5)
+        if not done:
+            closing.cancel()
+        assert done, f"close() still waiting after 5 s (attempt {attempt + 1})"
