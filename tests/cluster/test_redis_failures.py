@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import redis.asyncio as aioredis
@@ -104,3 +105,43 @@ async def test_closing_a_node_bus_never_hangs_whatever_its_loops_are_doing(redis
         if not done:
             closing.cancel()
         assert done, f"close() still waiting after 5 s (attempt {attempt + 1})"
+
+
+async def test_closing_a_node_bus_sends_what_is_queued_and_returns_once_sent(redis_server):
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe("rr:chan:N_peer")
+    bus = RedisBus(redis_server.url, op_timeout_s=2.0)
+    try:
+        await bus.start()
+        for i in range(20):
+            bus.publish("N_peer", {"op": "x", "i": i})
+        started = time.monotonic()
+        await bus.close()
+        took = time.monotonic() - started
+        got: list[int] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 20 and time.monotonic() < deadline:
+            message = await pubsub.get_message(timeout=0.5)
+            if message is not None:
+                got.append(json.loads(message["data"])["i"])
+        assert got == list(range(20))
+        # Not the whole op timeout: close() waits only until the outbox is sent.
+        assert took < 1.0, f"close took {took:.2f} s"
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+async def test_a_node_shuts_down_promptly_while_redis_is_down(start_server, connect, redis_server):
+    (_, ts) = await start_server(redis_url=redis_server.url)
+    clients = [await connect(ts) for _ in range(5)]
+    for i, client in enumerate(clients):  # rooms this node owns: claims it cannot release now
+        await client.join(f"owned-{i}", "alice")
+    redis_server.stop()
+    started = time.monotonic()
+    for client in clients:
+        await client.close()
+    await ts.close()
+    took = time.monotonic() - started
+    assert took < 6, f"shutdown took {took:.1f} s"
