@@ -205,26 +205,32 @@ class ClusterRouter:
         """Edges whose room's node died are asked to reconnect (they land on a live node)."""
         while True:
             await asyncio.sleep(1.0)
-            for key, session in list(self._hosted.items()):
-                if session.left:
-                    del self._hosted[key]
-            if self._bus.settling:
+            try:
+                await self._check_owners()
+            except Exception:  # one bad round must not end the watch for the node's lifetime
+                log.exception("checking the owner nodes failed")
+
+    async def _check_owners(self) -> None:
+        for key, session in list(self._hosted.items()):
+            if session.left:
+                del self._hosted[key]
+        if self._bus.settling:
+            return
+        owners = {link.owner for link in self._links.values()}
+        for owner in owners:
+            try:
+                alive = await self._bus.node_alive(owner)
+            except BusUnavailable:
+                break
+            if alive:
                 continue
-            owners = {link.owner for link in self._links.values()}
-            for owner in owners:
-                try:
-                    alive = await self._bus.node_alive(owner)
-                except BusUnavailable:
-                    break
-                if alive:
-                    continue
-                log.warning("node %s is gone: moving its participants' sessions", owner)
-                for link in [lk for lk in self._links.values() if lk.owner == owner]:
-                    edge = self._edges.get(link.conn)
-                    link.left = True
-                    self.forget_link(link)
-                    if edge is not None:
-                        edge.end(CloseReason.NODE_FAILED.value)
+            log.warning("node %s is gone: moving its participants' sessions", owner)
+            for link in [lk for lk in self._links.values() if lk.owner == owner]:
+                edge = self._edges.get(link.conn)
+                link.left = True
+                self.forget_link(link)
+                if edge is not None:
+                    edge.end(CloseReason.NODE_FAILED.value)
 
     # --- operations from other nodes ------------------------------------------------------
 
