@@ -36,6 +36,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -50,6 +52,7 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
+from aiortc.stats import RTCStatsReport
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,37 @@ _METHODS: tuple[tuple[type, str], ...] = (
 )
 
 
+# Read by the stats readers below (the selected candidate pair, per-SSRC receive statistics,
+# transport byte counters): aiortc's getStats() has none of them.
+_STATS_METHODS: tuple[tuple[type, str], ...] = (
+    (RTCDtlsTransport, "_get_stats"),
+    (aioice.ice.CandidatePair, "local_candidate"),
+    (StreamStatistics, "packets_expected"),
+    (StreamStatistics, "jitter"),
+)
+_STATS_INIT_NAMES: tuple[tuple[type, str], ...] = (
+    (RTCIceTransport, "_connection"),
+    (aioice.ice.Connection, "_nominated"),
+    (aioice.ice.CandidatePair, "remote_candidate"),
+    (RTCRtpReceiver, "_RTCRtpReceiver__remote_streams"),
+    (StreamStatistics, "base_seq"),
+    (StreamStatistics, "packets_received"),
+)
+
+
+def _init_names(cls: type) -> set[str]:
+    """The attribute names a class's ``__init__`` assigns or reads."""
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
+def _stats_problems() -> list[str]:
+    problems = [f"{cls.__name__}.{m}" for cls, m in _STATS_METHODS if not hasattr(cls, m)]
+    problems += [f"{cls.__name__}.{n}" for cls, n in _STATS_INIT_NAMES if n not in _init_names(cls)]
+    return problems
+
+
 def _private(obj: object) -> Any:
     """Untyped view of an aiortc object, to reach its private attributes."""
     return obj
@@ -119,6 +153,7 @@ def check_compatibility() -> None:
     send_names = set(RTCRtpSender.__init__.__code__.co_names)
     problems += [f"RTCRtpSender.{n}" for n in _SENDER_INIT_NAMES if n not in send_names]
     problems += [f"{cls.__name__}.{m}" for cls, m in _METHODS if not hasattr(cls, m)]
+    problems += _stats_problems()
     pc_names = set(RTCPeerConnection.__init__.__code__.co_names)
     for name in ("_RTCPeerConnection__dtlsTransports", "_RTCPeerConnection__iceTransports"):
         if name not in pc_names:
@@ -424,6 +459,33 @@ def remote_candidate_hosts(pc: RTCPeerConnection) -> list[str]:
     for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
         out += [c.host for c in ice_transport._connection.remote_candidates]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Stats readers: what aiortc's getStats() lacks
+
+
+def nominated_candidates(dtls: RTCDtlsTransport) -> tuple[Candidate, Candidate] | None:
+    """The (local, remote) candidates of the nominated ICE pair (of the RTP component)."""
+    nominated: dict[int, aioice.ice.CandidatePair] = _private(dtls.transport)._connection._nominated
+    if not nominated:
+        return None
+    pair = nominated.get(1) or next(iter(nominated.values()))
+    return pair.local_candidate, pair.remote_candidate
+
+
+def media_stream_statistics(receiver: RTCRtpReceiver) -> list[StreamStatistics]:
+    """The receiver's per-SSRC receive statistics of media streams (RTX streams left out)."""
+    private = _private(receiver)
+    streams: dict[int, StreamStatistics] = private._RTCRtpReceiver__remote_streams
+    rtx: dict[int, int] = private._RTCRtpReceiver__rtx_ssrc
+    return [s for ssrc, s in streams.items() if ssrc not in rtx]
+
+
+def transport_stats(dtls: RTCDtlsTransport) -> RTCStatsReport:
+    """The DTLS transport's own report (bytes sent and received), which getStats() omits."""
+    report: RTCStatsReport = _private(dtls)._get_stats()
+    return report
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import strictjson
 from .aiortc_hooks import tolerate_invalid_text
 from .events import DataNotice
-from .forwarding import TaskOwner
 from .persistence import StoredMessage, TopicStore
+from .ratelimit import TokenBucket
+from .tasks import TaskOwner
 from .topics import WhiteboardLimits, schema_for
 
 if TYPE_CHECKING:
@@ -198,25 +199,6 @@ def parse_message(
     if not out:
         raise Refused("invalid_message", "no valid message in the batch")
     return out, bad
-
-
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._at = time.monotonic()
-
-    def take(self, amount: float = 1.0) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < amount:
-            return False
-        self._tokens -= amount
-        return True
 
 
 class TopicLog:

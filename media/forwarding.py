@@ -29,6 +29,7 @@ from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
 from .events import TrackInfo
 from .keyframes import detector_for
 from .settings import MediaSettings
+from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 
@@ -44,31 +45,6 @@ _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 def ntp_now() -> int:
     """The current time as a 64-bit NTP timestamp."""
     return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296.0)
-
-
-class TaskOwner:
-    """Owns fire-and-forget tasks so that they are cancelled and awaited on close."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("task %s failed: %r", task.get_name(), task.exception())
-
-    async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
 
 
 class KeyframeRequester:
@@ -176,6 +152,7 @@ class LegStats:
     keyframe_requests: int = 0
     nacks: int = 0
     keyframes: int = 0
+    frames: int = 0  # video frames sent whole (their last packet, marker bit set, went out)
     first_packet_at: float | None = None
 
 
@@ -190,6 +167,7 @@ class Leg:
         self.created_at = time.monotonic()
         self.tap: SenderTap | None = None
         self._clock_rate = hub.clock_rate
+        self._counts_frames = hub.is_video
         self._initial_seq = initial_seq
         self._initial_ts = initial_ts
         # rewriting state
@@ -347,6 +325,8 @@ class Leg:
         stats.octets += len(payload)
         if keyframe:
             stats.keyframes += 1
+        if pkt.marker and self._counts_frames:
+            stats.frames += 1
         self._last_seq = seq
         self._last_ts = ts
         self._last_time = now
@@ -410,6 +390,7 @@ class TrackHub:
         self.packets_in = 0
         self.octets_in = 0
         self.keyframes_in = 0
+        self.frames_in = 0  # video frames whose last packet (marker bit) arrived
 
     # ---- wiring
 
@@ -446,6 +427,8 @@ class TrackHub:
         keyframe = self._detect(pkt.payload)
         now = time.monotonic()
         if self.is_video:
+            if pkt.marker:
+                self.frames_in += 1
             if keyframe:
                 self.keyframes_in += 1
                 self._gop = [pkt]
@@ -555,6 +538,7 @@ class TrackHub:
         return {
             "packets_in": self.packets_in,
             "keyframes_in": self.keyframes_in,
+            "frames_in": self.frames_in,
             "keyframe_requests": self._keyframes.requested,
             "keyframe_requests_sent": self._keyframes.sent,
             "remb_sent": self._bandwidth.sent,
@@ -564,6 +548,7 @@ class TrackHub:
                 leg.subscriber_id: {
                     "state": leg.state.value,
                     "packets": leg.stats.packets,
+                    "frames": leg.stats.frames,
                     "octets": leg.stats.octets,
                     "dropped_stale": leg.stats.dropped_stale,
                     "send_errors": leg.stats.send_errors,

@@ -155,7 +155,6 @@ class Participant:
         # Subscriber changes not yet on the PC: applied when the next offer is made.
         self._wanted: dict[tuple[str, str], TrackHub] = {}
         self._to_stop: list[RTCRtpTransceiver] = []
-        self._stopped_mids: set[str] = set()  # subscriber m-lines offered as rejected
         self._renegotiate_needed = False
         self._offer: _SubscribeOffer | None = None
         self._answer_timer: asyncio.TimerHandle | None = None
@@ -168,7 +167,8 @@ class Participant:
         }
         self._timers: dict[PcName, asyncio.TimerHandle] = {}
         self.dropped_candidates = 0
-        self.offers_sent = 0
+        self.offers_sent = 0  # subscriber offers the relay made
+        self.offers_answered = 0  # publisher offers the client made and the relay answered
         self._data_stats: Callable[[], dict[str, int]] | None = None
 
     # ---------------------------------------------------------------- properties
@@ -217,6 +217,7 @@ class Participant:
             },
             "dropped_candidates": self.dropped_candidates,
             "offers_sent": self.offers_sent,
+            "offers_answered": self.offers_answered,
             "negotiation_timeouts": self.negotiation_timeouts,
             "stale_answers": self.stale_answers,
         }
@@ -310,6 +311,7 @@ class Participant:
         async with self._pub_lock:
             self._check_open()
             answer, sending = await self._answer_offer(checked)
+            self.offers_answered += 1
             added, removed = self._update_published(sending, sources or {})
             # Events and the others' renegotiations go out now, without waiting for them.
             if added or removed:
@@ -455,8 +457,6 @@ class Participant:
         sub.hub.remove_leg(self.id)
         sub.leg.close()
         sub.transceiver.direction = "inactive"
-        if sub.transceiver.mid is not None:
-            self._stopped_mids.add(sub.transceiver.mid)
         self._to_stop.append(sub.transceiver)
         return True
 
@@ -526,7 +526,10 @@ class Participant:
             self._renegotiate_needed = False
             self._configure_ice(pc)
             await pc.setLocalDescription(await pc.createOffer())
-            sdp = reject_mlines(pc.localDescription.sdp, self._stopped_mids)
+            # Removed tracks' m-lines stay as aiortc writes them: `inactive`, still bundled.
+            # Rejecting them (port 0, unbundled) made Firefox stop answering later offers, and
+            # rejecting the BUNDLE-tag m-line took the shared transport down.
+            sdp = pc.localDescription.sdp
             self.offers_sent += 1
             self._offer = _SubscribeOffer(sdp, self.offers_sent)
             self._start_timer("subscriber", pc)

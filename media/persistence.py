@@ -152,31 +152,6 @@ class TopicStore(abc.ABC):
     async def _load(self, room: str) -> list[StoredMessage]: ...
 
 
-class MemoryTopicStore(TopicStore):
-    """Keeps nothing across processes (tests, and rooms without persistence)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rooms: dict[str, list[StoredMessage]] = {}
-
-    async def _open(self) -> None:
-        return None
-
-    async def _close(self) -> None:
-        return None
-
-    async def _write(self, batch: list[WriteOp]) -> None:
-        for op in batch:
-            items = self.rooms.setdefault(op.room, [])
-            if op.kind == "append":
-                items.append(StoredMessage(op.seq, op.topic, op.text))
-            elif op.kind == "clear":
-                items[:] = [m for m in items if m.topic != op.topic]
-
-    async def _load(self, room: str) -> list[StoredMessage]:
-        return list(self.rooms.get(room, []))
-
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY,

@@ -46,10 +46,6 @@ return 1
 """
 
 
-class StaleOwner(Exception):
-    """A write was refused: another node owns the room now."""
-
-
 class RedisTopicStore(TopicStore):
     """Room histories in Redis, written only by the room's current (fenced) owner."""
 

@@ -21,11 +21,12 @@ from .events import (
     TrackPublished,
     TrackUnpublished,
 )
-from .forwarding import TaskOwner, TrackHub
+from .forwarding import TrackHub
 from .participant import Participant, ParticipantCallbacks
 from .persistence import TopicStore
 from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
+from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
 

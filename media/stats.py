@@ -27,6 +27,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aioice.candidate import Candidate
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver
+
+from .aiortc_hooks import media_stream_statistics, nominated_candidates, transport_stats
 from .forwarding import Leg, TrackHub
 from .participant import Participant
 from .room import Room
@@ -190,11 +194,10 @@ def sanitize_client_report(report: Mapping[str, Any]) -> Json:
 
 
 # ------------------------------------------------------------------ aiortc readers
-# aiortc's getStats() has no candidate pair and mixes media and RTX inbound entries; these
-# readers take the missing pieces from aiortc/aioice internals, in this one place.
+# The pieces getStats() lacks come from aiortc_hooks (with the other reads of aiortc privates).
 
 
-def _dtls_transport(pc: Any) -> Any:
+def _dtls_transport(pc: RTCPeerConnection) -> RTCDtlsTransport | None:
     for transceiver in pc.getTransceivers():
         transport = transceiver.sender.transport or transceiver.receiver.transport
         if transport is not None:
@@ -203,37 +206,27 @@ def _dtls_transport(pc: Any) -> Any:
     return sctp.transport if sctp is not None else None
 
 
-def _candidate_json(candidate: Any) -> Json:
+def _candidate_json(candidate: Candidate) -> Json:
     return {
-        "type": getattr(candidate, "type", None),
-        "protocol": getattr(candidate, "transport", None),
-        "address": getattr(candidate, "host", None),
-        "port": getattr(candidate, "port", None),
+        "type": candidate.type,
+        "protocol": candidate.transport,
+        "address": candidate.host,
+        "port": candidate.port,
     }
 
 
-def selected_pair(dtls: Any) -> Json | None:
+def selected_pair(dtls: RTCDtlsTransport) -> Json | None:
     """The nominated ICE candidate pair of a DTLS transport's ICE connection (aioice)."""
-    ice = getattr(dtls, "transport", None)
-    connection = getattr(ice, "_connection", None)
-    nominated = getattr(connection, "_nominated", None)
-    if not nominated:
+    candidates = nominated_candidates(dtls)
+    if candidates is None:
         return None
-    pair = nominated.get(1) or next(iter(nominated.values()))
-    local = _candidate_json(pair.local_candidate)
-    remote = _candidate_json(pair.remote_candidate)
+    local = _candidate_json(candidates[0])
+    remote = _candidate_json(candidates[1])
     # A relayed pair is named after its relayed end; otherwise after the most indirect one.
     rank = {"host": 0, "prflx": 1, "srflx": 2, "relay": 3}
     kinds = [k for k in (local["type"], remote["type"]) if isinstance(k, str)]
     kind = max(kinds, key=lambda k: rank.get(k, 0)) if kinds else None
     return {"type": kind, "local": local, "remote": remote}
-
-
-def _media_streams(receiver: Any) -> list[Any]:
-    """The receiver's per-SSRC statistics of media streams (RTX streams left out)."""
-    streams: Mapping[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
-    rtx: Mapping[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
-    return [s for ssrc, s in streams.items() if ssrc not in rtx]
 
 
 # ------------------------------------------------------------------ per-tick bookkeeping
@@ -587,7 +580,7 @@ class StatsCollector:
         }
         receiver = self._receiver_for(participant, info.id)
         if receiver is not None:
-            streams = _media_streams(receiver)
+            streams = media_stream_statistics(receiver)
             if streams:
                 expected = sum(s.packets_expected for s in streams if s.base_seq is not None)
                 received = sum(s.packets_received for s in streams)
@@ -606,7 +599,7 @@ class StatsCollector:
         return out
 
     @staticmethod
-    def _receiver_for(participant: Participant, track_id: str) -> Any:
+    def _receiver_for(participant: Participant, track_id: str) -> RTCRtpReceiver | None:
         pc = participant.publisher_pc
         if pc is None:
             return None
@@ -674,7 +667,12 @@ class StatsCollector:
         return out
 
     def _connection(
-        self, name: str, pc: Any, state: _ParticipantStats, dt: float, totals: TickTotals
+        self,
+        name: str,
+        pc: RTCPeerConnection | None,
+        state: _ParticipantStats,
+        dt: float,
+        totals: TickTotals,
     ) -> Json | None:
         if pc is None:
             return None
@@ -698,24 +696,19 @@ class StatsCollector:
         out["candidate_pair"] = pair
         if pair is not None and pair["type"]:
             totals.candidate_types[pair["type"]] += 1
-        get_stats = getattr(dtls, "_get_stats", None)
-        if get_stats is not None:
-            for entry in get_stats().values():
-                if entry.type == "transport":
-                    rx, tx = int(entry.bytesReceived or 0), int(entry.bytesSent or 0)
-                    out["bytes_in"], out["bytes_out"] = rx, tx
-                    out["bitrate_in_bps"] = _rate(8 * state.delta(f"pc/{name}/rx", rx), dt)
-                    out["bitrate_out_bps"] = _rate(8 * state.delta(f"pc/{name}/tx", tx), dt)
-                    break
+        for entry in transport_stats(dtls).values():
+            if entry.type == "transport":
+                rx, tx = int(entry.bytesReceived or 0), int(entry.bytesSent or 0)
+                out["bytes_in"], out["bytes_out"] = rx, tx
+                out["bitrate_in_bps"] = _rate(8 * state.delta(f"pc/{name}/rx", rx), dt)
+                out["bitrate_out_bps"] = _rate(8 * state.delta(f"pc/{name}/tx", tx), dt)
+                break
         return out
 
     @staticmethod
     def _data(participant: Participant, state: _ParticipantStats, totals: TickTotals) -> Json:
-        """DataChannel counters, once the media plane relays DataChannels (``data_stats()``)."""
-        source = getattr(participant, "data_stats", None)
-        if not callable(source):
-            return {"messages_relayed": None, "messages_dropped": None}
-        values = source()
+        """DataChannel counters (zeros for a participant without DataChannels)."""
+        values = participant.data_stats()
         relayed = int(values.get("messages_relayed") or 0)
         dropped = int(values.get("messages_dropped") or 0)
         totals.data_relayed += state.delta("data/relayed", relayed)

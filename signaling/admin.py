@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,11 +27,12 @@ from . import protocol
 from .config import Config
 from .gateway import track_json
 from .logs import about
-from .metrics import Metrics, metrics_handler
+from .metrics import Metrics, NodeState, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
 from .rooms import Member, RoomState
 from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
+from .writer import BoundedWriter
 
 if TYPE_CHECKING:  # server.py imports this module to call setup_admin
     from .server import Server
@@ -183,7 +183,6 @@ class AdminApi:
         return room, member, access
 
     def room_summary(self, room: RoomState) -> dict[str, Any]:
-        media_room = self.server.media.rooms.get(room.name)
         bitrate_in = bitrate_out = 0.0
         healths = []
         for pid in room.members:
@@ -197,15 +196,14 @@ class AdminApi:
             "mode": room.mode,
             "created_at": round(room.created_at, 3),
             "participants": len(room.members),
-            "tracks": len(media_room.tracks()) if media_room else 0,
+            "tracks": self.server.media.track_count(room.name),
             "health": _worst(healths),
             "bitrate_in_bps": round(bitrate_in, 1),
             "bitrate_out_bps": round(bitrate_out, 1),
         }
 
     def participant_view(self, room: RoomState, member: Member) -> dict[str, Any]:
-        media_room = self.server.media.rooms.get(room.name)
-        participant = media_room.participant(member.id) if media_room else None
+        media = self.server.media.participant_media(room.name, member.id)
         latest = self.stats.latest(room.name, member.id)
         return {
             "id": member.id,
@@ -218,13 +216,11 @@ class AdminApi:
                 "can_publish_data": member.grants.can_publish_data,
                 "admin": member.grants.admin,
             },
-            "tracks": [track_json(t) for t in participant.published_tracks()]
-            if participant
-            else [],
+            "tracks": [track_json(t) for t in media.tracks] if media else [],
             "subscriptions": [
-                {"publisher_id": pub, "track_id": tid} for pub, tid in participant.subscriptions()
+                {"publisher_id": pub, "track_id": tid} for pub, tid in media.subscriptions
             ]
-            if participant
+            if media
             else [],
             "health": latest["health"] if latest else "ok",
             "stats": latest,
@@ -285,17 +281,15 @@ class AdminApi:
         muted = body.get("muted") if isinstance(body, dict) else None
         if not isinstance(muted, bool):
             raise ApiError(400, "invalid_request", 'body must be {"muted": true|false}')
-        media_room = self.server.media.rooms.get(room.name)
-        participant = media_room.participant(member.id) if media_room else None
-        if participant is None:
-            raise ApiError(409, "no_media", "this participant has no media session")
         track_id = request.match_info["track_id"]
         try:
-            info = await participant.set_muted(track_id, muted)
+            info = await self.server.media.set_muted(room.name, member.id, track_id, muted)
         except UnknownTrack:
             raise ApiError(404, "not_found", f"no published track {track_id[:64]!r}") from None
         except Closed as exc:
             raise ApiError(409, "closed", str(exc)) from None
+        if info is None:
+            raise ApiError(409, "no_media", "this participant has no media session")
         self.stats.record_event(
             "track_muted", room=room.name, participant_id=member.id, track_id=track_id, muted=muted
         )
@@ -375,42 +369,29 @@ class FeedClient:
         on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.ws = ws
-        self._on_failure = on_failure
-        self.failures = 0
-        self._queue: deque[str] = deque()
-        self._queue_max = queue_max
-        self._wakeup = asyncio.Event()
+        self._out = BoundedWriter(ws, queue_max, label="stats feed:", on_failure=on_failure)
         self.dropped = False
+
+    @property
+    def failures(self) -> int:
+        return self._out.failures
 
     def push(self, text: str) -> bool:
         if self.dropped:
             return False
-        if len(self._queue) >= self._queue_max:
-            self.dropped = True
-            self._wakeup.set()
+        if not self._out.push(text):
+            self.stop()
             return False
-        self._queue.append(text)
-        self._wakeup.set()
         return True
 
+    def stop(self) -> None:
+        """Drop this client: nothing more is sent, and `write_loop()` returns."""
+        self.dropped = True
+        self._out.clear()
+        self._out.wake()
+
     async def write_loop(self) -> None:
-        while not self.dropped:
-            while self._queue and not self.dropped:
-                text = self._queue.popleft()
-                try:
-                    await self.ws.send_str(text)
-                except (ConnectionError, RuntimeError):
-                    raise
-                except Exception:  # one tick that cannot be sent never stops the feed
-                    self.failures += 1
-                    if self.failures == 1:
-                        log.exception("stats feed: a tick could not be sent: dropped")
-                    if self._on_failure is not None:
-                        self._on_failure()
-            self._wakeup.clear()
-            if self.dropped:
-                break
-            await self._wakeup.wait()
+        await self._out.run(stop=lambda: self.dropped)
 
 
 class FeedRelay(Protocol):
@@ -513,8 +494,7 @@ class Feed:
 
     async def close(self) -> None:
         for client in list(self._clients):
-            client.dropped = True
-            client._wakeup.set()
+            client.stop()
             with contextlib.suppress(Exception):
                 await client.ws.close(code=1001, message=b"server shutdown")
         self._clients.clear()
@@ -595,7 +575,18 @@ def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
     reports = _ClientReports(server)
     stats = StatsCollector(lambda: server.media.rooms, stats_settings(server.config), reports)
-    metrics = Metrics(server, stats)
+    metrics = Metrics(
+        NodeState(
+            registry=server.registry,
+            media=server.media,
+            errors=server.errors,
+            failures=server.failures,
+            connections=lambda: len(server.connections),
+            started_at=server.started_at,
+            turn_allocations=server.turn.allocations_active,
+        ),
+        stats,
+    )
     api = AdminApi(server, stats)
     feed = Feed(api)
     stats.add_pre_tick(RoomWatcher(server, stats, reports))

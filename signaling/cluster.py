@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
+
+from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
 from .bus import Endpoint
 from .participant import ParticipantSession
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
-from .redis_bus import BusUnavailable, RedisBus, cancel_and_wait
+from .redis_bus import BusUnavailable, RedisBus
 from .router import Link, LocalRouter
 from .tokens import AccessToken, TokenError, verify_token
 
@@ -111,7 +113,7 @@ class ClusterRouter:
         self._links: dict[str, RemoteLink] = {}
         self._hosted: dict[tuple[str, str], ParticipantSession] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner()
         self._watcher: asyncio.Task[None] | None = None
         self._op_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         bus.handler = self._on_op
@@ -259,10 +261,8 @@ class ClusterRouter:
         elif isinstance(kind, str) and kind in self._op_handlers:
             await self._op_handlers[kind](op)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.spawn(coro, "cluster-op")
 
     async def _host_join(self, op: dict[str, Any]) -> None:
         node, conn, req = str(op["node"]), str(op["conn"]), op.get("req")
@@ -328,5 +328,4 @@ class ClusterRouter:
             session.end(CloseReason.SHUTDOWN.value)
         self._hosted.clear()
         await self.local.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await self._tasks.close()

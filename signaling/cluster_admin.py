@@ -23,8 +23,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from relayroom.media.tasks import cancel_and_wait
+
 from .admin import FEED_KEY
-from .redis_bus import BusUnavailable, RedisBus, cancel_and_wait
+from .redis_bus import BusUnavailable, RedisBus
 
 if TYPE_CHECKING:
     from .cluster import ClusterRouter

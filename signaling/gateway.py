@@ -10,7 +10,9 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from relayroom.media.datachannels import DataSettings
@@ -29,6 +31,7 @@ from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
 from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
+from relayroom.media.tasks import TaskOwner
 from relayroom.media.topics import WhiteboardLimits
 
 from .config import Config
@@ -108,6 +111,14 @@ def track_json(track: TrackInfo) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(track).items() if v is not None}
 
 
+@dataclass(frozen=True)
+class ParticipantMedia:
+    """What a member publishes and receives, as the admin API shows it."""
+
+    tracks: list[TrackInfo]
+    subscriptions: list[tuple[str, str]]  # (publisher id, track id)
+
+
 class MediaGateway:
     """Owns the media rooms of this node (one per `sfu` room) and routes to them."""
 
@@ -129,7 +140,7 @@ class MediaGateway:
         # room without media costs no PeerConnection.
         self._members: dict[str, dict[str, Member]] = {}
         self._adding: dict[tuple[str, str], asyncio.Task[Participant]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskOwner()
         self._closed_data_failures = 0
         self._closed_negotiation_timeouts = 0
 
@@ -158,8 +169,44 @@ class MediaGateway:
             await self._store.open()
 
     @property
-    def rooms(self) -> dict[str, MediaRoom]:
-        return self._rooms
+    def rooms(self) -> Mapping[str, MediaRoom]:
+        """The media rooms, read-only: for the stats collector (media-side code) and tests.
+
+        Signaling code asks the methods below instead of reaching into media objects.
+        """
+        return MappingProxyType(self._rooms)
+
+    def room_count(self) -> int:
+        """Rooms of this node with a media relay."""
+        return len(self._rooms)
+
+    def track_count(self, room: str) -> int:
+        """Tracks published in `room` (0 when it has no media relay yet)."""
+        media_room = self._rooms.get(room)
+        return len(media_room.tracks()) if media_room is not None else 0
+
+    def participant_media(self, room: str, participant_id: str) -> ParticipantMedia | None:
+        """A member's published tracks and subscriptions; None without a media session."""
+        participant = self._participant(room, participant_id)
+        if participant is None:
+            return None
+        return ParticipantMedia(participant.published_tracks(), participant.subscriptions())
+
+    async def set_muted(
+        self, room: str, participant_id: str, track_id: str, muted: bool
+    ) -> TrackInfo | None:
+        """Mute or unmute a published track (admin); None when the member has no media session.
+
+        Raises `UnknownTrack` or `Closed` (media errors) as the media participant does.
+        """
+        participant = self._participant(room, participant_id)
+        if participant is None:
+            return None
+        return await participant.set_muted(track_id, muted)
+
+    def _participant(self, room: str, participant_id: str) -> Participant | None:
+        media_room = self._rooms.get(room)
+        return media_room.participant(participant_id) if media_room is not None else None
 
     async def handle(
         self, room: RoomState, member: Member, message: MediaMessage, reply: Reply
@@ -274,6 +321,7 @@ class MediaGateway:
                     )
 
     async def close(self) -> None:
+        await self._tasks.close()
         rooms, self._rooms = list(self._rooms.values()), {}
         for media_room in rooms:
             self._retire(media_room)
@@ -290,11 +338,9 @@ class MediaGateway:
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
             if isinstance(event, TrackPublished):
-                task = asyncio.create_task(
-                    self._ensure_subscribers(room), context=context_about(room)
+                self._tasks.spawn(
+                    self._ensure_subscribers(room), "ensure-subscribers", context_about(room)
                 )
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
             kind = {
                 TrackPublished: "track_published",
                 TrackUnpublished: "track_unpublished",

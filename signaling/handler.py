@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType
 
+from relayroom.media.ratelimit import TokenBucket
+
 from . import protocol
 from .logs import about, bind
 from .protocol import (
@@ -20,7 +22,7 @@ from .protocol import (
     Ping,
     ProtocolError,
 )
-from .ratelimit import TokenBucket, WindowCounter
+from .ratelimit import WindowCounter
 from .router import Link
 from .session import (
     CLOSE_GOING_AWAY,

@@ -9,8 +9,10 @@ every label has a small fixed set of values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -18,8 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from relayroom.media.stats import StatsCollector, Tick
 
-if TYPE_CHECKING:
-    from .server import Server
+from .gateway import MediaGateway
+from .rooms import RoomRegistry
 
 PREFIX = "relayroom"
 CONNECTION_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
@@ -40,11 +42,24 @@ JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25)
 COLLECT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
-class _StateCollector:
-    """Gauges computed from the live server state at each scrape."""
+@dataclass(frozen=True)
+class NodeState:
+    """What the scrape-time gauges read, each from its owner (wired in `admin.setup_admin`)."""
 
-    def __init__(self, server: Server, collector: StatsCollector) -> None:
-        self._server = server
+    registry: RoomRegistry
+    media: MediaGateway
+    errors: Tally[str]  # protocol errors sent to clients, by code
+    failures: Tally[str]  # failures contained to one participant or client, by place
+    connections: Callable[[], int]  # open signaling WebSockets
+    started_at: float
+    turn_allocations: Callable[[], int]  # 0 when the embedded TURN server is not running
+
+
+class _StateCollector:
+    """Gauges computed from the live node state at each scrape."""
+
+    def __init__(self, state: NodeState, collector: StatsCollector) -> None:
+        self._node = state
         self._stats = collector
         self._last: Tick | None = None
 
@@ -52,17 +67,19 @@ class _StateCollector:
         self._last = tick
 
     def collect(self) -> Iterator[Metric]:
-        server = self._server
-        rooms = server.registry.rooms
+        node = self._node
+        rooms = node.registry.rooms
         yield _gauge("rooms", "Rooms open on this node.", len(rooms))
         yield _gauge(
             "participants",
             "Participants in the rooms of this node.",
             sum(len(r.members) for r in rooms.values()),
         )
-        yield _gauge("media_rooms", "Rooms with a media relay (mode sfu).", len(server.media.rooms))
-        yield _gauge("websocket_sessions", "Open signaling WebSockets.", len(server.connections))
-        yield _gauge("uptime_seconds", "Seconds since the server started.", _uptime(server))
+        yield _gauge("media_rooms", "Rooms with a media relay (mode sfu).", node.media.room_count())
+        yield _gauge("websocket_sessions", "Open signaling WebSockets.", node.connections())
+        yield _gauge(
+            "uptime_seconds", "Seconds since the server started.", _uptime(node.started_at)
+        )
         totals = self._last.totals if self._last else None
         yield _labelled_gauge(
             "peer_connections",
@@ -88,7 +105,7 @@ class _StateCollector:
         errors = CounterMetricFamily(
             f"{PREFIX}_errors", "Protocol errors sent to clients, by code.", labels=["code"]
         )
-        for code, count in sorted(server.errors.items()):
+        for code, count in sorted(node.errors.items()):
             errors.add_metric([code], count)
         yield errors
         failures = CounterMetricFamily(
@@ -98,22 +115,18 @@ class _StateCollector:
             labels=["type"],
         )
         counts = {
-            **server.failures,
+            **node.failures,
             "stats_sample": self._stats.participant_failures,
-            "data_message": server.media.data_failures(),
-            "subscriber_answer_timeout": server.media.negotiation_timeouts(),
+            "data_message": node.media.data_failures(),
+            "subscriber_answer_timeout": node.media.negotiation_timeouts(),
         }
         for where in sorted({*FAILURE_PLACES, *counts}):
             failures.add_metric([where], counts.get(where, 0))
         yield failures
-        # The embedded TURN server, when it runs: server.turn (TurnService).server (TurnServer).
-        turn = getattr(server, "turn", None)
-        turn_server = getattr(turn, "server", turn)
-        allocations = getattr(turn_server, "allocations_active", None)
         yield _gauge(
             "turn_allocations",
             "Active allocations on the embedded TURN server (0 when it is not running).",
-            allocations if isinstance(allocations, int) else 0,
+            node.turn_allocations(),
         )
         cost = self._stats.cost()
         yield CounterMetricFamily(
@@ -123,8 +136,8 @@ class _StateCollector:
         )
 
 
-def _uptime(server: Server) -> float:
-    return max(0.0, time.time() - server.started_at)
+def _uptime(started_at: float) -> float:
+    return max(0.0, time.time() - started_at)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -144,10 +157,10 @@ def _labelled_gauge(
 class Metrics:
     """The metrics of one application; fed by the stats collector's ticks."""
 
-    def __init__(self, server: Server, collector: StatsCollector) -> None:
+    def __init__(self, state: NodeState, collector: StatsCollector) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
-        self._state = _StateCollector(server, collector)
+        self._state = _StateCollector(state, collector)
         reg.register(self._state)
         self.forwarded_packets = Counter(
             f"{PREFIX}_forwarded_packets",
@@ -290,4 +303,4 @@ def metrics_handler(metrics: Metrics) -> Any:
     return handler
 
 
-__all__ = ["CONTENT_TYPE", "Metrics", "metrics_handler"]
+__all__ = ["CONTENT_TYPE", "Metrics", "NodeState", "metrics_handler"]

@@ -52,7 +52,7 @@ SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": _obj({"code": STRING, "message": STRING})}),
     "Track": _obj(
         {"id": STRING, "kind": {"type": "string", "enum": ["audio", "video"]}, "muted": BOOLEAN},
-        {"codec": STRING, "source": STRING},
+        {"codec": STRING},
     ),
     "RoomSummary": _obj(
         {

@@ -1,33 +1,11 @@
-"""Token buckets and per-client-IP admission limits."""
+"""Per-client-IP admission limits and a windowed event counter (buckets: media/ratelimit.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-
-class TokenBucket:
-    """Classic token bucket: `rate` tokens per second, at most `burst` saved up."""
-
-    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
-
-    def __init__(
-        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
-
-    def take(self, cost: float = 1.0) -> bool:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if self._tokens >= cost:
-            self._tokens -= cost
-            return True
-        return False
+from relayroom.media.ratelimit import TokenBucket
 
 
 class WindowCounter:

@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from relayroom.media.tasks import TaskOwner
+
 from .bus import Endpoint, LocalBus, NodeBus
 from .config import ConfigError
 from .logs import about
@@ -86,20 +88,6 @@ class BusUnavailable(Exception):
     """Redis did not answer in time."""
 
 
-async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel `tasks` and wait until every one has ended.
-
-    One cancel() is not enough: Python 3.11's `asyncio.wait_for` drops a cancellation that
-    arrives as the call it waits on finishes, and the loops here outlive Redis errors, so such
-    a task would go on forever (and its closer would wait forever). Cancel again until done.
-    """
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-
-
 REDIS_EXTRA = "pip install 'relayroom[redis]'"
 
 
@@ -143,7 +131,7 @@ class RedisBus(NodeBus):
         self._redis: aioredis.Redis | None = None
         self._owned: dict[str, str] = {}  # room -> "<node>|<fence>"
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(OUTBOX_MAX)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskOwner()
         self.handler: BusHandler | None = None
         self.on_room_lost: Callable[[str], Awaitable[None]] | None = None
         self._info: dict[str, Any] = {"id": self.node_id}
@@ -171,15 +159,15 @@ class RedisBus(NodeBus):
             await self._register()
         except self._errors as exc:
             self._log_error("cannot reach Redis at start-up: %s", exc)
-        for coro in (self._heartbeat_loop(), self._subscribe_loop(), self._publish_loop()):
-            self._tasks.append(asyncio.create_task(coro))
+        self._tasks.spawn(self._heartbeat_loop(), "bus-heartbeat")
+        self._tasks.spawn(self._subscribe_loop(), "bus-subscribe")
+        self._tasks.spawn(self._publish_loop(), "bus-publish")
 
     async def close(self) -> None:
         # Let queued operations (for example "reconnect elsewhere") reach the other nodes.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.join(), self._timeout)
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self._tasks.close()
         if self._redis is not None:
             with contextlib.suppress(*self._errors):
                 for room, claim in list(self._owned.items()):

@@ -39,12 +39,6 @@ class Link(Protocol):
     async def leave(self, reason: CloseReason) -> None: ...
 
 
-class Router(Protocol):
-    async def join(self, access: AccessToken, message: Join, edge: Endpoint) -> Link: ...
-
-    async def close(self) -> None: ...
-
-
 class LocalRouter:
     """Joins and resumes for rooms held in this process."""
 

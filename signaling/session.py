@@ -10,19 +10,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
+
+from .writer import CONNECTION_ERRORS, BoundedWriter
 
 log = logging.getLogger(__name__)
 
-# Close codes beyond aiohttp's enum.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_SERVICE_RESTART = 1012
+# The WebSocket close codes a session uses (RFC 6455), by the names of this module's callers.
+CLOSE_NORMAL = WSCloseCode.OK
+CLOSE_GOING_AWAY = WSCloseCode.GOING_AWAY
+CLOSE_POLICY = WSCloseCode.POLICY_VIOLATION
+CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
+CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
 
 
 class Session:
@@ -43,9 +44,7 @@ class Session:
         self.ws = ws
         self.peer = peer
         self._transport = transport
-        self._queue: deque[str] = deque()
-        self._queue_max = queue_max
-        self._wakeup = asyncio.Event()
+        self._out = BoundedWriter(ws, queue_max, label=f"peer={peer}", on_failure=on_write_failure)
         self._heartbeat_interval = heartbeat_interval_s
         self._heartbeat_timeout = heartbeat_timeout_s
         self._close_timeout = close_timeout_s
@@ -53,17 +52,30 @@ class Session:
         self._closing: tuple[int, str] | None = None
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
-        self.sent = 0
-        self.write_failures = 0
-        self._on_write_failure = on_write_failure
-        self.label = f"peer={peer}"
         self.log_extra: dict[str, object] = {}  # logs.about(room, participant) once joined
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {peer}")
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"ws-ping {peer}")
 
     @property
+    def label(self) -> str:
+        """`peer=...`, then `room=... participant=...` once joined (log lines, write failures)."""
+        return self._out.label
+
+    @label.setter
+    def label(self, value: str) -> None:
+        self._out.label = value
+
+    @property
     def queued(self) -> int:
-        return len(self._queue)
+        return self._out.queued
+
+    @property
+    def sent(self) -> int:
+        return self._out.sent
+
+    @property
+    def write_failures(self) -> int:
+        return self._out.failures
 
     @property
     def closing(self) -> bool:
@@ -73,31 +85,28 @@ class Session:
         """Queue a message. Overflow means the client is not reading: cut it off."""
         if self._closing is not None:
             return
-        if len(self._queue) >= self._queue_max:
+        if not self._out.push(data):
             log.warning(
                 "%s send queue overflow (%d queued): disconnecting slow client",
                 self.label,
-                len(self._queue),
+                self._out.queued,
                 extra=self.log_extra,
             )
             self.abort("slow_client")
-            return
-        self._queue.append(data)
-        self._wakeup.set()
 
     def close(self, code: int, reason: str) -> None:
         """Flush what is queued, then send a close frame. Never blocks."""
         if self._closing is None:
             self._closing = (code, reason)
             self.close_reason = reason
-            self._wakeup.set()
+            self._out.wake()
 
     def abort(self, reason: str) -> None:
         """Drop the connection now, without flushing (slow or dead clients)."""
         if self.close_reason is None:
             self.close_reason = reason
         self._closing = self._closing or (CLOSE_POLICY, reason)
-        self._queue.clear()
+        self._out.clear()
         if self._transport is not None:
             self._transport.abort()
         self._writer.cancel()
@@ -115,7 +124,7 @@ class Session:
         if not self._writer.done():
             if self._closing is None:
                 self._closing = (CLOSE_NORMAL, "")
-            self._wakeup.set()
+            self._out.wake()
             try:
                 await asyncio.wait_for(asyncio.shield(self._writer), self._close_timeout)
             except (TimeoutError, asyncio.CancelledError):
@@ -128,39 +137,18 @@ class Session:
     async def _write_loop(self) -> None:
         ws = self.ws
         try:
-            while True:
-                while self._queue:
-                    data = self._queue.popleft()
-                    try:
-                        await ws.send_str(data)
-                    except (ConnectionError, RuntimeError, TimeoutError):
-                        raise
-                    except Exception as exc:  # one bad message never ends the writer
-                        self._write_failed(exc)
-                        continue
-                    self.sent += 1
-                if self._closing is not None:
-                    break
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            await self._out.run(stop=lambda: self._closing is not None)
+            assert self._closing is not None
             code, reason = self._closing
             await asyncio.wait_for(
                 ws.close(code=code, message=reason.encode()[:120]), self._close_timeout
             )
-        except (ConnectionError, RuntimeError, TimeoutError):
+        except CONNECTION_ERRORS:
             # The peer vanished or never completed the close handshake: drop it.
             if self._transport is not None:
                 self._transport.abort()
         finally:
             self._closed.set()
-
-    def _write_failed(self, exc: Exception) -> None:
-        """A message this client cannot be sent is dropped, counted, and logged once."""
-        self.write_failures += 1
-        if self.write_failures == 1:
-            log.warning("%s a message could not be sent and was dropped: %r", self.label, exc)
-        if self._on_write_failure is not None:
-            self._on_write_failure()
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -148,6 +148,10 @@ class TurnService:
             )
         return ConfigError("turn_port", f"cannot start the TURN server on {host}: {reason}")
 
+    def allocations_active(self) -> int:
+        """Allocations on the embedded TURN server (0 when it is not running)."""
+        return self.server.allocations_active if self.server is not None else 0
+
     async def close(self) -> None:
         if self.server is not None:
             await self.server.close()

@@ -23,6 +23,17 @@ TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
 ARTIFACTS = Path(os.environ.get("RELAYROOM_TEST_ARTIFACTS", "test-artifacts"))
 
 
+# The slow tier (`-m slow`): browsers, and the cluster tests, which start Redis and node processes.
+SLOW_FOLDERS = ("cluster",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.name
+        if item.get_closest_marker("browser") is not None or folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = {
         "api_secret": TEST_SECRET,

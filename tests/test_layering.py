@@ -70,7 +70,9 @@ def test_nothing_imports_bare_folder_names(folder: str) -> None:
                 names = [node.module]
             for name in names:
                 if name.split(".")[0] in PACKAGES:
-                    violations.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+                    violations.append(
+                        f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')} imports {name}"
+                    )
     assert not violations, "\n".join(violations)
 
 

@@ -66,6 +66,9 @@ SEEN = """async (selector) => {
   return { videos, decoded, bundle };
 }"""
 
+WARMUP_S = 10.0
+WARMUP_FRAMES = 10
+
 PLAYING = """(selector) => [...document.querySelectorAll(selector)]
   .some((v) => v.videoWidth > 0 && v.currentTime > 0)"""
 
@@ -110,7 +113,14 @@ async def firefox_page(firefox: Firefox, url: str, *, max_bundle: bool = False) 
 async def assert_sees_video(viewer: Viewer, selector: str, *, timeout: float = 30) -> None:
     """A remote video shows a picture, its time advances, and decoded frames grow fast enough."""
     await viewer.wait_for(PLAYING, selector, timeout)
+    # Decoding must get going within a few seconds. A publisher that joins after the viewer
+    # can take seconds to decode steadily in Chromium (see docs/media.md, known limitations).
+    deadline = asyncio.get_running_loop().time() + WARMUP_S
     before = await viewer.evaluate(SEEN, selector)
+    while before["decoded"] < WARMUP_FRAMES and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.5)
+        before = await viewer.evaluate(SEEN, selector)
+    assert before["decoded"] >= WARMUP_FRAMES, (viewer.name, before)
     await asyncio.sleep(2)
     after = await viewer.evaluate(SEEN, selector)
     playing = [v for v in after["videos"] if v["width"] > 0]

@@ -6,7 +6,7 @@ import aiohttp
 
 from relayroom.signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET
-from tests.signaling.test_sfu_call import publish
+from tests.support.sfu import publish
 
 ADMIN = {
     "Authorization": "Bearer "

@@ -6,7 +6,8 @@ import asyncio
 import time
 
 from relayroom.signaling.redis_bus import RedisBus
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 
 async def _two_nodes(start_server, redis_server, **overrides):
@@ -67,7 +68,7 @@ async def test_media_flows_to_a_subscriber_whose_socket_is_on_another_node(
     pub_pc, _ = await publish(pub_ws)
     try:
         await subscriber.answer_next_offer()
-        assert await wait_until(
+        assert await eventually(
             lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 15
         ), subscriber.counters
     finally:
@@ -105,8 +106,8 @@ async def test_datachannel_messages_flow_between_clients_on_different_nodes(
         for n in range(20):
             bob.send("chat", {"n": n})
             alice.send("chat", {"n": 100 + n})
-        assert await wait_until(lambda: len(alice.messages("chat")) == 20, 10)
-        assert await wait_until(lambda: len(bob.messages("chat")) == 20, 10)
+        assert await eventually(lambda: len(alice.messages("chat")) == 20, 10)
+        assert await eventually(lambda: len(bob.messages("chat")) == 20, 10)
         assert [m["payload"]["n"] for m in alice.messages("chat")] == list(range(20))
         assert {m["from"] for m in bob.messages("chat")} == {alice.id}
     finally:

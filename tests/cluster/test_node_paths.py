@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 from bench.cluster import Client, Node
 from relayroom.signaling.redis_bus import PREFIX
 from tests.conftest import token_for
-from tests.signaling.test_resume import _drop
+from tests.support.ws import drop
 
 
 async def test_resume_through_another_node_keeps_the_participant(
@@ -27,7 +28,7 @@ async def test_resume_through_another_node_keeps_the_participant(
     await alice.join("r", "alice", mode="p2p")  # the room lives on node A
     b = await bob.join("r", "bob")
     await alice.expect("participant_joined")
-    await _drop(bob)
+    await drop(bob)
     carol = await connect(ts_a)
     await carol.join("r", "carol")  # bob misses this while away
     assert (await alice.expect("participant_joined"))["participant"]["identity"] == "carol"
@@ -122,7 +123,7 @@ async def test_a_proxied_join_is_answered_before_its_client_hears_joined(
         join = {"type": "join", "room": "order", "token": token_for("order", "guest")}
         op = {"op": "join", "req": "r1", "node": "N_edge", "conn": "c1", "text": json.dumps(join)}
         await client.publish(owner_channel, json.dumps(op))
-        ops = []
+        ops: list[Any] = []
         deadline = time.monotonic() + 5
         while len(ops) < 2:
             assert time.monotonic() < deadline, f"the owner node sent only {ops}"

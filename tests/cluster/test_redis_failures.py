@@ -14,7 +14,7 @@ from relayroom.signaling.redis_bus import RedisBus
 async def _node_keys(url: str) -> set[str]:
     client = aioredis.from_url(url, decode_responses=True)
     try:
-        return set(await client.keys("rr:node:*"))
+        return {str(key) for key in await client.keys("rr:node:*")}
     finally:
         await client.aclose()
 

@@ -12,7 +12,8 @@ from aiortc import RTCDataChannel, RTCSessionDescription
 
 from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
-from tests.media.client import LOOPBACK, client_pc, wait_for
+from tests.media.client import LOOPBACK, client_pc
+from tests.support.polling import eventually
 
 
 @dataclass
@@ -77,7 +78,7 @@ class DataClient:
             {"type": "publish_offer", "id": "data", "sdp": self.pub.localDescription.sdp}
         )
         while True:
-            if not await wait_for(
+            if not await eventually(
                 lambda: any(e.get("ref") == "data" for e in self.events), timeout
             ):
                 raise AssertionError(f"no publish_answer: {self.errors}")
@@ -85,7 +86,7 @@ class DataClient:
             self.events.remove(answer)
             break
         await self.pub.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        ok = await wait_for(
+        ok = await eventually(
             lambda: (
                 self.reliable.readyState == "open"
                 and all(

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from relayroom.media.persistence import SqliteTopicStore
 from relayroom.media.persistence_redis import RedisTopicStore
 from tests.data.peer import join_data
-from tests.media.client import wait_for
+from tests.support.polling import eventually
 
 # "notes": a persistent topic without a schema (the "whiteboard" schema is tested in tests/hostile).
 MEDIA = {"allow_loopback_candidates": True, "data_persistent_topics": ("whiteboard", "notes")}
@@ -27,7 +27,7 @@ async def test_late_joiner_gets_the_state_in_order_before_live_messages(start_se
         await asyncio.sleep(0.3)
         late = await join_data(connect, ts, "board", "late")
         a.send("notes", {"op": "stroke", "n": 20})
-        assert await wait_for(lambda: len(late.messages("notes")) == 21, 5)
+        assert await eventually(lambda: len(late.messages("notes")) == 21, 5)
         topics = [r.message["topic"] for r in late.received]
         assert topics[0] == "relay"
         assert late.received[0].message["payload"] == {"op": "sync", "reason": "join", "count": 20}
@@ -38,9 +38,9 @@ async def test_late_joiner_gets_the_state_in_order_before_live_messages(start_se
         # A clear compacts the history: a later joiner sees only what came after it.
         a.send("notes", {"op": "clear"})
         a.send("notes", {"op": "stroke", "n": 100})
-        assert await wait_for(lambda: len(late.messages("notes")) == 23, 5)
+        assert await eventually(lambda: len(late.messages("notes")) == 23, 5)
         later = await join_data(connect, ts, "board", "later")
-        assert await wait_for(lambda: len(later.messages("notes")) == 1, 5)
+        assert await eventually(lambda: len(later.messages("notes")) == 1, 5)
         assert later.messages("notes")[0]["payload"] == {"op": "stroke", "n": 100}
         await later.close()
         await late.close()
@@ -56,9 +56,9 @@ async def test_room_history_cap_refuses_and_tells_the_sender(start_server, conne
         for n in range(8):
             a.send("notes", n)
         a.send("chat", "still flows")
-        assert await wait_for(lambda: len(b.messages("chat")) == 1, 5)
+        assert await eventually(lambda: len(b.messages("chat")) == 1, 5)
         assert [m["payload"] for m in b.messages("notes")] == [0, 1, 2, 3, 4]
-        assert await wait_for(lambda: any(e["code"] == "too_large" for e in a.errors), 5)
+        assert await eventually(lambda: any(e["code"] == "too_large" for e in a.errors), 5)
     finally:
         await a.close()
         await b.close()
@@ -69,7 +69,7 @@ async def test_state_survives_a_server_restart(start_server, connect, tmp_path):
     a = await join_data(connect, ts, "keep", "a")
     for n in range(10):
         a.send("notes", {"n": n})
-    assert await wait_for(lambda: len(server.media.rooms["keep"].data.log) == 10, 5)
+    assert await eventually(lambda: len(server.media.rooms["keep"].data.log) == 10, 5)
     await a.close()
     await ts.close()  # drains: the store writes what is queued and closes
     assert (tmp_path / "data" / "rooms.sqlite3").exists()
@@ -77,7 +77,7 @@ async def test_state_survives_a_server_restart(start_server, connect, tmp_path):
     _, ts2 = await start_server(**MEDIA)
     b = await join_data(connect, ts2, "keep", "b")
     try:
-        assert await wait_for(lambda: len(b.messages("notes")) == 10, 5)
+        assert await eventually(lambda: len(b.messages("notes")) == 10, 5)
         assert [m["payload"]["n"] for m in b.messages("notes")] == list(range(10))
         assert {m["from"] for m in b.messages("notes")} == {a.id}
     finally:
@@ -147,7 +147,7 @@ async def test_cluster_mode_keeps_topics_in_redis_across_nodes(start_server, con
     a = await join_data(connect, ts, "shared", "a")
     for n in range(5):
         a.send("notes", {"n": n})
-    assert await wait_for(lambda: len(server.media.rooms["shared"].data.log) == 5, 5)
+    assert await eventually(lambda: len(server.media.rooms["shared"].data.log) == 5, 5)
     await a.close()
     await ts.close()
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -160,7 +160,7 @@ async def test_cluster_mode_keeps_topics_in_redis_across_nodes(start_server, con
     _, ts2 = await start_server(**MEDIA, redis_url=redis_server.url)
     b = await join_data(connect, ts2, "shared", "b")
     try:
-        assert await wait_for(lambda: len(b.messages("notes")) == 5, 10)
+        assert await eventually(lambda: len(b.messages("notes")) == 5, 10)
         assert [m["payload"]["n"] for m in b.messages("notes")] == list(range(5))
     finally:
         await b.close()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.data.peer import DataClient, join_data
-from tests.media.client import wait_for
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.slow  # a real call or a benchmark run: seconds each
 
 RATE = 200  # messages/s
 PHASE_S = 2.5
@@ -27,7 +31,7 @@ async def _phase(sender: DataClient, receivers: list[DataClient], tag: str) -> l
         if delay > 0:
             await asyncio.sleep(delay)
         sender.send("tick", {"tag": tag, "n": n, "t": time.monotonic(), "pad": pad})
-    await wait_for(
+    await eventually(
         lambda: all(
             sum(1 for r in x.received if r.message.get("payload", {}).get("tag") == tag) >= count
             for x in receivers

@@ -12,10 +12,10 @@ from relayroom.media.datachannels import (
     Outlet,
     OutletState,
     Refused,
-    TokenBucket,
     TopicLog,
     parse_message,
 )
+from relayroom.media.ratelimit import TokenBucket
 
 
 def test_from_is_added_last_so_a_client_cannot_spoof_it() -> None:
@@ -126,4 +126,5 @@ async def test_reliable_outlet_replays_then_resyncs_a_slow_receiver() -> None:
     batch = json.loads(ch.sent[-1])
     assert batch[0]["payload"] == {"op": "sync", "reason": "resync", "count": 2}
     assert batch[1:] == [{"h": 1}, {"h": 2}]
-    assert outlet.state is OutletState.LIVE
+    state: OutletState = outlet.state  # changed by the calls above (mypy narrowed it)
+    assert state is OutletState.LIVE

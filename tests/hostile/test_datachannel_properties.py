@@ -30,6 +30,7 @@ from tests.hostile.harness import (
     BIG,
     SURROGATES,
     LiveServer,
+    StrictClient,
     hostile_number,
     hostile_settings,
     hostile_text,
@@ -39,7 +40,7 @@ from tests.hostile.harness import (
     strict_loads,
     to_text,
 )
-from tests.media.client import wait_for
+from tests.support.polling import eventually
 
 # The live server's thread (aioice's consent timer) draws from the global `random` while
 # Hypothesis generates an example; the strategies here use none.
@@ -286,8 +287,9 @@ def _encodes(text: str) -> bool:
 class Peer(DataClient):
     """A DataClient that parses every DataChannel message strictly and checks what it got."""
 
-    def __init__(self, ws: Any, known: set[str]) -> None:
+    def __init__(self, ws: StrictClient, known: set[str]) -> None:
         super().__init__(ws)
+        self.strict_ws = ws
         self.known = known
         self.violations: list[str] = []
         self.history: list[dict[str, Any]] = []
@@ -353,7 +355,7 @@ class Peer(DataClient):
 
     async def pong(self, ref: str, timeout: float = 5) -> bool:
         await self.ws.send({"type": "ping", "id": ref})
-        found = await wait_for(
+        found = await eventually(
             lambda: any(e.get("ref") == ref for e in self.events[-4:]), timeout, 0.002
         )
         self.events.clear()
@@ -466,7 +468,7 @@ class Board:
     def check_clients(self, hostile: Wire) -> None:
         for peer in (self.mallory, self.alice, self.bob):
             assert not peer.violations, (peer.violations[:3], hostile)
-            assert not peer.ws.violations, (peer.ws.violations[:3], hostile)
+            assert not peer.strict_ws.violations, (peer.strict_ws.violations[:3], hostile)
             assert peer.pub.connectionState == "connected", hostile
         for victim in self.victims:
             assert not victim.errors, victim.errors[:3]  # errors go to the sender only
@@ -484,10 +486,12 @@ class Board:
     async def late_joiner(self) -> None:
         """A new participant joins and reads the history the way a page does."""
         self.late_joiners += 1
-        expected = len(self.live.server.media.rooms[ROOM].data.log)
+        room_data = self.live.server.media.rooms[ROOM].data
+        assert room_data is not None
+        expected = len(room_data.log)
         joiner = await self.peer(f"late{self.late_joiners}")
         try:
-            assert await wait_for(lambda: len(joiner.history) >= expected, 15), (
+            assert await eventually(lambda: len(joiner.history) >= expected, 15), (
                 f"replay of {expected} incomplete: {len(joiner.history)}"
             )
             assert joiner.syncs == 1 and not joiner.violations, joiner.violations[:3]
@@ -551,5 +555,7 @@ def test_after_the_attack_the_history_still_replays_and_is_stored_strictly(board
     for topic, text in rows:
         message = strict_loads(text)
         assert topic == "whiteboard" and page_problem(message["payload"], stored=True) is None
-    stats = relay.peer(board.mallory.id).stats()
+    mallory_peer = relay.peer(board.mallory.id)
+    assert mallory_peer is not None
+    stats = mallory_peer.stats()
     assert stats["messages_refused"] > 0 and stats["messages_relayed"] > 0, stats

@@ -24,7 +24,7 @@ from relayroom.signaling.tokens import Grants, TokenError, verify_token
 from tests.conftest import TEST_SECRET, make_config, token_for
 from tests.data.peer import join_data
 from tests.hostile.harness import StrictClient, send_text_bytes, strict_loads
-from tests.media.client import wait_for
+from tests.support.polling import eventually
 
 
 async def test_a_lone_surrogate_name_never_stops_the_others_receiving(start_server, connect):
@@ -91,9 +91,9 @@ async def test_datachannel_text_that_is_not_utf8_is_refused_and_the_sender_stays
         send_text_bytes(mallory.reliable, b'{"topic":"chat","payload":"\xed\xa0\x80"}')
         send_text_bytes(mallory.lossy, b"\xff\xfe")
         mallory.send("chat", "still here")
-        assert await wait_for(lambda: alice.messages("chat") != [], 5), mallory.errors
+        assert await eventually(lambda: alice.messages("chat") != [], 5), mallory.errors
         assert [m["payload"] for m in alice.messages("chat")] == ["still here"]
-        assert await wait_for(lambda: mallory.errors != [], 5)
+        assert await eventually(lambda: mallory.errors != [], 5)
         assert {e["code"] for e in mallory.errors} == {"invalid_message"}, mallory.errors
         assert mallory.pub.connectionState == "connected"
     finally:

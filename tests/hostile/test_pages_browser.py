@@ -45,7 +45,7 @@ class Watched:
         self.page = page
         self.name = name
         self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
     async def violations(self) -> list[str]:

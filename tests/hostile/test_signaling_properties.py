@@ -30,6 +30,9 @@ from tests.hostile.harness import (
     to_text,
 )
 
+# Every test here adds to the inputs that the last test counts: the module runs as a whole.
+pytestmark = pytest.mark.slow
+
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 BASE: dict[str, dict[str, Any]] = {
     "join": {"room": "p2p", "token": "t"},
@@ -107,6 +110,7 @@ class Room:
         self.b = await live.client("p2p", "bob", mode="p2p")
         self.sfu_attacker = await live.client("sfu", "mallory-sfu", mode="sfu")
         self.c = await live.client("sfu", "carol", mode="sfu")
+        assert self.a.joined is not None and self.b.joined is not None
         self.b_id = self.b.joined["participant"]["id"]
         self.a_id = self.a.joined["participant"]["id"]
         self.feed = await open_feed(live)

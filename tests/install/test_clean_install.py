@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import WsClient
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
@@ -47,7 +48,7 @@ def clean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = base / "venv"
     made = _run(sys.executable, "-m", "venv", venv, cwd=base)
     assert made.returncode == 0, made.stderr
-    pip = [
+    pip: list[str | Path] = [
         venv / "bin" / "python",
         "-m",
         "pip",
@@ -112,7 +113,7 @@ async def test_clean_install_serves_a_call(clean_venv: Path, tmp_path: Path) -> 
             try:
                 await sub_ws.expect("track_published", 10)
                 await subscriber.answer_next_offer()
-                assert await wait_until(
+                assert await eventually(
                     lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 20
                 ), subscriber.counters
             finally:

@@ -127,6 +127,7 @@ async def test_second_dev_server_takes_a_free_turn_port(tmp_path: Path) -> None:
             await _stop(proc)
 
 
+@pytest.mark.slow
 async def test_token_signs_with_the_dev_servers_secret(tmp_path: Path) -> None:
     env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
     missing = run("token", "--room", "r", "--identity", "a", env=env, cwd=tmp_path)

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import WsClient
 from tests.sdk.serve import ServeProcess
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
@@ -84,7 +85,7 @@ async def scrape_after_a_call(tmp_path: Path) -> str:
         try:
             await bob.expect("track_published", 10)
             await subscriber.answer_next_offer()
-            assert await wait_until(
+            assert await eventually(
                 lambda: any(len(c) >= 10 for c in subscriber.counters.values()), 20
             )
             await asyncio.sleep(1.5)  # stats ticks feed the counters
@@ -98,6 +99,7 @@ async def scrape_after_a_call(tmp_path: Path) -> str:
             await bob.close()
 
 
+@pytest.mark.slow
 async def test_every_dashboard_query_names_exported_metrics_and_labels(tmp_path):
     text = await scrape_after_a_call(tmp_path)
     exported: set[str] = set()

@@ -11,12 +11,14 @@ import logging
 import re
 
 import aiohttp
+import pytest
 
 from relayroom.api import RoomService
 from relayroom.signaling import logs
 from tests.conftest import TEST_SECRET, WsClient
 from tests.sdk.serve import ServeProcess
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 PARTICIPANT_ID = re.compile(r"PA_[A-Za-z0-9_-]+")
 
@@ -36,7 +38,7 @@ async def run_call(server: ServeProcess) -> dict[str, str]:
         try:
             await bob.expect("track_published", 10)
             await subscriber.answer_next_offer()
-            assert await wait_until(
+            assert await eventually(
                 lambda: any(len(c) >= 10 for c in subscriber.counters.values()), 20
             )
             async with RoomService(server.url, api_secret=TEST_SECRET) as service:
@@ -54,6 +56,7 @@ async def run_call(server: ServeProcess) -> dict[str, str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_json_lines_carry_room_participant_and_node(tmp_path):
     server = ServeProcess(tmp_path, "--log-format", "json")
     async with server:

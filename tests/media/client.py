@@ -287,13 +287,3 @@ class Subscriber:
         assert not self.negotiation_errors, (
             f"subscriber negotiation failed: {self.negotiation_errors}"
         )
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relayroom.media import MediaEvent, MediaSettings, Room, SubscribeOffer
-from tests.media.client import Publisher, Subscriber, wait_for
+from tests.media.client import Publisher, Subscriber
 
 
 def loopback_settings(**overrides: Any) -> MediaSettings:
@@ -90,4 +90,4 @@ async def harness(settings: MediaSettings) -> AsyncIterator[Harness]:
         await asyncio.sleep(0)
 
 
-__all__ = ["Harness", "loopback_settings", "wait_for"]
+__all__ = ["Harness", "loopback_settings"]

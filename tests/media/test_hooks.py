@@ -12,8 +12,8 @@ from relayroom.media.aiortc_hooks import (
     HookError,
     check_compatibility,
 )
-from tests.media.client import wait_for
 from tests.media.conftest import Harness
+from tests.support.polling import eventually
 
 
 def test_installed_aiortc_is_the_one_the_hooks_were_written_for() -> None:
@@ -29,12 +29,41 @@ def test_compatibility_check_names_what_disappeared(monkeypatch: pytest.MonkeyPa
         check_compatibility()
 
 
+def test_compatibility_check_covers_the_stats_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An aiortc whose DTLS transport lost `_get_stats` fails the check, not the stats."""
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    monkeypatch.delattr(RTCDtlsTransport, "_get_stats")
+    with pytest.raises(HookError, match=r"RTCDtlsTransport\._get_stats"):
+        check_compatibility()
+
+
+def test_compatibility_check_names_a_missing_private_attribute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An aioice whose Connection no longer keeps `_nominated` (the selected pair) is caught."""
+    import aioice.ice
+
+    class FakeConnection:  # what an aioice that renamed the attribute would look like
+        def __init__(self) -> None:
+            self._local_candidates: list[Any] = []
+            self._local_candidates_start = self._local_candidates_end = False
+            self._protocols: list[Any] = []
+            self._components: set[int] = set()
+            self._selected: dict[int, Any] = {}
+
+    monkeypatch.setattr(aioice.ice.Connection, "__init__", FakeConnection.__init__)
+    with pytest.raises(HookError, match=r"Connection\._nominated") as caught:
+        check_compatibility()
+    assert "_local_candidates" not in str(caught.value)
+
+
 @pytest.mark.slow
 async def test_hooks_work_on_live_connections(harness: Harness) -> None:
     """Each hook, observed on a real call: no decoding, history, SR rewrite, PLI, REMB."""
     pub = await harness.publisher("alice", audio=False)
     sub = await harness.subscriber("bob")
-    assert await wait_for(
+    assert await eventually(
         lambda: bool(sub.video_tracks()) and len(sub.video_tracks()[0].frames) > 40, 10
     )
     alice = harness.room.participant("alice")
@@ -58,13 +87,13 @@ async def test_hooks_work_on_live_connections(harness: Harness) -> None:
     sender: Any = leg.tap.sender
     assert sender._RTCRtpSender__started
     # sender reports carry the forwarder's counters (one is sent every 0.5-1.5 s)
-    assert await wait_for(lambda: sender._RTCRtpSender__packet_count > 0, 3)
+    assert await eventually(lambda: sender._RTCRtpSender__packet_count > 0, 3)
     assert sender._RTCRtpSender__packet_count <= leg.stats.packets
     # the subscriber's receiver sees our SSRC and sender reports (remote-outbound stats)
     stats = await sub.pc.getStats()
     kinds = {s.type for s in stats.values()}
     assert "inbound-rtp" in kinds
-    assert await wait_for(lambda: leg.stats.packets > 60, 3)
+    assert await eventually(lambda: leg.stats.packets > 60, 3)
 
 
 @pytest.mark.slow
@@ -78,8 +107,8 @@ async def test_rtx_ssrcs_of_two_video_mlines_route_to_their_receivers(harness: H
     await harness.subscriber("bob")
     alice = harness.room.participant("alice")
     assert alice is not None
-    assert await wait_for(lambda: len(alice.published_hubs()) == 2, 5)
-    assert await wait_for(lambda: all(h.packets_in > 10 for h in alice.published_hubs()), 10)
+    assert await eventually(lambda: len(alice.published_hubs()) == 2, 5)
+    assert await eventually(lambda: all(h.packets_in > 10 for h in alice.published_hubs()), 10)
     senders = {t.mid: t.sender for t in pub.pc.getTransceivers()}
     for transceiver in alice.publisher_pc.getTransceivers():
         receiver: Any = transceiver.receiver

@@ -10,9 +10,9 @@ import struct
 import pytest
 
 from relayroom.media.aiortc_hooks import local_udp_ports, remote_candidate_hosts
-from tests.media.client import wait_for
 from tests.media.conftest import Harness, loopback_settings
 from tests.media.sdp_samples import client_offer, with_candidates
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ async def test_server_offers_only_configured_hosts_in_port_range() -> None:
         ports = local_udp_ports(alice.publisher_pc)
         assert ports and all(host == "127.0.0.1" and 41000 <= p <= 41009 for host, p in ports)
         sub = await h.subscriber("bob")
-        assert await wait_for(lambda: bool(sub.video_tracks()), 10)
+        assert await eventually(lambda: bool(sub.video_tracks()), 10)
         bob = h.room.participant("bob")
         assert bob is not None
         assert all(41000 <= p <= 41009 for _, p in local_udp_ports(bob.subscriber_pc))
@@ -92,7 +92,7 @@ async def test_malformed_stun_on_a_media_port_is_counted_not_flooded(
 ) -> None:
     await harness.publisher("alice", audio=False)
     sub = await harness.subscriber("bob")
-    assert await wait_for(
+    assert await eventually(
         lambda: bool(sub.video_tracks()) and bool(sub.video_tracks()[0].frames), 10
     )
     alice = harness.room.participant("alice")
@@ -105,7 +105,7 @@ async def test_malformed_stun_on_a_media_port_is_counted_not_flooded(
         for _ in range(300):
             sock.sendto(malformed_stun(), (host, port))
             await asyncio.sleep(0.002)
-        assert await wait_for(lambda: harness.room.malformed_stun_packets >= 300, 3)
+        assert await eventually(lambda: harness.room.malformed_stun_packets >= 300, 3)
     finally:
         sock.close()
     warnings = [r for r in caplog.records if "malformed STUN" in r.getMessage()]
@@ -116,4 +116,4 @@ async def test_malformed_stun_on_a_media_port_is_counted_not_flooded(
     # media still flows
     video = sub.video_tracks()[0]
     count = len(video.frames)
-    assert await wait_for(lambda: len(video.frames) > count + 10, 3)
+    assert await eventually(lambda: len(video.frames) > count + 10, 3)

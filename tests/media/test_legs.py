@@ -18,9 +18,9 @@ from relayroom.media.forwarding import (
     KeyframeRequester,
     Leg,
     LegState,
-    TaskOwner,
     TrackHub,
 )
+from relayroom.media.tasks import TaskOwner
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 KEY = bytes([0x10, 0x00, 0x9D, 0x01, 0x2A]) + b"k" * 20

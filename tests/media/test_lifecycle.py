@@ -19,9 +19,10 @@ from relayroom.media import (
     TrackUnpublished,
     UnknownTrack,
 )
-from tests.media.client import Publisher, Subscriber, wait_for
+from tests.media.client import Publisher, Subscriber
 from tests.media.conftest import Harness, loopback_settings
 from tests.media.sdp_samples import client_offer, without_lines
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ async def test_participant_without_subscribe_grant_receives_nothing(harness: Har
     client = Publisher(silent, audio=False)
     await client.offer()
     watcher = await harness.subscriber("watcher")
-    assert await wait_for(lambda: len(watcher.tracks) == 3, 10)
+    assert await eventually(lambda: len(watcher.tracks) == 3, 10)
     assert silent.subscriptions() == []
     await client.close()
 
@@ -77,15 +78,15 @@ async def test_rejected_offers_leave_the_participant_usable(harness: Harness) ->
 async def test_remote_close_reports_failure_and_cleans_up(harness: Harness) -> None:
     pub = await harness.publisher("alice")
     sub = await harness.subscriber("bob")
-    assert await wait_for(
+    assert await eventually(
         lambda: len(sub.tracks) == 2 and all(t.frames for t in sub.tracks.values()), 10
     )
     await pub.pc.close()  # DTLS close_notify, no leave message
-    assert await wait_for(lambda: harness.room.participant("alice") is None, 5)
+    assert await eventually(lambda: harness.room.participant("alice") is None, 5)
     failed = harness.events_of(ParticipantFailed)
     assert [e.participant_id for e in failed] == ["alice"]
     assert len(harness.events_of(TrackUnpublished)) == 2
-    assert await wait_for(lambda: all(t.ended_at for t in sub.tracks.values()), 5)
+    assert await eventually(lambda: all(t.ended_at for t in sub.tracks.values()), 5)
     bob = harness.room.participant("bob")
     assert bob is not None and bob.subscriptions() == []
 
@@ -97,7 +98,7 @@ async def test_consent_loss_reports_failure(
     monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 3)
     pub = await harness.publisher("alice", audio=False)
     sub = await harness.subscriber("bob")
-    assert await wait_for(
+    assert await eventually(
         lambda: bool(sub.video_tracks()) and bool(sub.video_tracks()[0].frames), 10
     )
     # The subscriber vanishes without a word: its sockets go silent.
@@ -105,7 +106,7 @@ async def test_consent_loss_reports_failure(
         conn: Any = transceiver.receiver.transport.transport._connection
         for protocol in conn._protocols:
             protocol.datagram_received = lambda data, addr: None
-    assert await wait_for(lambda: harness.room.participant("bob") is None, 8)
+    assert await eventually(lambda: harness.room.participant("bob") is None, 8)
     failed = harness.events_of(ParticipantFailed)
     assert [e.participant_id for e in failed] == ["bob"]
     assert "consent" in failed[0].reason or "failed" in failed[0].reason
@@ -119,7 +120,7 @@ async def test_connection_that_never_comes_up_times_out() -> None:
     try:
         alice = await h.room.add_participant("alice", can_publish=True, can_subscribe=False)
         await alice.publish_offer(await client_offer())  # the client never connects
-        assert await wait_for(lambda: h.room.participant("alice") is None, 3)
+        assert await eventually(lambda: h.room.participant("alice") is None, 3)
         failed = h.events_of(ParticipantFailed)
         assert failed and "not established in time" in failed[0].reason
     finally:
@@ -144,8 +145,10 @@ def open_fds() -> int:
 
 
 def own_threads() -> int:
-    """Threads other than the shared executor's workers (bounded, reused): decoder threads."""
-    return sum(1 for t in threading.enumerate() if not t.name.startswith("ThreadPoolExecutor"))
+    """Threads other than executor workers (bounded, reused; asyncio's default executor names
+    them asyncio_N): decoder threads."""
+    shared = ("ThreadPoolExecutor", "asyncio_")
+    return sum(1 for t in threading.enumerate() if not t.name.startswith(shared))
 
 
 async def settle() -> None:
@@ -172,7 +175,7 @@ async def test_join_leave_cycles_leave_no_tasks_fds_or_threads() -> None:
                 if isinstance(event, SubscribeOffer) and event.participant_id == f"s{i}":
                     sub.offers.put_nowait(event.sdp)
                     break
-            assert await wait_for(
+            assert await eventually(
                 lambda: bool(sub.video_tracks()) and bool(sub.video_tracks()[0].frames), 10
             )
             await h.room.remove_participant(f"s{i}", "left")
@@ -190,7 +193,7 @@ async def test_join_leave_cycles_leave_no_tasks_fds_or_threads() -> None:
         assert h.room.participants == {}
         assert len(asyncio.all_tasks()) <= tasks, [t.get_coro() for t in asyncio.all_tasks()]
         assert open_fds() <= fds
-        assert await wait_for(lambda: own_threads() <= threads, 3), [
+        assert await eventually(lambda: own_threads() <= threads, 3), [
             t.name for t in threading.enumerate()
         ]
     finally:
@@ -218,15 +221,15 @@ async def test_data_only_subscriber_pc_negotiates_a_datachannel(harness: Harness
 
     channel = p.subscriber_pc.createDataChannel("reliable")
     await p.renegotiate()
-    assert await wait_for(lambda: channel.readyState == "open" and opened == ["reliable"], 10)
+    assert await eventually(lambda: channel.readyState == "open" and opened == ["reliable"], 10)
     channel.send("hello")
-    assert await wait_for(lambda: received == ["hello"], 5)
+    assert await eventually(lambda: received == ["hello"], 5)
 
 
 async def test_room_close_does_not_renegotiate_anyone(harness: Harness) -> None:
     await harness.publisher("alice")
     sub = await harness.subscriber("bob")
-    assert await wait_for(lambda: len(sub.tracks) == 2, 10)
+    assert await eventually(lambda: len(sub.tracks) == 2, 10)
     offers = len(harness.events_of(SubscribeOffer))
     await harness.room.close()
     assert len(harness.events_of(SubscribeOffer)) == offers

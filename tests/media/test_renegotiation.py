@@ -17,14 +17,9 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
 from relayroom.media import Participant, TrackPublished, TrackUnpublished
-from tests.media.client import (
-    ReceivedTrack,
-    StampedVideoTrack,
-    Subscriber,
-    strip_ssrc_lines,
-    wait_for,
-)
+from tests.media.client import ReceivedTrack, StampedVideoTrack, Subscriber, strip_ssrc_lines
 from tests.media.conftest import Harness
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +37,7 @@ def _video_frames_since(track: ReceivedTrack | None, since: float) -> list[float
 
 async def assert_decodes(sub: Subscriber, track_id: str, since: float) -> None:
     """``track_id`` reaches ``sub`` within FIRST_FRAME_S of ``since``, then plays >= FPS_FLOOR."""
-    assert await wait_for(
+    assert await eventually(
         lambda: bool(_video_frames_since(sub.tracks.get(track_id), since)),
         since + FIRST_FRAME_S - time.monotonic(),
     ), f"no decoded frame of {track_id} within {FIRST_FRAME_S} s: {describe(sub)}"
@@ -54,7 +49,7 @@ async def assert_decodes(sub: Subscriber, track_id: str, since: float) -> None:
         recent = [t for t in times if t >= times[-1] - WINDOW_S]
         return (len(recent) - 1) / WINDOW_S >= FPS_FLOOR
 
-    assert await wait_for(full_window, FIRST_FRAME_S + 2 * WINDOW_S), (
+    assert await eventually(full_window, FIRST_FRAME_S + 2 * WINDOW_S), (
         f"{track_id} below {FPS_FLOOR} fps: {describe(sub)}"
     )
 
@@ -66,7 +61,7 @@ async def assert_audio_flows(sub: Subscriber, track_id: str, since: float) -> No
         track = sub.tracks.get(track_id)
         return track is not None and sum(1 for _, at in track.frames if at >= since) >= 25
 
-    assert await wait_for(flowing, FIRST_FRAME_S + WINDOW_S), describe(sub)
+    assert await eventually(flowing, FIRST_FRAME_S + WINDOW_S), describe(sub)
 
 
 def describe(sub: Subscriber) -> dict[str, Any]:
@@ -164,9 +159,11 @@ async def test_track_removed_then_added_again(harness: Harness) -> None:
     camera = pub.pc.getTransceivers()[0]
 
     camera.direction = "inactive"
+    assert pub.video is not None
     await pub.offer()
     assert [e.track.id for e in harness.events_of(TrackUnpublished)] == [pub.video.id]
-    assert await wait_for(lambda: sub.tracks[pub.video.id].ended_at is not None, 5)
+    video_id = pub.video.id
+    assert await eventually(lambda: sub.tracks[video_id].ended_at is not None, 5)
 
     # back on the same m-line (same track id, same SSRC)
     camera.direction = "sendonly"
@@ -214,7 +211,8 @@ async def test_publisher_leaves_and_rejoins(harness: Harness) -> None:
     await assert_decodes(sub, first.video.id, time.monotonic())
     await harness.room.remove_participant("alice", "left")
     await first.close()
-    assert await wait_for(lambda: sub.tracks[first.video.id].ended_at is not None, 5)
+    first_id = first.video.id
+    assert await eventually(lambda: sub.tracks[first_id].ended_at is not None, 5)
 
     since = time.monotonic()
     second = await harness.publisher("alice")

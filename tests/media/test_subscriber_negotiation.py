@@ -22,8 +22,9 @@ from relayroom.media import (
 )
 from relayroom.media.aiortc_hooks import configure_ice
 from relayroom.media.forwarding import LegState
-from tests.media.client import LOOPBACK, StampedVideoTrack, Subscriber, wait_for
+from tests.media.client import LOOPBACK, StampedVideoTrack, Subscriber
 from tests.media.conftest import Harness, loopback_settings
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ async def test_tracks_added_and_removed_while_an_offer_awaits_its_answer(
     leaving the new share's leg negotiating forever, with nothing logged.)"""
     sub, gated = await slow_subscriber(harness, "bob")
     pub = await harness.publisher("alice")
-    assert await wait_for(lambda: gated.waiting == 1, 5)  # offer 1 answered, answer held back
+    assert await eventually(lambda: gated.waiting == 1, 5)  # offer 1 answered, answer held back
     first = pub.add_video(StampedVideoTrack())
     await pub.offer()
     first.direction = "inactive"
@@ -76,7 +77,7 @@ async def test_tracks_added_and_removed_while_an_offer_awaits_its_answer(
 
     since = time.monotonic()
     gated.gate.set()
-    assert await wait_for(
+    assert await eventually(
         lambda: bool(sub.tracks.get(screen.id)) and len(sub.tracks[screen.id].frames) > 10, 10
     ), (sub.tracks.keys(), bob.stats()["subscribed"])
     leg = bob.leg("alice", screen.id)
@@ -104,7 +105,7 @@ async def test_an_unanswered_offer_is_sent_again_then_the_subscriber_fails(
     bob = await harness.room.add_participant("bob", can_publish=False, can_subscribe=True)
     await harness.publisher("alice")
     # No client answers bob: the offer goes out 1 + 2 times, identical, then bob fails.
-    assert await wait_for(lambda: bool(harness.events_of(ParticipantFailed)), 5)
+    assert await eventually(lambda: bool(harness.events_of(ParticipantFailed)), 5)
     offers = offers_to(harness, "bob")
     assert len(offers) == 3 and len(set(offers)) == 1
     failed = harness.events_of(ParticipantFailed)
@@ -123,12 +124,12 @@ async def test_a_late_answer_to_a_resent_offer_is_ignored(impatient: Harness) ->
     pub = await harness.publisher("alice")
     bob = harness.room.participant("bob")
     assert bob is not None
-    assert await wait_for(lambda: bob.negotiation_timeouts == 1, 5)  # resent once
+    assert await eventually(lambda: bob.negotiation_timeouts == 1, 5)  # resent once
     gated.gate.set()  # the client now answers the offer and its copy
     assert pub.video is not None
     video_id = pub.video.id
-    assert await wait_for(lambda: bob.stale_answers == 1, 5)
-    assert await wait_for(
+    assert await eventually(lambda: bob.stale_answers == 1, 5)
+    assert await eventually(
         lambda: bool(sub.tracks.get(video_id)) and len(sub.tracks[video_id].frames) > 10, 10
     )
     assert not sub.negotiation_errors
@@ -152,7 +153,7 @@ async def test_publisher_answer_does_not_wait_for_subscribers() -> None:
             took = time.monotonic() - start
             offered_before_answer = len(h.events_of(SubscribeOffer))
             await pub.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-            assert await wait_for(lambda: len(h.events_of(SubscribeOffer)) == count, 10)
+            assert await eventually(lambda: len(h.events_of(SubscribeOffer)) == count, 10)
             # Every subscriber now has an offer in flight that will never be answered: the
             # publisher's next change is still answered, and offers nobody anything yet.
             pub.add_video(StampedVideoTrack())

@@ -7,7 +7,7 @@ import pytest
 
 from relayroom.api import AccessToken, Grants, RoomService, TokenRequestError
 from tests.conftest import TEST_SECRET
-from tests.signaling.test_cli import run_cli
+from tests.support.cli import run_cli
 
 CLI_ARGS = [
     "token",

@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from relayroom.api import RoomService
 from tests.conftest import TEST_SECRET, WsClient
 from tests.sdk.serve import ServeProcess
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ["token.py", "list_rooms.py", "stats.py", "feed.py", "errors.py", "moderate.py"]
@@ -56,6 +58,7 @@ def test_every_example_of_the_page_is_run_here():
     assert list(doc_examples()) == EXAMPLES
 
 
+@pytest.mark.slow
 async def test_docs_examples_work_against_a_real_server(tmp_path):
     examples = doc_examples()
     async with ServeProcess(tmp_path) as server, aiohttp.ClientSession() as http:
@@ -68,7 +71,7 @@ async def test_docs_examples_work_against_a_real_server(tmp_path):
         try:
             await bob.expect("track_published", 10)
             await subscriber.answer_next_offer()
-            assert await wait_until(
+            assert await eventually(
                 lambda: any(len(c) >= 10 for c in subscriber.counters.values()), 20
             )
             await asyncio.sleep(1.5)  # a few stats samples

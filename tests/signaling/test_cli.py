@@ -19,22 +19,9 @@ from bench.loopback import free_port
 from relayroom import __version__
 from relayroom.signaling.config import ConfigError, load_config, setting_docs
 from relayroom.signaling.tokens import verify_token
+from tests.support.cli import ROOT, run_cli
 
 SECRET = "cli-secret-0123456789abcdef-0123456789"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYROOM_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "relayroom", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-        cwd=ROOT,
-    )
 
 
 def test_precedence_file_then_env_then_flags(tmp_path):
@@ -131,6 +118,7 @@ def test_token_command_rejects_unknown_grant():
     assert result.returncode != 0 and "grant" in result.stderr
 
 
+@pytest.mark.slow
 def test_dev_secret_is_generated_once_and_reused(tmp_path):
     env = {"RELAYROOM_DATA_DIR": str(tmp_path)}
     first = run_cli("token", "--dev", "--room", "r", "--identity", "a", env=env)
@@ -237,6 +225,7 @@ async def test_draining_server_refuses_upgrades_with_503(start_server, connect):
     await drain
 
 
+@pytest.mark.slow
 async def test_tls_serves_https_and_wss(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(

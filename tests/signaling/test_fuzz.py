@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, WsClient, make_config
 
-REQUIRED = {
+# Every test here adds to the inputs that the last test counts: the module runs as a whole.
+pytestmark = pytest.mark.slow
+
+REQUIRED: dict[str, dict[str, Any]] = {
     "join": {"room": "r", "token": "t"},
     "publish_offer": {"sdp": "v=0"},
     "subscribe_answer": {"sdp": "v=0"},

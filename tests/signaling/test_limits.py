@@ -130,6 +130,7 @@ async def _broadcast_latencies(server, clients, count: int, pad: int) -> list[fl
     return [max(v) for v in arrivals.values()]
 
 
+@pytest.mark.slow
 async def test_non_reading_client_is_cut_off_and_healthy_latency_unaffected(start_server, connect):
     server, ts = await start_server(send_queue_max=64, resume_ttl_s=0)
     healthy = [await connect(ts) for _ in range(20)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -132,7 +133,7 @@ async def test_stats_report_is_kept_for_the_member(start_server, connect):
 async def test_messages_before_join_get_not_joined(start_server, connect, type_):
     _, ts = await start_server()
     client = await connect(ts)
-    fields = {
+    fields: Any = {
         "publish_offer": {"sdp": "x"},
         "subscribe_answer": {"sdp": "x"},
         "mute": {"track_id": "t", "muted": True},
@@ -196,7 +197,7 @@ async def test_unknown_type_and_bad_json_keep_connection_usable(start_server, co
 
 
 def test_every_message_type_has_a_parser_case():
-    samples = {
+    samples: dict[str, dict[str, Any]] = {
         "join": {"room": "r", "token": "t"},
         "publish_offer": {"sdp": "s"},
         "subscribe_answer": {"sdp": "s"},

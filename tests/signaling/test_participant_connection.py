@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import token_for
-from tests.signaling.test_resume import _drop
+from tests.support.ws import drop
 
 
 async def test_peers_get_reconnecting_then_connected_around_a_resume(start_server, connect):
@@ -13,7 +13,7 @@ async def test_peers_get_reconnecting_then_connected_around_a_resume(start_serve
     b = await bob.join("r", "bob")
     bob_id = b["participant"]["id"]
     await alice.expect("participant_joined")
-    await _drop(bob)
+    await drop(bob)
     dropped = await alice.expect("participant_connection")
     assert dropped == {"type": "participant_connection", "participant_id": bob_id,
                        "state": "reconnecting"}  # fmt: skip

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import token_for
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
-
-
-async def _drop(client) -> None:
-    """Vanish without a close handshake, as a phone losing its network does."""
-    client.ws._response.connection.transport.abort()
-    await asyncio.wait_for(client.closed.wait(), 5)
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
+from tests.support.ws import drop
 
 
 async def test_resume_keeps_participant_and_delivers_missed_events(start_server, connect):
@@ -22,7 +16,7 @@ async def test_resume_keeps_participant_and_delivers_missed_events(start_server,
     await alice.join("r", "alice")
     b = await bob.join("r", "bob")
     await alice.expect("participant_joined")
-    await _drop(bob)
+    await drop(bob)
     carol = await connect(ts)
     await carol.join("r", "carol")  # bob misses this event while disconnected
     # alice sees bob's connection drop, then carol arrive, and nothing says bob left
@@ -62,7 +56,7 @@ async def test_resume_window_expiry_makes_participant_leave(start_server, connec
     alice, bob = await connect(ts), await connect(ts)
     await alice.join("r", "alice")
     b = await bob.join("r", "bob")
-    await _drop(bob)
+    await drop(bob)
     left = await alice.expect("participant_left", timeout=3)
     assert left["participant_id"] == b["participant"]["id"] and left["reason"] == "disconnected"
     late = await connect(ts)
@@ -77,7 +71,7 @@ async def test_resume_token_is_single_use_and_bound_to_identity(start_server, co
     _, ts = await start_server(resume_ttl_s=5)
     bob = await connect(ts)
     b = await bob.join("r", "bob")
-    await _drop(bob)
+    await drop(bob)
     thief = await connect(ts)
     await thief.send(
         {
@@ -104,6 +98,7 @@ async def test_left_participant_cannot_resume(start_server, connect):
     assert (await again.expect("joined"))["resumed"] is False
 
 
+@pytest.mark.slow
 async def test_media_keeps_flowing_through_resume_without_renegotiation(start_server, connect):
     _, ts = await start_server(resume_ttl_s=10, allow_loopback_candidates=True)
     pub_ws, sub_ws = await connect(ts), await connect(ts)
@@ -113,8 +108,8 @@ async def test_media_keeps_flowing_through_resume_without_renegotiation(start_se
     pub_pc, _ = await publish(pub_ws)
     try:
         await subscriber.answer_next_offer()
-        assert await wait_until(lambda: any(len(c) > 10 for c in subscriber.counters.values()), 15)
-        await _drop(sub_ws)
+        assert await eventually(lambda: any(len(c) > 10 for c in subscriber.counters.values()), 15)
+        await drop(sub_ws)
         before = max(len(c) for c in subscriber.counters.values())
         resumed_ws = await connect(ts)
         await resumed_ws.send(
@@ -127,7 +122,7 @@ async def test_media_keeps_flowing_through_resume_without_renegotiation(start_se
             }
         )
         assert (await resumed_ws.expect("joined"))["resumed"] is True
-        assert await wait_until(
+        assert await eventually(
             lambda: max(len(c) for c in subscriber.counters.values()) > before + 30, 10
         )
         assert subscriber.answers == 1

@@ -2,81 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import av
-from aiortc import RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-
 from relayroom.media.aiortc_hooks import configure_ice
-from tests.conftest import WsClient
-from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc, luma, read_stamp
-
-
-class WsSubscriber:
-    """Answers every `subscribe_offer` arriving on the WebSocket; decodes stamped frames."""
-
-    def __init__(self, ws: WsClient) -> None:
-        self.ws = ws
-        self.pc = client_pc()
-        self.counters: dict[str, list[int]] = {}
-        self.ended: set[str] = set()
-        self.stream_ids: dict[str, str] = {}
-        self.answers = 0
-        self._tasks: list[asyncio.Task[None]] = []
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self.counters[track.id] = []
-            self._tasks.append(asyncio.create_task(self._read(track)))
-
-    async def answer_next_offer(self, timeout: float = 10) -> None:
-        offer = await self.ws.expect("subscribe_offer", timeout)
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        configure_ice(self.pc, LOOPBACK)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await self.ws.send({"type": "subscribe_answer", "sdp": self.pc.localDescription.sdp})
-        self.answers += 1
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, av.VideoFrame):
-                    counter = read_stamp(luma(frame))
-                    if counter is not None:
-                        self.counters[track.id].append(counter)
-        except MediaStreamError:
-            self.ended.add(track.id)
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await self.pc.close()
-
-
-async def publish(ws: WsClient) -> tuple[object, StampedVideoTrack]:
-    pc = client_pc()
-    video = StampedVideoTrack()
-    pc.addTransceiver(video, direction="sendonly")
-    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    configure_ice(pc, LOOPBACK)
-    await pc.setLocalDescription(await pc.createOffer())
-    await ws.send({"type": "publish_offer", "id": "pub", "sdp": pc.localDescription.sdp})
-    answer = await ws.expect("publish_answer", 10)
-    assert answer["ref"] == "pub"
-    await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-    return pc, video
-
-
-async def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
+from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber, publish
 
 
 async def test_publisher_video_reaches_subscriber_through_signaling(start_server, connect):
@@ -91,7 +20,7 @@ async def test_publisher_video_reaches_subscriber_through_signaling(start_server
         assert published["participant_id"] == pub_joined["participant"]["id"]
         assert published["track"]["kind"] in ("audio", "video")
         await subscriber.answer_next_offer()
-        assert await wait_until(
+        assert await eventually(
             lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 15
         ), subscriber.counters
         frames = max(subscriber.counters.values(), key=len)
@@ -107,7 +36,7 @@ async def test_publisher_video_reaches_subscriber_through_signaling(start_server
         unpublished = await sub_ws.expect("track_unpublished", 10)
         assert unpublished["participant_id"] == pub_joined["participant"]["id"]
         await subscriber.answer_next_offer()
-        assert await wait_until(lambda: video.id in subscriber.ended, 10)
+        assert await eventually(lambda: video.id in subscriber.ended, 10)
     finally:
         await subscriber.close()
         await pub_pc.close()
@@ -153,7 +82,7 @@ async def test_members_get_peer_connections_only_when_media_needs_them(start_ser
             idle.joined["participant"]["id"],
             pub_ws.joined["participant"]["id"],
         }
-        assert await wait_until(lambda: any(len(c) >= 5 for c in subscriber.counters.values()), 15)
+        assert await eventually(lambda: any(len(c) >= 5 for c in subscriber.counters.values()), 15)
     finally:
         await subscriber.close()
         await pub_pc.close()

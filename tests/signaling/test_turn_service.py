@@ -17,8 +17,9 @@ from relayroom.turn.credentials import rest_password
 from relayroom.turn.server import TurnServer
 from tests.conftest import TEST_SECRET
 from tests.media.client import StampedVideoTrack
-from tests.signaling.test_cli import run_cli
-from tests.signaling.test_sfu_call import WsSubscriber, wait_until
+from tests.support.cli import run_cli
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber
 from tests.turn.conftest import turn_test_config
 from tests.turn.helpers import TurnClient
 
@@ -73,7 +74,7 @@ async def test_relay_only_publisher_reaches_subscriber_through_embedded_turn(sta
         answer = await pub_ws.expect("publish_answer", 10)
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await subscriber.answer_next_offer()
-        assert await wait_until(
+        assert await eventually(
             lambda: any(len(c) >= 20 for c in subscriber.counters.values()), 20
         ), subscriber.counters
         assert server.turn.server is not None and server.turn.server.allocations_active >= 1

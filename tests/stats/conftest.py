@@ -19,7 +19,7 @@ Started = tuple[Server, TestServer, web.Application]
 
 def admin_token(room: str = "*", **grants: bool) -> str:
     grants.setdefault("admin", True)
-    return token_for(room, "ops", **grants)
+    return token_for(room, "ops", **grants)  # type: ignore[arg-type]  # grants are bools
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -73,7 +73,7 @@ async def test_admin_routes_authorization(admin_server, connect, label, header, 
         for routes, expected in ((GLOBAL_ROUTES, on_global), (ROOM_ROUTES, on_room)):
             for method, path, allowed_status in routes:
                 url = ts.make_url(path.format(pid=pid))
-                kwargs = {"json": {"muted": True}} if method == "POST" else {}
+                kwargs: dict[str, Any] = {"json": {"muted": True}} if method == "POST" else {}
                 async with http.request(method, url, headers=headers, **kwargs) as response:
                     body = await response.json()
                     if expected == ALLOWED:

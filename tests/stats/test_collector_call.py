@@ -8,10 +8,14 @@ import statistics
 import time
 from typing import Any
 
+import pytest
+
 from relayroom.media.stats import StatsCollector
 from relayroom.signaling.admin import STATS_KEY
-from tests.signaling.test_sfu_call import WsSubscriber, publish, wait_until
 from tests.stats.conftest import admin_token, api, bearer
+from tests.support.calls import start_call
+
+pytestmark = pytest.mark.slow  # a real call or a benchmark run: seconds each
 
 TOLERANCE = 0.10
 TICK_S = 2.0
@@ -40,20 +44,6 @@ def within(measured: float, truth: float) -> bool:
     return truth > 0 and abs(measured - truth) <= TOLERANCE * truth
 
 
-async def start_call(admin_server, connect):
-    server, ts, app = await admin_server(allow_loopback_candidates=True)
-    pub_ws, sub_ws = await connect(ts), await connect(ts)
-    pub_joined = await pub_ws.join("call", "pub")
-    sub_joined = await sub_ws.join("call", "sub", can_publish=False)
-    subscriber = WsSubscriber(sub_ws)
-    pub_pc, video = await publish(pub_ws)
-    await sub_ws.expect("track_published", 10)
-    await subscriber.answer_next_offer()
-    assert await wait_until(lambda: any(len(c) >= 30 for c in subscriber.counters.values()), 20)
-    ids = (pub_joined["participant"]["id"], sub_joined["participant"]["id"])
-    return server, ts, app, pub_pc, video, subscriber, ids
-
-
 async def test_collector_bitrates_and_packets_match_the_clients(admin_server, connect):
     _, ts, app, pub_pc, video, subscriber, (pub_id, sub_id) = await start_call(
         admin_server, connect
@@ -70,7 +60,7 @@ async def test_collector_bitrates_and_packets_match_the_clients(admin_server, co
             sent.append(await sender_counters(pub_pc))
             received.append(await receiver_packets(subscriber.pc))
             ticks.append(await stats.collect())
-        report = []
+        report: list[tuple[Any, str, Any, float]] = []
         for i in range(1, len(ticks)):
             samples = {s["participant_id"]: s for s in ticks[i].samples}
             dt = ticks[i].t - ticks[i - 1].t
@@ -114,7 +104,7 @@ async def test_collector_bitrates_and_packets_match_the_clients(admin_server, co
         assert last[pub_id]["health"] == "ok" and last[sub_id]["health"] == "ok"
 
         # History through the API: only samples newer than `since`.
-        since = ticks[1].t
+        since = round(ticks[1].t, 3)  # as clients see it: the samples carry t to the ms
         url = ts.make_url(f"/api/rooms/call/participants/{pub_id}/stats").with_query(
             since=str(since)
         )

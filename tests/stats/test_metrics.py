@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stats.conftest import admin_token, api, bearer
-from tests.stats.test_collector_call import start_call
+from tests.support.calls import start_call
 
 
 async def scrape(ts) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,6 +45,7 @@ async def test_metrics_parse_and_have_no_per_participant_labels(admin_server, co
     assert label_names <= {"kind", "state", "type", "health", "code", "metric", "le"}, label_names
 
 
+@pytest.mark.slow
 async def test_metrics_counters_grow_during_a_call(admin_server, connect):
     _, ts, _, pub_pc, _, subscriber, _ = await start_call(admin_server, connect)
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.signaling.test_sfu_call import wait_until
 from tests.stats.conftest import admin_token, api, bearer
 from tests.stats.openapi_check import check_response, resolve
-from tests.stats.test_collector_call import start_call
+from tests.support.calls import start_call
+from tests.support.polling import eventually
 
 METHODS = {"get", "post", "put", "delete", "patch"}
 
@@ -127,7 +127,7 @@ async def test_real_responses_match_the_openapi_schemas(admin_server, connect):
             kinds = [e["type"] for e in events["events"]]
             assert kinds.count("participant_joined") == 2 and "track_muted" in kinds
             await call("DELETE", base, 202, room="call", participant_id=sub_id)
-            assert await wait_until(lambda: subscriber.ws.closed.is_set(), 5)
+            assert await eventually(lambda: subscriber.ws.closed.is_set(), 5)
             await call("DELETE", "/api/rooms/{room}", 202, room="call")
     finally:
         await subscriber.close()

@@ -7,7 +7,7 @@ import os
 import ssl
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -288,13 +288,6 @@ class UdpSink:
 
 def channel_frame(channel: int, data: bytes) -> bytes:
     return struct.pack("!HH", channel, len(data)) + data
-
-
-async def eventually(predicate: Callable[[], bool], wait_s: float = TIMEOUT) -> None:
-    """Poll a condition of server state that has no event to wait on."""
-    async with asyncio.timeout(wait_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 class ManualClock:

@@ -31,7 +31,7 @@ from relayroom.turn.codec import (
 )
 from tests.turn.conftest import ClientFactory, ServerFactory
 from tests.turn.helpers import UdpSink
-from tests.turn.test_codec import (
+from tests.turn.samples import (
     SAMPLE_IPV4_RESPONSE,
     SAMPLE_IPV6_RESPONSE,
     SAMPLE_LONG_TERM_REQUEST,
@@ -152,6 +152,7 @@ def feed_all(chunks: list[bytes]) -> tuple[list[bytes], bytes] | None:
     return frames, framer.pending
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(PACKETS, min_size=1, max_size=20), st.data())
 def test_stream_framer_keeps_every_byte_accounted(

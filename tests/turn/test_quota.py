@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from relayroom.turn.server import TurnServer
+from tests.support.polling import eventually
 from tests.turn.conftest import ClientFactory, ServerFactory
-from tests.turn.helpers import TurnRequestError, UdpSink, eventually
+from tests.turn.helpers import TurnRequestError, UdpSink
 
 
 async def test_thirteenth_allocation_of_one_user_gets_486(
@@ -59,7 +60,7 @@ async def test_tcp_reconnects_do_not_leak_quota(
         client = await make_client(server, "tcp")
         await client.allocate()
         client.close()
-        await eventually(lambda: server.allocations_active == 0)
+        assert await eventually(lambda: server.allocations_active == 0)
     assert server.stats.allocations_created == 5
 
 
@@ -75,7 +76,7 @@ async def test_abandoned_udp_allocation_counts_until_it_expires(
     await (await make_client(server)).allocate()
     with pytest.raises(TurnRequestError):
         await (await make_client(server)).allocate()
-    await eventually(lambda: server.allocations_active == 0)
+    assert await eventually(lambda: server.allocations_active == 0)
     await (await make_client(server)).allocate()
 
 
@@ -91,6 +92,6 @@ async def test_bandwidth_cap_drops_excess(
         for _ in range(10):
             client.send_channel_data(0x4000, payload)
         await asyncio.sleep(0.01)
-    await eventually(lambda: server.stats.packets_relayed + server.stats.dropped == 100)
+    assert await eventually(lambda: server.stats.packets_relayed + server.stats.dropped == 100)
     assert 60 <= server.stats.packets_relayed <= 75
     assert len(sink.packets) == server.stats.packets_relayed

@@ -10,8 +10,9 @@ import pytest
 
 from relayroom.turn.codec import Attr, MessageClass, Method, encode_message, parse_message
 from relayroom.turn.server import TurnServer
+from tests.support.polling import eventually
 from tests.turn.conftest import ClientFactory, ServerFactory
-from tests.turn.helpers import ManualClock, UdpSink, eventually
+from tests.turn.helpers import ManualClock, UdpSink
 
 TRANSPORTS = ["udp", "tcp"]
 
@@ -102,7 +103,7 @@ async def test_expired_allocation_closes_relay_socket(
     await asyncio.sleep(0.2)  # several sweeps: nothing expires while the clock stands still
     assert server.allocations_active == 1
     clock.advance(1)
-    await eventually(lambda: server.allocations_active == 0)
+    assert await eventually(lambda: server.allocations_active == 0)
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind(relayed)
@@ -119,7 +120,7 @@ async def test_expired_permission_stops_relaying(
     await client.allocate()
     await client.create_permission(sink.address)
     client.send_indication(sink.address, b"in time")
-    await eventually(lambda: [data for data, _ in sink.packets] == [b"in time"])
+    assert await eventually(lambda: [data for data, _ in sink.packets] == [b"in time"])
     clock.advance(1)  # expired, and no sweep has run: the data path checks expiry itself
     client.send_indication(sink.address, b"late")
     await asyncio.sleep(0.2)
@@ -142,7 +143,7 @@ async def test_tcp_disconnect_deletes_allocation(
     await client.allocate()
     assert server.allocations_active == 1
     client.close()
-    await eventually(lambda: server.allocations_active == 0)
+    assert await eventually(lambda: server.allocations_active == 0)
 
 
 async def test_allocate_retransmission_gets_same_response(

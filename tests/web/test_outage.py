@@ -143,7 +143,7 @@ def _check_attempts(name: str, log: SocketLog, down_at: float, back_at: float) -
     assert 4 <= len(attempts) <= 7, (name, spans)
     # At most one open or pending at a time: each attempt ended before the next began.
     for earlier, later in itertools.pairwise(attempts):
-        assert earlier["end"] is not None and earlier["end"] <= later["start"] + 0.05, (
+        assert earlier["end"] is not None and earlier["end"] <= later["start"] + 0.05, (  # type: ignore[operator]
             name,
             spans,
         )

@@ -13,7 +13,7 @@ async def test_each_page_has_the_shared_nav_with_itself_marked(start_server, bro
     _, ts = await start_server(dev=True)
     page = await browser.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     for path, label in PAGES.items():
         response = await page.goto(str(ts.make_url(path)))

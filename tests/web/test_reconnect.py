@@ -24,6 +24,15 @@ async def test_call_survives_a_dropped_websocket_through_resume(start_server, br
             timeout=30000,
         )
     ada_id = await ada.evaluate("() => document.querySelector('#status').textContent")
+    media = server.media.rooms["browser-call"]
+
+    def negotiations() -> list[tuple[int, int]]:
+        """Offers in both directions so far, per participant, counted by the relay."""
+        members = sorted(media.participants.values(), key=lambda p: p.id)
+        return [(p.offers_sent, p.offers_answered) for p in members]
+
+    before_drop = negotiations()
+    assert all(sent >= 1 and answered >= 1 for sent, answered in before_drop), before_drop
     # The server drops Ada's WebSocket without a close handshake (a network blip).
     conn = next(
         c for c in server.connections if c.participant and c.participant.member.name == "Ada"
@@ -42,6 +51,7 @@ async def test_call_survives_a_dropped_websocket_through_resume(start_server, br
     await asyncio.sleep(1.5)
     after = await ada.evaluate(REMOTE_VIDEO_STATE)
     assert after[0]["frames"] > before[0]["frames"] and after[0]["time"] > before[0]["time"]
+    assert negotiations() == before_drop  # resumed: not one offer either way
     bob_view = await bob.evaluate(REMOTE_VIDEO_STATE)
     assert len(bob_view) == 1 and bob_view[0]["name"] == "Ada"
     await ada.screenshot(path=str(artifact_path("reconnect-ada.png")))
