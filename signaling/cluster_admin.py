@@ -81,7 +81,12 @@ class ClusterFeedRelay:
         part = op.get("part")
         if not isinstance(part, dict):
             return
-        self._remote[str(op.get("node"))] = (time.monotonic(), part)
+        node = str(op.get("node"))
+        self._remote[node] = (time.monotonic(), part)
+        if node not in self._nodes:
+            # A node started after our last refresh of the node list: share with it from now
+            # on, or its dashboards miss this node's events until the next refresh.
+            self._nodes.append(node)
         if len(self._samples) < FEED_PENDING_MAX:
             self._samples += part.get("samples", [])
         if len(self._events) < FEED_PENDING_MAX:
