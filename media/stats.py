@@ -309,10 +309,14 @@ class EventLog:
     def __init__(self, size: int) -> None:
         self._events: deque[Json] = deque(maxlen=size)
         self._seq = 0
+        self._last_t = 0.0
 
     def add(self, kind: str, **fields_: Any) -> Json:
         self._seq += 1
-        event: Json = {"seq": self._seq, "t": round(time.time(), 3), "type": kind, **fields_}
+        # Strictly increasing (ms): `since=<t of the last event seen>` must not skip an event
+        # logged in the same millisecond (a join and its leave, say).
+        t = self._last_t = max(round(time.time(), 3), round(self._last_t + 0.001, 3))
+        event: Json = {"seq": self._seq, "t": t, "type": kind, **fields_}
         self._events.append(event)
         return event
 

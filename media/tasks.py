@@ -5,10 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended.
+
+    One cancel() is not always enough: Python 3.11's `asyncio.wait_for` drops a cancellation
+    that arrives as the call it waits on finishes, and a loop that survives errors (the Redis
+    bus's heartbeat, for one) then runs on, so its closer would wait forever. Cancel again until
+    done.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
 
 
 class TaskOwner:
@@ -41,9 +56,5 @@ class TaskOwner:
 
     async def close(self) -> None:
         """Cancel every task and wait for them to end; idempotent."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         self._tasks.clear()

@@ -13,13 +13,12 @@ Operations between nodes (JSON on the target node's channel):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from relayroom.media.tasks import TaskOwner
+from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
 from .bus import Endpoint
@@ -208,26 +207,32 @@ class ClusterRouter:
         """Edges whose room's node died are asked to reconnect (they land on a live node)."""
         while True:
             await asyncio.sleep(1.0)
-            for key, session in list(self._hosted.items()):
-                if session.left:
-                    del self._hosted[key]
-            if self._bus.settling:
+            try:
+                await self._check_owners()
+            except Exception:  # one bad round must not end the watch for the node's lifetime
+                log.exception("checking the owner nodes failed")
+
+    async def _check_owners(self) -> None:
+        for key, session in list(self._hosted.items()):
+            if session.left:
+                del self._hosted[key]
+        if self._bus.settling:
+            return
+        owners = {link.owner for link in self._links.values()}
+        for owner in owners:
+            try:
+                alive = await self._bus.node_alive(owner)
+            except BusUnavailable:
+                break
+            if alive:
                 continue
-            owners = {link.owner for link in self._links.values()}
-            for owner in owners:
-                try:
-                    alive = await self._bus.node_alive(owner)
-                except BusUnavailable:
-                    break
-                if alive:
-                    continue
-                log.warning("node %s is gone: moving its participants' sessions", owner)
-                for link in [lk for lk in self._links.values() if lk.owner == owner]:
-                    edge = self._edges.get(link.conn)
-                    link.left = True
-                    self.forget_link(link)
-                    if edge is not None:
-                        edge.end(CloseReason.NODE_FAILED.value)
+            log.warning("node %s is gone: moving its participants' sessions", owner)
+            for link in [lk for lk in self._links.values() if lk.owner == owner]:
+                edge = self._edges.get(link.conn)
+                link.left = True
+                self.forget_link(link)
+                if edge is not None:
+                    edge.end(CloseReason.NODE_FAILED.value)
 
     # --- operations from other nodes ------------------------------------------------------
 
@@ -318,9 +323,7 @@ class ClusterRouter:
 
     async def close(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait([self._watcher])
         for (_, _), session in list(self._hosted.items()):
             session.end(CloseReason.SHUTDOWN.value)
         self._hosted.clear()

@@ -23,6 +23,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from relayroom.media.tasks import cancel_and_wait
+
 from .admin import FEED_KEY
 from .redis_bus import BusUnavailable, RedisBus
 
@@ -79,7 +81,12 @@ class ClusterFeedRelay:
         part = op.get("part")
         if not isinstance(part, dict):
             return
-        self._remote[str(op.get("node"))] = (time.monotonic(), part)
+        node = str(op.get("node"))
+        self._remote[node] = (time.monotonic(), part)
+        if node not in self._nodes:
+            # A node started after our last refresh of the node list: share with it from now
+            # on, or its dashboards miss this node's events until the next refresh.
+            self._nodes.append(node)
         if len(self._samples) < FEED_PENDING_MAX:
             self._samples += part.get("samples", [])
         if len(self._events) < FEED_PENDING_MAX:
@@ -90,9 +97,7 @@ class ClusterFeedRelay:
 
     async def close(self) -> None:
         if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+            await cancel_and_wait([self._refresher])
 
     async def _refresh_nodes(self) -> None:
         while True:

@@ -415,6 +415,7 @@ class RedisBus(NodeBus):
                     await asyncio.wait_for(
                         self._redis_client().publish(channel, data), self._timeout
                     )
+                    self._outbox.task_done()  # close() waits for the outbox to be sent
                     break
                 except self._errors as exc:
                     self.healthy = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 import pytest
 
@@ -62,3 +65,30 @@ async def test_dashboard_on_one_node_shows_events_of_the_other(
     assert sum("Alice joined" in t for t in texts) == 1, texts
     assert sum("Alice left" in t for t in texts) == 1, texts
     await page.screenshot(path=str(artifact_path("dashboard-cluster-events.png")))
+
+
+async def test_live_events_reach_a_dashboard_on_a_node_started_just_after(
+    start_server, connect, redis_server
+):
+    """Node A last listed the cluster's nodes before B existed; it must still share its live
+    events with B (it learns of B from B's first share), not only after its next refresh."""
+    overrides = {"redis_url": redis_server.url, "stats_interval_s": 0.2}
+    (_, ts_a) = await start_server(**overrides)
+    await asyncio.sleep(0.2)  # A lists the nodes at start: only itself
+    (_, ts_b) = await start_server(**overrides)
+    async with aiohttp.ClientSession() as http:
+        feed = await http.ws_connect(ts_b.make_url("/api/feed"), headers=ADMIN)
+        assert (await feed.receive_json(timeout=5))["type"] == "hello"
+        await asyncio.sleep(0.4)  # B's first ticks, well before A's next node-list refresh (2 s)
+        alice = await connect(ts_a)
+        a = await alice.join("early", "alice")
+        await alice.send({"type": "leave"})
+        await alice.wait_closed()
+        seen: list[str] = []
+        deadline = time.monotonic() + 5
+        while "participant_left" not in seen:
+            assert time.monotonic() < deadline, f"B's feed saw only {seen}"
+            tick = await feed.receive_json(timeout=5)
+            pid = a["participant"]["id"]
+            seen += [e["type"] for e in tick.get("events", []) if e.get("participant_id") == pid]
+        await feed.close()

@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 
+from relayroom.media.stats import EventLog
 from tests.stats.conftest import admin_token, bearer
 
 
@@ -28,3 +29,11 @@ async def test_join_and_leave_events_carry_the_reason(start_server, connect):
             await asyncio.sleep(0.1)
     assert ("participant_joined", None) in mine
     assert ("participant_left", "removed") in mine
+
+
+def test_events_logged_in_one_millisecond_stay_apart_for_since():
+    """`since=<t of the last event seen>` must not skip one logged in the same millisecond."""
+    log = EventLog(100)
+    events = [log.add("participant_joined"), log.add("participant_left")]
+    assert events[1]["t"] > events[0]["t"]
+    assert [e["type"] for e in log.since(events[0]["t"])] == ["participant_left"]
