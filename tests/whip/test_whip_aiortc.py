@@ -1,0 +1,117 @@
+"""WHIP ingest with a real aiortc publisher over HTTP: it is a participant like any other."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from relayroom.media.aiortc_hooks import remote_candidate_hosts
+from tests.conftest import token_for
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber
+from tests.support.whip import SDP, WhipPublisher, bearer
+
+
+async def test_whip_publisher_is_a_participant_and_its_video_decodes(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    base = str(ts.make_url("/"))
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    subscriber = WsSubscriber(watcher)
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, base)
+        try:
+            created = await publisher.publish("live", token_for("live", "obs", name="OBS"))
+            assert created.status == 201, created.body
+            assert created.headers["Content-Type"] == SDP
+            assert created.location is not None and created.location.startswith("/whip/live/")
+            assert created.headers["ETag"].startswith('"')
+            assert "m=video" in created.body and "a=fingerprint" in created.body
+
+            joined = await watcher.expect("participant_joined", 5)
+            assert joined["participant"]["identity"] == "obs"
+            assert joined["participant"]["name"] == "OBS"
+            published = await watcher.expect("track_published", 10)
+            assert published["participant_id"] == joined["participant"]["id"]
+            await subscriber.answer_next_offer(10)
+            # Decoded by an aiortc subscriber at the issue's floor (>= 25 fps over 2 s).
+            assert await eventually(
+                lambda: any(len(c) >= 60 for c in subscriber.counters.values()), 20
+            ), subscriber.counters
+            frames = max(subscriber.counters.values(), key=len)
+            assert frames == sorted(frames)
+            first = len(frames)
+            await eventually(lambda: False, 2.0)
+            fps = (len(max(subscriber.counters.values(), key=len)) - first) / 2.0
+            assert fps >= 25, fps
+
+            assert await publisher.delete() == 200
+            left = await watcher.expect("participant_left", 5)
+            assert left["participant_id"] == joined["participant"]["id"]
+            assert left["reason"] == "left"
+            assert await publisher.delete() == 404
+        finally:
+            await publisher.close()
+            await subscriber.close()
+
+
+async def test_whip_with_trickled_candidates_connects(start_server, connect):
+    server, ts = await start_server(allow_loopback_candidates=True)
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, str(ts.make_url("/")))
+        try:
+            # The offer goes without candidates; they follow in a PATCH, with one more that
+            # only the PATCH can have brought (aiortc would connect on peer-reflexive ones).
+            marker = "candidate:9 1 udp 2122260223 127.0.0.2 9 typ host"
+            token = token_for("live", "enc")
+            created = await publisher.publish("live", token, trickle=True, extra=(marker,))
+            assert created.status == 201, created.body
+            assert await eventually(lambda: publisher.pc.connectionState == "connected", 10)
+            joined = await watcher.expect("participant_joined", 5)
+            participant = server.media.rooms["live"].participant(joined["participant"]["id"])
+            assert participant is not None
+            assert "127.0.0.2" in remote_candidate_hosts(participant.publisher_pc)
+            published = await watcher.expect("track_published", 10)
+            assert published["track"]["kind"] in ("audio", "video")
+        finally:
+            await publisher.close()
+
+
+async def test_admin_remove_ends_a_whip_session(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, str(ts.make_url("/")))
+        try:
+            assert (await publisher.publish("live", token_for("live", "enc"))).status == 201
+            joined = await watcher.expect("participant_joined", 5)
+            pid = joined["participant"]["id"]
+            admin = bearer(token_for("live", "ops", admin=True))
+            url = ts.make_url(f"/api/rooms/live/participants/{pid}")
+            async with http.delete(url, headers=admin) as r:
+                assert r.status == 202, await r.text()
+            left = await watcher.expect("participant_left", 5)
+            assert left["participant_id"] == pid and left["reason"] == "removed"
+            assert await publisher.delete() == 404
+        finally:
+            await publisher.close()
+
+
+async def test_whip_publisher_whose_ice_fails_leaves(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, str(ts.make_url("/")))
+        try:
+            created = await publisher.publish("live", token_for("live", "enc"))
+            assert created.status == 201
+            assert await eventually(lambda: publisher.pc.connectionState == "connected", 10)
+            # The encoder goes away without a DELETE: its DTLS/ICE ends, the relay notices.
+            await publisher.pc.close()
+            left = await watcher.expect("participant_left", 10)
+            assert left["reason"] == "media_failed"
+        finally:
+            await publisher.close()
