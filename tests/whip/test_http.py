@@ -30,7 +30,12 @@ async def test_bad_requests_get_clear_statuses(start_server, kind):
         other_room = {"Content-Type": SDP, **bearer(token_for("elsewhere", "x"))}
         assert (await post(http, url, OFFER_HEAD, other_room))[0] in (401, 403)
         grant = "can_publish" if kind == "whip" else "can_subscribe"
-        no_grant = {"Content-Type": SDP, **bearer(token_for("live", "x", **{grant: False}))}
+        weak = (
+            token_for("live", "x", can_publish=False)
+            if kind == "whip"
+            else token_for("live", "x", can_subscribe=False)
+        )
+        no_grant = {"Content-Type": SDP, **bearer(weak)}
         status, text, _ = await post(http, url, OFFER_HEAD, no_grant)
         assert status == 403 and grant in text
         wrong_type = {**good, "Content-Type": "text/plain"}
