@@ -177,3 +177,44 @@ class WhepViewer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pc.close()
+
+
+class CountingSubscriber:
+    """An aiortc subscriber on the signaling WebSocket that counts every decoded video frame
+    (a browser's camera carries no frame stamps)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.pc = client_pc()
+        self.frames: list[float] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                self._tasks.append(asyncio.create_task(self._read(track)))
+
+    async def answer_next_offer(self, timeout: float = 10) -> None:
+        offer = await self.ws.expect("subscribe_offer", timeout)
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        configure_ice(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.ws.send({"type": "subscribe_answer", "sdp": self.pc.localDescription.sdp})
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.frames.append(time.monotonic())
+        except MediaStreamError:
+            pass
+
+    def fps(self, window: float) -> float:
+        now = time.monotonic()
+        return len([t for t in self.frames if t >= now - window]) / window
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
