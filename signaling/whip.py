@@ -41,7 +41,12 @@ log = logging.getLogger(__name__)
 Kind = Literal["whip", "whep"]
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
-EXPOSED = "Location, ETag, Link, Accept-Patch, Accept-Post"
+EXPOSED = "Location, ETag, Link, Accept-Patch, Accept-Post, Access-Control-Allow-Methods"
+# One list for the endpoint and the session URL. Clients (the eyevinn WHIP client) read the
+# endpoint's Access-Control-Allow-Methods to decide whether they may trickle with PATCH, so it
+# is exposed too: a cross-origin page cannot read it otherwise, and without trickle that client
+# waits 2 s for ICE gathering before it even sends its offer.
+METHODS = "POST, PATCH, DELETE, OPTIONS"
 
 # Protocol error codes as HTTP statuses.
 STATUS = {
@@ -117,11 +122,11 @@ class WhipService:
 
     # --- common ----------------------------------------------------------------------------
 
-    def _cors(self, request: web.Request, methods: str) -> dict[str, str]:
+    def _cors(self, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")
         allowed = self._server.config.allowed_origins
         headers = {
-            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Methods": METHODS,
             "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
             "Access-Control-Expose-Headers": EXPOSED,
         }
@@ -207,7 +212,7 @@ class WhipService:
     def _created(
         self, request: web.Request, session: HttpSession, answer: str, identity: str
     ) -> web.Response:
-        headers = self._cors(request, "POST, OPTIONS")
+        headers = self._cors(request)
         headers.update(
             {
                 "Location": session.location,
@@ -341,16 +346,16 @@ class WhipService:
                     continue  # a refused candidate is dropped, as on the WebSocket
             else:
                 await self._server.media.viewer_candidate(session.room, link.participant_id, item)
-        return web.Response(status=204, headers=self._cors(request, "PATCH, DELETE, OPTIONS"))
+        return web.Response(status=204, headers=self._cors(request))
 
     async def _delete(self, request: web.Request, kind: Kind) -> web.StreamResponse:
         session = self._session(request, kind)
         await self._drop(session, CloseReason.LEFT)
         log.info("%s session %s deleted", kind, session.id)
-        return web.Response(status=200, headers=self._cors(request, "PATCH, DELETE, OPTIONS"))
+        return web.Response(status=200, headers=self._cors(request))
 
     async def options_endpoint(self, request: web.Request) -> web.StreamResponse:
-        headers = self._cors(request, "POST, OPTIONS")
+        headers = self._cors(request)
         headers["Accept-Post"] = SDP
         response = web.Response(status=204, headers=headers)
         # ICE servers carry minted TURN credentials: only for a valid token, never to a
@@ -364,7 +369,7 @@ class WhipService:
         return response
 
     async def options_session(self, request: web.Request) -> web.StreamResponse:
-        headers = self._cors(request, "PATCH, DELETE, OPTIONS")
+        headers = self._cors(request)
         headers["Accept-Patch"] = SDPFRAG
         return web.Response(status=204, headers=headers)
 
@@ -376,14 +381,14 @@ WHIP_KEY = web.AppKey("whip", WhipService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _errors(service: WhipService, handler: Handler, methods: str) -> Handler:
+def _errors(service: WhipService, handler: Handler) -> Handler:
     """HttpError becomes its status with a one-line text body (and CORS headers)."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except HttpError as exc:
-            headers = service._cors(request, methods)
+            headers = service._cors(request)
             if exc.status == 401:
                 headers["WWW-Authenticate"] = "Bearer"
             return web.Response(status=exc.status, text=exc.message + "\n", headers=headers)
@@ -401,11 +406,11 @@ def setup_whip(app: web.Application, server: Server) -> WhipService:
         ("whep", service.whep_post, service.whep_patch, service.whep_delete),
     ):
         endpoint, resource = f"/{kind}/{{room}}", f"/{kind}/{{room}}/{{session}}"
-        r.add_post(endpoint, _errors(service, post, "POST, OPTIONS"))
-        r.add_route("OPTIONS", endpoint, _errors(service, service.options_endpoint, "POST"))
-        r.add_patch(resource, _errors(service, patch, "PATCH, DELETE, OPTIONS"))
-        r.add_delete(resource, _errors(service, delete, "PATCH, DELETE, OPTIONS"))
-        r.add_route("OPTIONS", resource, _errors(service, service.options_session, "PATCH"))
+        r.add_post(endpoint, _errors(service, post))
+        r.add_route("OPTIONS", endpoint, _errors(service, service.options_endpoint))
+        r.add_patch(resource, _errors(service, patch))
+        r.add_delete(resource, _errors(service, delete))
+        r.add_route("OPTIONS", resource, _errors(service, service.options_session))
 
     async def close(app: web.Application) -> None:
         await service.close()
