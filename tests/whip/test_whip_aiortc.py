@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from relayroom.media.aiortc_hooks import remote_candidate_hosts
@@ -78,8 +80,8 @@ async def test_whip_with_trickled_candidates_connects(start_server, connect):
             await publisher.close()
 
 
-async def test_admin_remove_ends_a_whip_session(start_server, connect):
-    _, ts = await start_server(allow_loopback_candidates=True)
+async def test_admin_api_and_stats_see_a_whip_publisher_and_remove_it(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True, stats_interval_s=0.2)
     watcher = await connect(ts)
     await watcher.join("live", "watcher", can_publish=False)
     async with aiohttp.ClientSession() as http:
@@ -89,6 +91,26 @@ async def test_admin_remove_ends_a_whip_session(start_server, connect):
             joined = await watcher.expect("participant_joined", 5)
             pid = joined["participant"]["id"]
             admin = bearer(token_for("live", "ops", admin=True))
+            seen: dict = {}
+
+            async def sampled() -> bool:
+                async with http.get(ts.make_url("/api/rooms/live"), headers=admin) as r:
+                    body = await r.json()
+                view = next(p for p in body["participants"] if p["id"] == pid)
+                seen.update(view)
+                stats = view["stats"] or {}
+                return bool((stats.get("summary") or {}).get("bitrate_in_bps"))
+
+            for _ in range(50):
+                if await sampled():
+                    break
+                await asyncio.sleep(0.1)
+            assert seen["identity"] == "enc", seen
+            assert sorted(t["kind"] for t in seen["tracks"]) == ["audio", "video"], seen
+            assert seen["grants"]["can_subscribe"] is False  # a WHIP publisher only sends
+            # The stats collector samples it like any publisher (the dashboard shows these).
+            assert seen["stats"]["summary"]["bitrate_in_bps"] > 0, seen["stats"]
+            assert {t["kind"] for t in seen["stats"]["tracks"]["in"]} == {"audio", "video"}
             url = ts.make_url(f"/api/rooms/live/participants/{pid}")
             async with http.delete(url, headers=admin) as r:
                 assert r.status == 202, await r.text()
