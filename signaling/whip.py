@@ -137,13 +137,14 @@ class WhipService:
             headers["Vary"] = "Origin"
         return headers
 
-    def _token(self, request: web.Request, room: str) -> AccessToken:
+    def _token(self, request: web.Request, room: str) -> tuple[AccessToken, str]:
         auth = request.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise HttpError(401, "an Authorization: Bearer <token> header is required")
         try:
-            return verify_token(self._server.secret, token.strip(), room=room)
+            return verify_token(self._server.secret, token, room=room), token
         except TokenError as exc:
             raise HttpError(403 if exc.code == "forbidden" else 401, exc.message) from None
 
@@ -172,7 +173,7 @@ class WhipService:
             raise HttpError(404, f"no such {kind.upper()} session")
         return session
 
-    async def _join(self, kind: Kind, access: AccessToken, room: str) -> HttpSession:
+    async def _join(self, kind: Kind, access: AccessToken, room: str, token: str) -> HttpSession:
         server = self._server
         if server.draining:
             raise HttpError(503, "server is shutting down")
@@ -184,11 +185,16 @@ class WhipService:
             f"{kind} session={session_id} room={room}",
             lambda reason: self._ended(holder[0], reason) if holder else None,
         )
-        join = Join(id=None, room=room, token="", name=None)
+        join = Join(id=None, room=room, token=token, name=None)
         try:
             link = await server.router.join(access, join, edge)
         except ProtocolError as exc:
             raise HttpError(STATUS.get(exc.code, 500), exc.message) from None
+        if not isinstance(link, ParticipantSession):
+            # Multi-node: the owner would verify the token again and lose the narrowed grants
+            # (a WHIP publisher must not be offered tracks it cannot answer for).
+            await link.leave(CloseReason.LEFT)
+            raise HttpError(503, f"the room lives on another node: send {kind.upper()} there")
         session = HttpSession(
             session_id, kind, room, link, edge, f'"{secrets.token_hex(8)}"', ufrag=None
         )
@@ -230,7 +236,7 @@ class WhipService:
 
     async def whip_post(self, request: web.Request) -> web.StreamResponse:
         room = request.match_info["room"]
-        access = self._token(request, room)
+        access, token = self._token(request, room)
         if not access.grants.can_publish:
             raise HttpError(403, "the token does not grant can_publish")
         offer = await self._body(request, SDP)
@@ -238,7 +244,7 @@ class WhipService:
             raise HttpError(400, "the body is not an SDP offer (no m-line)")
         # A WHIP publisher only sends: it is never offered the others' tracks.
         grants = dataclasses.replace(access.grants, can_subscribe=False)
-        session = await self._join("whip", dataclasses.replace(access, grants=grants), room)
+        session = await self._join("whip", dataclasses.replace(access, grants=grants), room, token)
         session.ufrag = _offer_ufrag(offer)
         try:
             reply = await session.edge.request(
@@ -266,7 +272,7 @@ class WhipService:
 
     async def whep_post(self, request: web.Request) -> web.StreamResponse:
         room = request.match_info["room"]
-        access = self._token(request, room)
+        access, token = self._token(request, room)
         if not access.grants.can_subscribe:
             raise HttpError(403, "the token does not grant can_subscribe")
         offer = await self._body(request, SDP)
@@ -278,12 +284,11 @@ class WhipService:
         grants = dataclasses.replace(
             access.grants, can_publish=False, can_subscribe=False, can_publish_data=False
         )
-        session = await self._join("whep", dataclasses.replace(access, grants=grants), room)
+        session = await self._join("whep", dataclasses.replace(access, grants=grants), room, token)
         session.ufrag = _offer_ufrag(offer)
         link = session.link
         try:
-            if not isinstance(link, ParticipantSession):
-                raise HttpError(503, "WHEP needs the room on this node (multi-node: use its node)")
+            assert isinstance(link, ParticipantSession)  # _join made sure
             state = link.room
 
             def selector(publisher_id: str, track: TrackInfo) -> bool:
@@ -363,7 +368,7 @@ class WhipService:
         if "Access-Control-Request-Method" not in request.headers and (
             "Authorization" in request.headers
         ):
-            access = self._token(request, request.match_info["room"])
+            access, _ = self._token(request, request.match_info["room"])
             for value in link_header(self._server.ice_servers(access.identity)):
                 response.headers.add("Link", value)
         return response
