@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import aiohttp
 
 from tests.conftest import token_for
@@ -32,10 +35,15 @@ async def test_whep_player_decodes_the_publisher_at_full_rate(start_server, conn
             # The viewer is in the room's participant list too.
             assert await eventually(lambda: viewer.video_frames() >= 30, 15), viewer.tracks
             assert "audio" in viewer.tracks
-            seen = len(counters(viewer))
-            await eventually(lambda: False, 2.0)
-            fps = (len(counters(viewer)) - seen) / 2.0
-            assert fps >= 25, fps
+            # The floor, 25 fps; the aiortc encoder runs in this process next to the
+            # relay, so what it sends is measured too (a loaded machine encodes fewer frames).
+            assert publisher.video is not None
+            seen, sent, started = len(counters(viewer)), publisher.video.counter, time.monotonic()
+            await asyncio.sleep(3.0)
+            elapsed = time.monotonic() - started
+            fps = (len(counters(viewer)) - seen) / elapsed
+            source = (publisher.video.counter - sent) / elapsed
+            assert fps >= min(25.0, 0.9 * source), (fps, source)
             assert counters(viewer) == sorted(counters(viewer))
             assert await viewer.delete() == 200
             assert await viewer.delete() == 404
