@@ -115,3 +115,26 @@ async def test_whep_selection_picks_the_named_publisher(start_server, connect):
             await viewer.close()
             await a.close()
             await b.close()
+
+
+async def test_a_whep_viewer_whose_connection_ends_leaves_the_room(start_server, connect):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    base = str(ts.make_url("/"))
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    async with aiohttp.ClientSession() as http:
+        viewer = WhepViewer(http, base)
+        try:
+            token = token_for("live", "tv", can_publish=False)
+            assert (await viewer.play("live", token)).status == 201
+            joined = await watcher.expect("participant_joined", 5)
+            assert joined["participant"]["identity"] == "tv"
+            assert await eventually(lambda: viewer.pc.connectionState == "connected", 10)
+            # The player goes away without a DELETE: the relay sees its DTLS/ICE end.
+            await viewer.pc.close()
+            left = await watcher.expect("participant_left", 10)
+            assert left["participant_id"] == joined["participant"]["id"]
+            assert left["reason"] == "media_failed"
+            assert await viewer.delete() == 404
+        finally:
+            await viewer.close()

@@ -139,17 +139,22 @@ async def test_watch_page_plays_a_whip_publisher(start_server, browser, firefox,
             await publisher.close()
 
 
-async def test_eyevinn_webrtc_player_plays_over_whep(start_server, browser, tmp_path: Path):
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+async def test_eyevinn_webrtc_player_plays_over_whep(
+    start_server, browser, firefox, engine, tmp_path: Path
+):
     _, ts = await start_server(dev=True)
-    room = "whep-eyevinn"
+    room = f"whep-eyevinn-{engine}"
     async with aiohttp.ClientSession() as http, eyevinn_site(tmp_path) as origin:
         publisher = WhipPublisher(http, str(ts.make_url("/")))
         try:
             assert (await publisher.publish(room, token_for(room, "cam"))).status == 201
-            viewer = Viewer("chromium-eyevinn", await chromium_page(browser, origin))
+            viewer = await _page(engine, origin, browser, firefox)
+            if engine == "firefox":
+                await viewer.evaluate(HOLD_STREAM)
             url = str(ts.make_url(f"/whep/{room}"))
             await viewer.evaluate(PLAYER, [url, token_for(room, "tv", can_publish=False)])
             await assert_sees_video(viewer, "#player")
-            await viewer.screenshot("whep-eyevinn-player.png")
+            await viewer.screenshot(f"whep-eyevinn-player-{engine}.png")
         finally:
             await publisher.close()
