@@ -65,6 +65,7 @@ class _Slot:
     codec: RTCRtpCodecParameters
     tap: SenderTap | None = None
     leg: Leg | None = None
+    feeding: TrackHub | None = None  # the hub the leg takes packets from now (None: idle)
     switches: int = field(default=0)
 
     def accepts(self, hub: TrackHub) -> bool:
@@ -138,14 +139,14 @@ class Viewer:
     def feeding(self) -> dict[str, tuple[str, str] | None]:
         """kind -> (publisher id, track id) feeding that slot, or None."""
         return {
-            kind: (s.leg.hub.publisher_id, s.leg.hub.info.id) if s.leg and s.leg.tap else None
+            kind: (s.feeding.publisher_id, s.feeding.info.id) if s.feeding else None
             for kind, s in self._slots.items()
         }
 
     def stats(self) -> dict[str, object]:
         return {
             kind: {
-                "publisher": s.leg.hub.publisher_id if s.leg else None,
+                "publisher": s.feeding.publisher_id if s.feeding else None,
                 "packets": s.leg.stats.packets if s.leg else 0,
                 "frames": s.leg.stats.frames if s.leg else 0,
                 "switches": s.switches,
@@ -244,8 +245,9 @@ class Viewer:
 
     def _feed(self, slot: _Slot, hub: TrackHub | None) -> None:
         leg = slot.leg
-        if leg is not None and leg.hub is hub and leg.tap is not None:
+        if slot.feeding is hub:
             return
+        slot.feeding = hub
         if leg is not None:
             leg.hub.remove_leg(self.id)
             if hub is None:
