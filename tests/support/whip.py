@@ -140,16 +140,29 @@ class WhepViewer:
             task = asyncio.get_running_loop().create_task(self._read(track, received))
             self._tasks.add(task)
 
-    async def play(self, room: str, token: str, query: str = "") -> Created:
+    async def play(
+        self, room: str, token: str, query: str = "", *, trickle: tuple[str, ...] | None = None
+    ) -> Created:
+        """POST the offer; with `trickle`, its candidates (and those extra ones) follow in a
+        PATCH instead."""
         configure_ice(self.pc, LOOPBACK)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp = str(self.pc.localDescription.sdp)
+        body, candidates = without_candidates(sdp) if trickle is not None else (sdp, [])
         headers = {"Content-Type": SDP, **bearer(token)}
         url = f"{self.base.rstrip('/')}/whep/{room}{query}"
-        async with self.http.post(url, data=self.pc.localDescription.sdp, headers=headers) as r:
+        async with self.http.post(url, data=body, headers=headers) as r:
             created = Created(r.status, r.headers, await r.text())
         if created.status == 201:
             self.location = created.location = created.headers["Location"]
             await self.pc.setRemoteDescription(RTCSessionDescription(created.body, "answer"))
+            if trickle is not None:
+                frag = sdpfrag(sdp, candidates + list(trickle))
+                patch_headers = {"Content-Type": SDPFRAG, "If-Match": created.headers["ETag"]}
+                async with self.http.patch(
+                    self.base.rstrip("/") + self.location, data=frag, headers=patch_headers
+                ) as r:
+                    assert r.status == 204, r.status
         return created
 
     async def _read(self, track: MediaStreamTrack, received: ReceivedTrack) -> None:

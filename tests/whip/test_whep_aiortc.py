@@ -7,6 +7,7 @@ import time
 
 import aiohttp
 
+from relayroom.media.aiortc_hooks import remote_candidate_hosts
 from tests.conftest import token_for
 from tests.support.polling import eventually
 from tests.support.whip import SDP, WhepViewer, WhipPublisher
@@ -138,3 +139,30 @@ async def test_a_whep_viewer_whose_connection_ends_leaves_the_room(start_server,
             assert await viewer.delete() == 404
         finally:
             await viewer.close()
+
+
+async def test_whep_trickled_candidates_reach_the_viewer(start_server, connect):
+    server, ts = await start_server(allow_loopback_candidates=True)
+    base = str(ts.make_url("/"))
+    watcher = await connect(ts)
+    await watcher.join("live", "watcher", can_publish=False)
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, base)
+        viewer = WhepViewer(http, base)
+        try:
+            assert (await publisher.publish("live", token_for("live", "cam"))).status == 201
+            # A candidate only the PATCH can bring (aiortc connects on peer-reflexive ones).
+            marker = "candidate:9 1 udp 2122260223 127.0.0.2 9 typ host"
+            token = token_for("live", "tv", can_publish=False)
+            assert (await viewer.play("live", token, trickle=(marker,))).status == 201
+            ids = {}
+            for _ in range(2):
+                joined = (await watcher.expect("participant_joined", 5))["participant"]
+                ids[joined["identity"]] = joined["id"]
+            media_viewer = server.media.rooms["live"].viewer(ids["tv"])
+            assert media_viewer is not None
+            assert "127.0.0.2" in remote_candidate_hosts(media_viewer.pc)
+            assert await eventually(lambda: viewer.video_frames() >= 10, 15)
+        finally:
+            await viewer.close()
+            await publisher.close()
