@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -82,7 +83,7 @@ class HttpSession:
 
     @property
     def location(self) -> str:
-        return f"/{self.kind}/{self.room}/{self.id}"
+        return f"/{self.kind}/{quote(self.room, safe='')}/{self.id}"
 
 
 def _offer_ufrag(sdp: str) -> str | None:

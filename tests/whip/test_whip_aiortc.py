@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import quote
 
 import aiohttp
 
@@ -140,5 +141,21 @@ async def test_whip_publisher_whose_ice_fails_leaves(start_server, connect):
             await publisher.pc.close()
             left = await watcher.expect("participant_left", 10)
             assert left["reason"] == "media_failed"
+        finally:
+            await publisher.close()
+
+
+async def test_a_room_name_that_needs_quoting_gets_a_usable_location(start_server):
+    _, ts = await start_server(allow_loopback_candidates=True)
+    room = "studio 1/ä?"
+    async with aiohttp.ClientSession() as http:
+        publisher = WhipPublisher(http, str(ts.make_url("/")))
+        try:
+            path = quote(room, safe="")
+            created = await publisher.publish(path, token_for(room, "enc"))
+            assert created.status == 201, created.body
+            assert created.location is not None
+            assert created.location.startswith(f"/whip/{path}/"), created.location
+            assert await publisher.delete() == 200
         finally:
             await publisher.close()
