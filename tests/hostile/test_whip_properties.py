@@ -43,10 +43,14 @@ class Target:
     def __init__(self, tmp: Path) -> None:
         self.live = LiveServer(tmp, allow_loopback_candidates=True, whip_max_body_bytes=8192)
         self.offer: str = self.live.call(_real_offer())
-        self.canary = WhipPublisher(self.live.session, self.live.url("/"))
+        self.canary: WhipPublisher = self.live.call(self._canary())
         created = self.live.call(self.canary.publish("live", token_for("live", "canary")))
         assert created.status == 201
         self.requests = 0
+
+    async def _canary(self) -> WhipPublisher:
+        # Made on the server's loop: a PeerConnection binds to the loop it is created on.
+        return WhipPublisher(self.live.session, self.live.url("/"))
 
     async def send(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
