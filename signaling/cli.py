@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="host address offered as an ICE candidate (repeatable)",
     )
     serve.add_argument("--redis", metavar="URL", help="Redis URL for multi-node mode")
+    serve.add_argument(
+        "--webhook-url",
+        action="append",
+        dest="webhook_url",
+        metavar="URL",
+        help="POST signed room events to this URL (repeatable)",
+    )
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -128,6 +135,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         overrides["dev"] = True
     if getattr(args, "ice_host", None):
         overrides["ice_hosts"] = tuple(args.ice_host)
+    if getattr(args, "webhook_url", None):
+        overrides["webhook_urls"] = tuple(args.webhook_url)
     return load_config(file=args.config, overrides=overrides)
 
 

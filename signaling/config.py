@@ -331,6 +331,47 @@ class Config:
         15.0, "Video frame rate below which a connection is unhealthy.", minimum=0
     )
 
+    # --- webhooks (docs/webhooks.md) -------------------------------------------------------
+    webhook_urls: tuple[str, ...] = _setting(
+        (),
+        "URLs (http or https) that get a signed POST for every room event (room_started, "
+        "participant_joined, track_published, recording_finished...). Empty: no webhooks.",
+    )
+    webhook_key: str | None = _setting(
+        None,
+        "Key of the webhooks' HMAC-SHA256 signature (at least 32 characters). Default: derived "
+        "from api_secret (HMAC-SHA256 of the label `relayroom webhook key v1`; receivers get "
+        "it with `relayroom.api.WebhookReceiver.from_api_secret`).",
+        secret=True,
+    )
+    webhook_timeout_s: float = _setting(
+        5.0,
+        "One delivery attempt waits this long for the receiver's response, then counts as "
+        "failed and is retried.",
+        minimum=0.05,
+        maximum=300,
+    )
+    webhook_retry_budget_s: float = _setting(
+        300.0,
+        "An event not delivered this long after it happened is dropped (and counted); until "
+        "then failed attempts are retried with exponential backoff and jitter.",
+        minimum=1,
+        maximum=7 * 86400,
+    )
+    webhook_backoff_max_s: float = _setting(
+        10.0,
+        "Longest wait between two attempts at one event (the first retry waits about 0.5 s, "
+        "then the wait doubles up to this).",
+        minimum=0.05,
+        maximum=3600,
+    )
+    webhook_queue_max: int = _setting(
+        1000,
+        "Events waiting per webhook URL; beyond it the oldest waiting event is dropped (and "
+        "counted), so a dead receiver costs bounded memory.",
+        minimum=1,
+    )
+
     # --- hostile input (docs/protocol.md, "Input rules") ----------------------------------
     input_max_depth: int = _setting(
         32,
@@ -383,6 +424,10 @@ class Config:
                 raise ConfigError("ice_hosts", f"{host!r} is not an IP address") from None
         if self.redis_url is not None:
             _check_redis_url(self.redis_url)
+        for url in self.webhook_urls:
+            _check_webhook_url(url)
+        if self.webhook_key is not None and len(self.webhook_key) < 32:
+            raise ConfigError("webhook_key", "must be at least 32 characters")
 
     @property
     def scheme(self) -> str:
@@ -415,6 +460,18 @@ def _check_redis_url(url: str) -> None:
         db = parts.path.lstrip("/")
         if db and not db.isdigit():
             raise ConfigError("redis_url", f"{url!r}: the path must be a database number")
+
+
+def _check_webhook_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            "webhook_urls", f"{url!r} is not an http(s) URL (like https://app.example/hooks)"
+        )
+    try:
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigError("webhook_urls", f"{url!r} has an invalid port") from None
 
 
 def _check_bounds(f: dataclasses.Field[Any], value: Any, hint: Any) -> None:

@@ -143,6 +143,9 @@ class MediaGateway:
         self._tasks = TaskOwner()
         self._closed_data_failures = 0
         self._closed_negotiation_timeouts = 0
+        # Observers of the media plane's events, (room, event), before they become messages
+        # (the event log's track events). Synchronous; an observer's exception is contained.
+        self.listeners: list[Callable[[str, MediaEvent], None]] = []
 
     def data_failures(self) -> int:
         """DataChannel messages whose handling raised and was contained (ever, this node)."""
@@ -331,6 +334,11 @@ class MediaGateway:
 
     def _on_event(self, room: str, event: MediaEvent) -> None:
         """Media events become room messages (events flow up, never into media again)."""
+        for listener in self.listeners:
+            try:
+                listener(room, event)
+            except Exception:
+                log.exception("media event listener failed", extra=about(room))
         registry = self._registry
         if isinstance(event, SubscribeOffer):
             registry.send_to(
