@@ -185,12 +185,12 @@ class _UrlSender:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # nothing queued or in flight
         self._idle.set()
-        self._busy = False
+        self._current: _Pending | None = None  # in flight
         self._failing = False
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._queue) + (1 if self._busy else 0)
+        return len(self._queue) + (1 if self._current is not None else 0)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(
@@ -215,10 +215,10 @@ class _UrlSender:
         if self._task is not None:
             await cancel_and_wait([self._task])
             self._task = None
-        left = len(self._queue) + (1 if self._busy else 0)
+        left = len(self)
         self._counters.dropped["shutdown"] += left
         self._queue.clear()
-        self._busy = False
+        self._current = None
         return left
 
     async def _run(self) -> None:
@@ -227,12 +227,9 @@ class _UrlSender:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-            item = self._queue.popleft()
-            self._busy = True
-            try:
-                await self._deliver(item)
-            finally:
-                self._busy = False
+            self._current = self._queue.popleft()
+            await self._deliver(self._current)
+            self._current = None  # not on cancellation: close() counts it as undelivered
 
     async def _deliver(self, item: _Pending) -> None:
         loop = asyncio.get_running_loop()
