@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 from relayroom.api import WebhookReceiver
 from relayroom.media.stats import EventLog
@@ -18,7 +19,12 @@ KEY = "webhook-key-0123456789-0123456789-abcdef"
 
 
 def settings(*urls: str, **overrides) -> WebhookSettings:
-    values = {"timeout_s": 1.0, "retry_budget_s": 10.0, "backoff_max_s": 0.2, "queue_max": 100}
+    values: dict[str, Any] = {
+        "timeout_s": 1.0,
+        "retry_budget_s": 10.0,
+        "backoff_max_s": 0.2,
+        "queue_max": 100,
+    }
     values.update(overrides)
     return WebhookSettings(urls=urls, key=KEY, **values)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_the_receiver_never_shows_its_key():
 def test_body_of_each_event_kind():
     track = {"id": "v1", "kind": "video", "muted": False, "codec": "VP8"}
     who = {"participant_id": "PA_1", "identity": "alice", "name": "Alice"}
-    cases = {
+    cases: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "room_started": ({"mode": "sfu"}, {"room": {"name": "demo", "mode": "sfu"}}),
         "participant_left": (
             {**who, "reason": "left"},
