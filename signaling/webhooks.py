@@ -187,6 +187,7 @@ class _UrlSender:
         self._idle.set()
         self._current: _Pending | None = None  # in flight
         self._failing = False
+        self._drops = 0
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -290,13 +291,16 @@ class _UrlSender:
 
     def _count_drop(self, reason: str, item: _Pending) -> None:
         self._counters.dropped[reason] += 1
-        log.warning(
-            "webhook %s to %s dropped (%s)",
-            item.id,
-            _display(self.url),
-            reason,
-            extra={"room": item.room, "participant": None},
-        )
+        self._drops += 1
+        if self._drops == 1 or self._drops % 100 == 0:  # a dead receiver must not flood the log
+            log.warning(
+                "webhook %s to %s dropped (%s); %d dropped so far",
+                item.id,
+                _display(self.url),
+                reason,
+                self._drops,
+                extra={"room": item.room, "participant": None},
+            )
 
 
 class WebhookDispatcher:
