@@ -98,3 +98,23 @@ async def test_a_call_reaches_the_receiver_signed_complete_and_in_order(tmp_path
     assert times == sorted(times) and len(set(times)) == len(times)
     assert metrics[("relayroom_webhook_deliveries_total", "")] == len(events)
     assert sum(v for (name, _), v in metrics.items() if name.endswith("dropped_total")) == 0
+
+
+@pytest.mark.slow
+async def test_the_events_of_a_shutdown_drain_are_still_delivered(tmp_path):
+    sink = WebhookSink(WebhookReceiver.from_api_secret(TEST_SECRET))
+    async with sink:
+        server = ServeProcess(tmp_path, "--webhook-url", sink.url)
+        async with server, aiohttp.ClientSession() as http:
+            alice = WsClient(await http.ws_connect(server.url + "ws"))
+            await alice.join("demo", "alice")
+            assert await eventually(lambda: len(sink.events) == 2)
+            assert await server.stop() == 0  # SIGTERM: the drain ends alice's session
+            await alice.close()
+    assert sink.kinds() == [
+        "room_started",
+        "participant_joined",
+        "participant_left",
+        "room_finished",
+    ]
+    assert sink.events[2].reason == "server_shutdown"
