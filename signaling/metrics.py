@@ -155,7 +155,7 @@ def _webhook_metrics(counters: WebhookCounters) -> Iterator[Metric]:
     yield failed
     dropped = CounterMetricFamily(
         f"{PREFIX}_webhook_dropped",
-        "Webhook events given up (queue full, retry budget spent, shutdown), by reason.",
+        "Webhook events given up (queue full, retry budget spent, shutdown, error), by reason.",
         labels=["reason"],
     )
     for reason in DROP_REASONS:

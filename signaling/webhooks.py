@@ -56,7 +56,7 @@ EVENTS = (
 """The event log's kinds that become webhooks (the others, such as threshold crossings, stay
 in the log)."""
 FAILURE_REASONS = ("timeout", "connection", "status")
-DROP_REASONS = ("queue_full", "retry_budget", "shutdown")
+DROP_REASONS = ("queue_full", "retry_budget", "shutdown", "error")
 BACKOFF_FIRST_S = 0.5
 """The first retry waits about this long; each next one twice as long, up to backoff_max_s."""
 
@@ -228,8 +228,12 @@ class _UrlSender:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-            self._current = self._queue.popleft()
-            await self._deliver(self._current)
+            self._current = item = self._queue.popleft()
+            try:
+                await self._deliver(item)
+            except Exception:  # a bug: the sender lives on, the next events still go
+                log.exception("webhook %s to %s: sender failed", item.id, _display(self.url))
+                self._count_drop("error", item)
             self._current = None  # not on cancellation: close() counts it as undelivered
 
     async def _deliver(self, item: _Pending) -> None:

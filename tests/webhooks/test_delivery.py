@@ -189,3 +189,29 @@ async def test_without_urls_nothing_is_attached_or_started():
     assert dispatcher.queued() == 0
     await dispatcher.close()
     await asyncio.sleep(0)
+
+
+async def test_a_sender_that_hits_a_bug_drops_that_event_and_goes_on(caplog):
+    async with WebhookSink(WebhookReceiver(KEY)) as sink:
+        dispatcher, log = await started(settings(sink.url))
+        sender = dispatcher._senders[0]
+        real_attempt = sender._attempt
+        calls = 0
+
+        async def attempt(item):
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("a bug")
+            return await real_attempt(item)
+
+        sender._attempt = attempt  # type: ignore[method-assign]
+        try:
+            for n in range(3):
+                join(log, "r", n)
+            assert await eventually(lambda: len(sink.events) == 2)
+        finally:
+            await dispatcher.close()
+        assert [e.participant.id for e in sink.events if e.participant] == ["PA_1", "PA_2"]
+        assert dispatcher.counters.dropped["error"] == 1
+        assert "sender failed" in caplog.text
