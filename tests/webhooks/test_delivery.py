@@ -215,3 +215,20 @@ async def test_a_sender_that_hits_a_bug_drops_that_event_and_goes_on(caplog):
         assert [e.participant.id for e in sink.events if e.participant] == ["PA_1", "PA_2"]
         assert dispatcher.counters.dropped["error"] == 1
         assert "sender failed" in caplog.text
+
+
+async def test_a_hanging_url_never_holds_back_another_url():
+    async with (
+        WebhookSink(WebhookReceiver(KEY)) as stuck,
+        WebhookSink(WebhookReceiver(KEY)) as healthy,
+    ):
+        stuck.hang = True
+        dispatcher, log = await started(settings(stuck.url, healthy.url, timeout_s=30))
+        try:
+            for n in range(5):
+                join(log, "r", n)
+            assert await eventually(lambda: len(healthy.events) == 5, 3)
+            assert stuck.requests == 1 and stuck.events == []
+            assert dispatcher.queued() == 5  # all five still owed to the stuck URL
+        finally:
+            await dispatcher.close(grace_s=0)
