@@ -19,6 +19,7 @@ from aiohttp import web
 
 from relayroom import __version__
 from relayroom.api import AccessToken
+from relayroom.loadtest import cli as loadtest_cli
 from relayroom.turn.credentials import rest_credentials
 
 from .addresses import display_url
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=BOOL",
         help=f"set a grant ({', '.join(GRANT_NAMES)}); repeatable",
     )
+    load = sub.add_parser(
+        "load-test", help="start synthetic rooms against a server and measure what arrives"
+    )
+    _add_config_flags(load)
+    loadtest_cli.add_arguments(load)
     return parser
 
 
@@ -164,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_token(config, args)
         if args.command == "turn-credentials":
             return _cmd_turn_credentials(config, args)
+        if args.command == "load-test":
+            return loadtest_cli.run(args, lambda: client_secret(config))
         return _cmd_serve(config)
     except (ConfigError, TokenRequestError) as exc:
         print(f"relayroom: {exc}", file=sys.stderr)

@@ -194,6 +194,18 @@ class Config:
     keyframe_request_interval_s: float = _setting(
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
+    active_speaker_interval_s: float = _setting(
+        0.5,
+        "Audio levels are averaged over windows this long; a changed speaker ranking is sent "
+        "(active_speakers) after a window at most.",
+        minimum=0.05,
+    )
+    active_speaker_threshold_dbov: float = _setting(
+        -50.0, "A publisher whose mean audio level is below this (dBov) is not speaking."
+    )
+    active_speaker_max: int = _setting(
+        3, "At most this many speakers in an active_speakers message.", minimum=0
+    )
     subscriber_answer_timeout_s: float = _setting(
         10.0,
         "A subscriber offer unanswered this long is sent again (the client may have lost it).",

@@ -18,6 +18,7 @@ from typing import Any
 from relayroom.media.datachannels import DataSettings
 from relayroom.media.errors import MediaError
 from relayroom.media.events import (
+    ActiveSpeakers,
     DataNotice,
     MediaEvent,
     ParticipantFailed,
@@ -76,6 +77,9 @@ def media_settings(config: Config) -> MediaSettings:
         keyframe_request_interval_s=config.keyframe_request_interval_s,
         subscriber_answer_timeout_s=config.subscriber_answer_timeout_s,
         subscriber_offer_retries=config.subscriber_offer_retries,
+        active_speaker_interval_s=config.active_speaker_interval_s,
+        active_speaker_threshold_dbov=config.active_speaker_threshold_dbov,
+        active_speaker_max=config.active_speaker_max,
     )
 
 
@@ -360,6 +364,17 @@ class MediaGateway:
                     "type": kind,
                     "participant_id": event.participant_id,
                     "track": track_json(event.track),
+                },
+            )
+        elif isinstance(event, ActiveSpeakers):
+            registry.broadcast(
+                room,
+                {
+                    "type": "active_speakers",
+                    "speakers": [
+                        {"participant_id": s.participant_id, "level": s.level_dbov}
+                        for s in event.speakers
+                    ],
                 },
             )
         elif isinstance(event, DataNotice):
