@@ -36,6 +36,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
@@ -172,6 +173,7 @@ def check_compatibility() -> None:
         problems.append("aioice Connection._protocols/_components")
     if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
         problems.append("RTCSctpTransport._data_channels")
+    problems += _direct_send_problems()
     if problems:
         raise HookError("forwarding hooks do not fit: " + "; ".join(problems))
 
@@ -483,8 +485,17 @@ def media_stream_statistics(receiver: RTCRtpReceiver) -> list[StreamStatistics]:
 
 
 def transport_stats(dtls: RTCDtlsTransport) -> RTCStatsReport:
-    """The DTLS transport's own report (bytes sent and received), which getStats() omits."""
+    """The DTLS transport's own report (bytes sent and received), which getStats() omits.
+
+    Packets the forwarder sent past aiortc (:class:`DirectRtpSender`) are added in.
+    """
     report: RTCStatsReport = _private(dtls)._get_stats()
+    direct: DirectRtpSender | None = getattr(dtls, "_relayroom_direct", None)
+    if direct is not None:
+        for entry in report.values():
+            if entry.type == "transport":
+                entry.packetsSent = int(entry.packetsSent or 0) + direct.packets
+                entry.bytesSent = int(entry.bytesSent or 0) + direct.octets
     return report
 
 
@@ -560,7 +571,7 @@ class _EstimatorTap:
         return None
 
 
-PacketSink = Callable[[RtpPacket], Awaitable[None]]
+PacketSink = Callable[[RtpPacket], None]
 
 
 class ReceiverTap:
@@ -648,7 +659,7 @@ class ReceiverTap:
             if media is not None:
                 self.packets += 1
                 try:
-                    await sink(media)
+                    sink(media)
                 except Exception:
                     # Never let forwarding break the publisher's DTLS loop.
                     self.errors += 1
@@ -749,7 +760,8 @@ class SenderTap:
     - PLI/FIR from the subscriber go to ``on_keyframe_request``, REMB to ``on_remb`` (bits/s
       shared among the SSRCs it covers), NACK and receiver reports stay with aiortc, which
       retransmits from the history that :meth:`remember` fills;
-    - sender reports are rewritten from the forwarder's counters (``sr_source``).
+    - sender reports are rewritten from the forwarder's counters (``sr_source``);
+    - ``send_rtp(data)`` protects and sends one RTP packet at once (:class:`DirectRtpSender`).
     """
 
     def __init__(
@@ -760,8 +772,10 @@ class SenderTap:
         on_keyframe_request: Callable[[], None],
         on_remb: Callable[[int], None],
         sr_source: Callable[[], tuple[int, int, int, int] | None],
+        send_buffer_max_bytes: int = 262144,
     ) -> None:
         self.transceiver = transceiver
+        self._send_buffer_max = send_buffer_max_bytes
         sender = _private(transceiver.sender)
         self.sender = sender
         self.ssrc: int = sender._ssrc
@@ -776,7 +790,7 @@ class SenderTap:
         sender.send = self._send
         sender._handle_rtcp_packet = self._handle_rtcp_packet
         sender._send_rtcp = self._send_rtcp
-        self.send_rtp: Callable[[bytes], Awaitable[None]] | None = None
+        self.send_rtp: Callable[[bytes], None] | None = None
         self.mid: str | None = None
         self.payload_type: int | None = None
         self.extension_ids: dict[str, int] = {}
@@ -794,7 +808,7 @@ class SenderTap:
         self.mid = parameters.muxId
         self.payload_type = parameters.codecs[0].payloadType
         self.extension_ids = {e.uri: e.id for e in parameters.headerExtensions}
-        self.send_rtp = self.sender.transport._send_rtp
+        self.send_rtp = direct_sender(self.sender.transport, self._send_buffer_max).send
         try:
             await self._on_ready()
         except Exception:
@@ -907,3 +921,85 @@ class SentPacket:
 
     def serialize(self, extensions_map: object = None) -> bytes:
         return self.data
+
+
+# --------------------------------------------------------------------------------------------
+# Send side: straight to the socket
+
+
+def _direct_send_problems() -> list[str]:
+    problems: list[str] = []
+    dtls_names = _init_names(RTCDtlsTransport)
+    for name in ("_state", "_tx_srtp"):
+        if name not in dtls_names:
+            problems.append(f"RTCDtlsTransport.{name}")
+    if not hasattr(RTCDtlsTransport, "transport"):
+        problems.append("RTCDtlsTransport.transport")
+    if not hasattr(DtlsState, "CONNECTED"):
+        problems.append("aiortc DTLS State.CONNECTED")
+    if "protocol" not in _init_names(aioice.ice.CandidatePair) or not hasattr(
+        aioice.ice.CandidatePair, "remote_addr"
+    ):
+        problems.append("aioice CandidatePair.protocol/remote_addr")
+    if not hasattr(aioice.ice.StunProtocol, "connection_made"):
+        problems.append("aioice StunProtocol.connection_made")
+    return problems
+
+
+class DirectRtpSender:
+    """Protects a forwarded RTP packet and writes it to the ICE pair's socket, synchronously.
+
+    aiortc's own path is four coroutines deep per packet (``RTCDtlsTransport._send_rtp`` ->
+    ``RTCIceTransport._send`` -> aioice ``Connection.send``/``sendto`` ->
+    ``StunProtocol.send_data``) and ends in the same ``transport.sendto``. Going straight there
+    is safe because the server's ICE agents only gather host UDP candidates (no TURN-relayed
+    pair whose ``send_data`` would wrap the data). One per DTLS transport, shared by the legs
+    of a subscriber PeerConnection; its counters are added to ``transport_stats``.
+
+    A socket that cannot take more (asyncio buffers datagrams the kernel refused, without
+    bound) gets no more packets while ``max_buffer_bytes`` are waiting: they are dropped and
+    counted, so a stalled path never queues stale media.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport, max_buffer_bytes: int) -> None:
+        self._dtls = _private(dtls)
+        self._max_buffer = max_buffer_bytes
+        self._transport: Any = None  # asyncio's datagram transport (uvloop's is not a subclass)
+        self._addr: tuple[str, int] = ("", 0)
+        self._protect: Callable[[bytes], bytes] | None = None
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0
+
+    def _bind(self) -> Any:
+        dtls = self._dtls
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None or not isinstance(pair.protocol, aioice.ice.StunProtocol):
+            raise ConnectionError("no nominated host candidate pair")
+        transport = pair.protocol.transport
+        self._protect = dtls._tx_srtp.protect
+        self._addr = pair.remote_addr
+        self._transport = transport
+        return transport
+
+    def send(self, data: bytes) -> None:
+        """Send one RTP packet; ``ConnectionError`` once the transport is not connected."""
+        if self._dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("DTLS transport not connected")
+        transport = self._transport or self._bind()
+        if transport.get_write_buffer_size() > self._max_buffer:
+            self.dropped += 1
+            return
+        out = self._protect(data)  # type: ignore[misc]  # set by _bind
+        transport.sendto(out, self._addr)
+        self.packets += 1
+        self.octets += len(out)
+
+
+def direct_sender(dtls: RTCDtlsTransport, max_buffer_bytes: int) -> DirectRtpSender:
+    """The :class:`DirectRtpSender` of a DTLS transport (created on first use)."""
+    sender: DirectRtpSender | None = getattr(dtls, "_relayroom_direct", None)
+    if sender is None:
+        sender = DirectRtpSender(dtls, max_buffer_bytes)
+        _private(dtls)._relayroom_direct = sender
+    return sender

@@ -18,7 +18,7 @@ import enum
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,7 +183,7 @@ class Leg:
         self._ssrc = 0
         self._pt = 0
         self._history: dict[int, Any] = {}
-        self._send: Callable[[bytes], Awaitable[None]] | None = None
+        self._send: Callable[[bytes], None] | None = None
         self._mid_elem = b""
         self._abs_byte: bytes | None = None
         self._level_id = 0
@@ -252,7 +252,7 @@ class Leg:
         self._set_state(LegState.FORWARDING)
         self.stats.syncs += 1
 
-    async def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
+    def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
         """Rewrite one packet for this leg and send it (the hot path)."""
         if self.state is not LegState.FORWARDING:
             if self.state is LegState.WAITING_KEYFRAME and keyframe:
@@ -314,7 +314,7 @@ class Leg:
         if send is None:
             return
         try:
-            await send(data)
+            send(data)
         except Exception:  # ConnectionError once the transport closed; never stop the others
             self.stats.send_errors += 1
             return
@@ -421,7 +421,7 @@ class TrackHub:
 
     # ---- packets
 
-    async def on_packet(self, pkt: RtpPacket) -> None:
+    def on_packet(self, pkt: RtpPacket) -> None:
         if self._muted:
             return
         self.packets_in += 1
@@ -455,7 +455,7 @@ class TrackHub:
             ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big") if self.is_video else b"\x00\x00\x00"
         )
         for leg in legs:
-            await leg.forward(pkt, keyframe, abs3, now)
+            leg.forward(pkt, keyframe, abs3, now)
 
     def _is_newest(self, pkt: RtpPacket) -> bool:
         """Whether ``pkt`` is newer than every packet seen on its SSRC (a new SSRC counts)."""
@@ -482,7 +482,7 @@ class TrackHub:
             abs3 = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
             first = gop[0]
             for pkt in list(gop):
-                await leg.forward(pkt, pkt is first, abs3, now)
+                leg.forward(pkt, pkt is first, abs3, now)
         if leg.state is not LegState.FORWARDING and self.is_video:
             self.request_keyframe()
 

@@ -479,6 +479,7 @@ class Participant:
                 on_keyframe_request=hub.request_keyframe,
                 on_remb=functools.partial(hub.subscriber_remb, self.id),
                 sr_source=leg.sender_report_values,
+                send_buffer_max_bytes=self._settings.send_buffer_max_bytes,
             )
             leg.bind(tap)
             self._subs[key] = _Subscription(hub, leg, transceiver)

@@ -55,6 +55,16 @@ class MediaSettings:
     remb_subscriber_ttl_s: float = 5.0
     """A subscriber's REMB counts for this long after it arrived."""
 
+    # overload: shed instead of queueing
+    max_delay_video_ms: int = 200
+    """A video packet that waited longer than this is dropped; its legs resync on a keyframe."""
+    max_delay_audio_ms: int = 300
+    """The same for audio (higher, so that video is shed first)."""
+    receive_queue_max: int = 256
+    """Packets waiting per media connection between socket and relay (oldest dropped beyond)."""
+    send_buffer_max_bytes: int = 262144
+    """Bytes waiting per media socket; forwarded packets are dropped beyond."""
+
     def __post_init__(self) -> None:
         if (self.udp_port_min, self.udp_port_max) != (0, 0) and not (
             1 <= self.udp_port_min <= self.udp_port_max <= 65535
@@ -68,6 +78,10 @@ class MediaSettings:
             raise ValueError("invalid track or m-line limit")
         if not self.codecs:
             raise ValueError("the codec allowlist is empty")
+        if min(self.max_delay_video_ms, self.max_delay_audio_ms) <= 0:
+            raise ValueError("max_delay_video_ms and max_delay_audio_ms must be > 0")
+        if self.receive_queue_max < 1 or self.send_buffer_max_bytes < 1:
+            raise ValueError("receive_queue_max and send_buffer_max_bytes must be >= 1")
 
     @property
     def port_range(self) -> tuple[int, int] | None:

@@ -76,6 +76,10 @@ def media_settings(config: Config) -> MediaSettings:
         keyframe_request_interval_s=config.keyframe_request_interval_s,
         subscriber_answer_timeout_s=config.subscriber_answer_timeout_s,
         subscriber_offer_retries=config.subscriber_offer_retries,
+        max_delay_video_ms=config.media_max_delay_video_ms,
+        max_delay_audio_ms=config.media_max_delay_audio_ms,
+        receive_queue_max=config.media_receive_queue_max,
+        send_buffer_max_bytes=config.media_send_buffer_max_bytes,
     )
 
 
