@@ -233,7 +233,7 @@ class _Subscriber:
     def _sink(self, kind: str) -> Any:
         arrivals = self.arrivals[kind]
 
-        async def sink(pkt: Any) -> None:
+        def sink(pkt: Any) -> None:
             self.packets += 1
             payload = pkt.payload
             if kind == "video":
