@@ -225,7 +225,7 @@ class _Subscriber:
             if not codecs:
                 continue
             rtx = next((c.payloadType for c in codecs if c.name.lower() == "rtx"), None)
-            tap = ReceiverTap(t.receiver)
+            tap = ReceiverTap(t.receiver, assemble_frames=True)  # like a browser: PLI on loss
             tap.set_codec(int(codecs[0].payloadType or 0), rtx)
             tap.sink = self._sink(t.kind)
             self._taps.append(tap)

@@ -66,6 +66,8 @@ _RECEIVER_INIT_NAMES = (
     "_RTCRtpReceiver__codecs",
     "_RTCRtpReceiver__decoder_queue",
     "_RTCRtpReceiver__decoder_thread",
+    "_RTCRtpReceiver__jitter_buffer",
+    "_RTCRtpReceiver__kind",
     "_RTCRtpReceiver__remote_bitrate_estimator",
     "_RTCRtpReceiver__rtx_ssrc",
     "_RTCRtpReceiver__rtcp_ssrc",
@@ -557,6 +559,23 @@ class _DropQueue:
         return None
 
 
+class _FrameCounter:
+    """Stands in for the receiver's jitter buffer: counts frames, assembles nothing.
+
+    A forwarder never decodes, so reassembling frames (about 6% of the relay's CPU) is waste;
+    aiortc's NACK generator, statistics and bitrate estimator run before it and are kept.
+    """
+
+    def __init__(self, is_video: bool) -> None:
+        self._is_video = is_video
+        self.frames = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        if packet.marker or not self._is_video:
+            self.frames += 1
+        return False, None
+
+
 class _EstimatorTap:
     """Wraps the receiver's REMB estimator: estimates go to us, the receiver sends no REMB."""
 
@@ -579,10 +598,12 @@ class ReceiverTap:
 
     The receiver keeps doing RTCP toward the publisher (receiver reports, NACK), but its decoder
     is replaced by a counter (no frames, bounded memory) and its REMB is handed to
-    ``on_estimate`` so the hub can merge it with subscribers' estimates.
+    ``on_estimate`` so the hub can merge it with subscribers' estimates. Unless
+    ``assemble_frames`` (a test client that wants aiortc's PLI on broken frames), its jitter
+    buffer is replaced by a frame counter too.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, *, assemble_frames: bool = False) -> None:
         self.receiver = receiver
         self.sink: PacketSink | None = None
         self.on_estimate: Callable[[int], None] = _noop_int
@@ -603,6 +624,10 @@ class ReceiverTap:
         rx.receive = self._receive
         if rx._RTCRtpReceiver__started:
             raise HookError("receiver tapped after it started decoding")
+        self._counter: _FrameCounter | None = None
+        if not assemble_frames:
+            self._counter = _FrameCounter(rx._RTCRtpReceiver__kind == "video")
+            rx._RTCRtpReceiver__jitter_buffer = self._counter
         estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
         if estimator is not None:
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
@@ -612,8 +637,8 @@ class ReceiverTap:
 
     @property
     def frames_dropped(self) -> int:
-        """Frames the receiver assembled and we threw away instead of decoding."""
-        return self._drop.frames
+        """Frames the receiver got (counted, or assembled and thrown away), never decoded."""
+        return self._drop.frames + (self._counter.frames if self._counter else 0)
 
     def set_codec(self, media_pt: int, rtx_pt: int | None) -> None:
         self._media_pt = media_pt
