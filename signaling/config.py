@@ -89,6 +89,12 @@ class Config:
         "message, and the room, participant and node ids of lines about them).",
         choices=("text", "json"),
     )
+    event_loop: str = _setting(
+        "auto",
+        "Event loop: uvloop (cheaper per packet; an error if it is not installed), asyncio, or "
+        "auto (uvloop when installed, else asyncio).",
+        choices=("auto", "uvloop", "asyncio"),
+    )
     public_url: str | None = _setting(
         None,
         "URL printed at start-up and used in links (default: derived from host and port; "
