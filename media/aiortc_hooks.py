@@ -171,6 +171,8 @@ def check_compatibility() -> None:
     for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end"):
         if name not in conn_names:
             problems.append(f"aioice Connection.{name}")
+    if "_queue" not in conn_names:
+        problems.append("aioice Connection._queue")
     if "_protocols" not in conn_names or "_components" not in conn_names:
         problems.append("aioice Connection._protocols/_components")
     if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
@@ -431,12 +433,15 @@ def configure_ice(
     hosts: tuple[str, ...],
     port_range: tuple[int, int] | None = None,
     guard: StunGuard | None = None,
+    receive_queue_max: int | None = None,
 ) -> None:
     """Make every ICE transport of ``pc`` gather host candidates on ``hosts`` only.
 
     Call before each ``setLocalDescription`` (new transports may have appeared). Sockets are bound
     in ``port_range`` when given, and their STUN parsing is guarded. aioice's own gathering skips
-    127.0.0.1, which is why tests (and servers on loopback) need this.
+    127.0.0.1, which is why tests (and servers on loopback) need this. With
+    ``receive_queue_max``, each connection's receive queue (unbounded in aioice) keeps at most
+    that many datagrams, dropping the oldest (:class:`DropOldestQueue`).
     """
     for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
         conn = ice_transport._connection
@@ -445,7 +450,42 @@ def configure_ice(
         conn.gather_candidates = functools.partial(
             _gather_host_candidates, conn, tuple(hosts), port_range, guard or StunGuard()
         )
+        if receive_queue_max is not None:
+            bound_receive_queue(conn, receive_queue_max)
         conn._relayroom_configured = True
+
+
+class DropOldestQueue(asyncio.Queue[Any]):
+    """aioice's per-connection receive queue with a bound: the oldest datagram goes first.
+
+    aioice puts every datagram of a connection in an unbounded ``asyncio.Queue`` that the DTLS
+    transport drains. When the relay falls behind, old media is worth less than new, so the
+    oldest is dropped (and counted) rather than the newest refused. ``None`` (connection lost)
+    is always kept.
+    """
+
+    def __init__(self, bound: int) -> None:
+        super().__init__()
+        self.bound = bound
+        self.dropped = 0
+
+    def put_nowait(self, item: Any) -> None:
+        if self.qsize() >= self.bound:
+            self.get_nowait()
+            self.dropped += 1
+        super().put_nowait(item)
+
+
+def bound_receive_queue(conn: aioice.ice.Connection, bound: int) -> DropOldestQueue:
+    """Replace an aioice connection's receive queue (still empty) by a bounded one."""
+    private = _private(conn)
+    if isinstance(private._queue, DropOldestQueue):
+        return private._queue
+    if private._queue.qsize():
+        raise HookError("receive queue replaced after datagrams arrived")
+    queue = DropOldestQueue(bound)
+    private._queue = queue
+    return queue
 
 
 def local_udp_ports(pc: RTCPeerConnection) -> list[tuple[str, int]]:

@@ -29,6 +29,7 @@ from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
 from .events import TrackInfo
 from .keyframes import detector_for
 from .settings import MediaSettings
+from .staleness import StalenessGate
 from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -382,6 +383,9 @@ class TrackHub:
             settings.keyframe_request_interval_s, self._send_pli, self._tasks
         )
         self._bandwidth = BandwidthAggregator(settings, self._send_remb, self._tasks)
+        max_delay_ms = settings.max_delay_video_ms if self.is_video else settings.max_delay_audio_ms
+        self._staleness = StalenessGate(self.clock_rate, max_delay_ms / 1000)
+        self._shedding = False
         self._gop: list[RtpPacket] | None = None
         self._gop_seqs: set[int] = set()
         self._gop_time = 0.0
@@ -427,6 +431,11 @@ class TrackHub:
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
         now = time.monotonic()
+        if self._staleness.stale(pkt.ssrc, pkt.timestamp, now):
+            self._shed()
+            return
+        self._shedding = False
+        # (a recording tap's one check per packet goes here: it sees what subscribers get)
         if self.is_video:
             # Only the newest packet can start a keyframe: a copy of an earlier one (publishers
             # resend recent packets over RTX as bandwidth probes, or answer our NACKs) must not
@@ -456,6 +465,18 @@ class TrackHub:
         )
         for leg in legs:
             leg.forward(pkt, keyframe, abs3, now)
+
+    def _shed(self) -> None:
+        """A stale packet was dropped: its video legs continue at the next keyframe."""
+        if self._shedding or not self.is_video:
+            return
+        self._shedding = True  # once per run of stale packets
+        self._gop = None
+        self._gop_seqs = set()
+        for leg in self._leg_list:
+            leg.resync()
+        if self._leg_list:
+            self.request_keyframe()
 
     def _is_newest(self, pkt: RtpPacket) -> bool:
         """Whether ``pkt`` is newer than every packet seen on its SSRC (a new SSRC counts)."""
@@ -557,6 +578,7 @@ class TrackHub:
     def stats(self) -> dict[str, Any]:
         return {
             "packets_in": self.packets_in,
+            "packets_stale": self._staleness.stale_packets,
             "keyframes_in": self.keyframes_in,
             "frames_in": self.frames_in,
             "keyframe_requests": self._keyframes.requested,

@@ -290,7 +290,13 @@ class Participant:
         self._cb.failed(self, reason)
 
     def _configure_ice(self, pc: RTCPeerConnection) -> None:
-        configure_ice(pc, self._settings.ice_hosts, self._settings.port_range, self._guard)
+        configure_ice(
+            pc,
+            self._settings.ice_hosts,
+            self._settings.port_range,
+            self._guard,
+            receive_queue_max=self._settings.receive_queue_max,
+        )
 
     # ---------------------------------------------------------------- publishing
 
