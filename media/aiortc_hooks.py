@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import functools
 import logging
 import random
 import socket
+import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -599,6 +601,17 @@ class _DropQueue:
         return None
 
 
+_FIONREAD_ZERO = bytes(4)
+
+
+def _socket_fd(dtls: RTCDtlsTransport) -> int:
+    """The file descriptor of the socket a DTLS transport receives on (-1 if not connected)."""
+    pair = _private(dtls).transport._connection._nominated.get(1)
+    transport = getattr(getattr(pair, "protocol", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return int(sock.fileno()) if sock is not None else -1
+
+
 class _FrameCounter:
     """Stands in for the receiver's jitter buffer: counts frames, assembles nothing.
 
@@ -654,6 +667,7 @@ class ReceiverTap:
         self._media_pt: int | None = None
         self._rtx_pt: int | None = None
         self._drop = _DropQueue()
+        self._fd = -1
         rx = _private(receiver)
         self._rx = rx
         self._orig_rtp = rx._handle_rtp_packet
@@ -758,6 +772,23 @@ class ReceiverTap:
         )
         await self._rx._send_rtcp(packet)
         return True
+
+    def backlogged(self) -> bool:
+        """Whether a datagram waits on the receiver's socket right now (the relay is behind).
+
+        One ``FIONREAD`` ioctl (on a UDP socket: the size of the next datagram, 0 if none);
+        asked only about packets that are already late. False when the socket is unknown.
+        """
+        fd = self._fd
+        if fd < 0:
+            fd = self._fd = _socket_fd(self.receiver.transport)
+            if fd < 0:
+                return False
+        try:
+            return bool(fcntl.ioctl(fd, termios.FIONREAD, _FIONREAD_ZERO) != _FIONREAD_ZERO)
+        except OSError:
+            self._fd = -1
+            return False
 
     def detach(self, sink: PacketSink | None = None) -> None:
         """Stop delivering; with ``sink``, only if it is still the one delivered to.

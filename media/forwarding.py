@@ -386,6 +386,7 @@ class TrackHub:
         max_delay_ms = settings.max_delay_video_ms if self.is_video else settings.max_delay_audio_ms
         self._staleness = StalenessGate(self.clock_rate, max_delay_ms / 1000)
         self._shedding = False
+        self.packets_stale = 0  # late packets dropped while the relay was behind
         self._gop: list[RtpPacket] | None = None
         self._gop_seqs: set[int] = set()
         self._gop_time = 0.0
@@ -431,7 +432,8 @@ class TrackHub:
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
         now = time.monotonic()
-        if self._staleness.stale(pkt.ssrc, pkt.timestamp, now):
+        if self._staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
+            self.packets_stale += 1
             self._shed()
             return
         self._shedding = False
@@ -465,6 +467,11 @@ class TrackHub:
         )
         for leg in legs:
             leg.forward(pkt, keyframe, abs3, now)
+
+    def _behind(self) -> bool:
+        """Whether the relay is behind: more datagrams wait on the publisher's socket."""
+        tap = self._tap
+        return tap is None or tap.backlogged()
 
     def _shed(self) -> None:
         """A stale packet was dropped: its video legs continue at the next keyframe."""
@@ -578,7 +585,7 @@ class TrackHub:
     def stats(self) -> dict[str, Any]:
         return {
             "packets_in": self.packets_in,
-            "packets_stale": self._staleness.stale_packets,
+            "packets_stale": self.packets_stale,
             "keyframes_in": self.keyframes_in,
             "frames_in": self.frames_in,
             "keyframe_requests": self._keyframes.requested,

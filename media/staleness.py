@@ -24,7 +24,11 @@ _HALF = 1 << 31
 
 
 class StalenessGate:
-    """Decides per packet whether it waited longer than ``max_delay_s`` (then it is stale)."""
+    """Decides per packet whether it is later than ``max_delay_s`` against its stream's base.
+
+    Lateness also comes from the sender (a slow encoder) and the network (jitter); the caller
+    sheds a late packet only when the relay itself is behind (datagrams wait on its socket).
+    """
 
     def __init__(
         self,
@@ -46,14 +50,11 @@ class StalenessGate:
         self._window_min = self._jump
         self._frame_ts = -1
         self._frame_stale = False
-        self.stale_packets = 0
         self.lateness_s = 0.0  # of the last frame decided
 
-    def stale(self, ssrc: int, timestamp: int, now: float) -> bool:
-        """Whether this packet (arrived at ``now``, monotonic seconds) is stale."""
+    def late(self, ssrc: int, timestamp: int, now: float) -> bool:
+        """Whether this packet (read at ``now``, monotonic seconds) is late beyond the limit."""
         if timestamp == self._frame_ts and ssrc == self._ssrc:
-            if self._frame_stale:
-                self.stale_packets += 1
             return self._frame_stale
         value = (int(now * self._clock) - timestamp) % _MOD
         if ssrc != self._ssrc:
@@ -76,6 +77,4 @@ class StalenessGate:
         self._frame_ts = timestamp
         self._frame_stale = late > self._limit
         self.lateness_s = late / self._clock
-        if self._frame_stale:
-            self.stale_packets += 1
         return self._frame_stale
