@@ -16,7 +16,8 @@ and the server's cost dominates. Per run:
   (its last packet), audio per packet; and the fraction of frames/packets delivered;
 - server RSS at idle, with the publisher only, and with N subscribers (per added subscriber).
 
-``--starve`` pins the server to core 0 next to a busy process (so it gets about half a core)
+``--cpu-limit F`` puts the server in a cgroup with a CPU quota of F cores; ``--starve`` pins
+the server to core 0 next to a busy process (so it gets about half a core)
 and the clients to core 1: the overload case, where latency must stay bounded.
 
 Prints one JSON object, then a one-line summary. Medians over repetitions. Loopback only:
@@ -373,69 +374,163 @@ def _latency(
     }
 
 
-def run_once(
-    tree: Path, subscribers: int, window: float, warmup: float, starve: bool, env: dict[str, str]
-) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    server_cpus = [0] if starve else None
-    client_cpus = [1] if starve and (os.cpu_count() or 1) > 1 else None
-    busy: subprocess.Popen[bytes] | None = None
-    procs: list[Any] = []
-    with tempfile.TemporaryDirectory(prefix="hotpath-") as tmp:
-        server = _Server(tree, Path(tmp), server_cpus, env)
+class _CpuLimit:
+    """A cgroup with a CPU quota (v1 ``cpu.cfs_quota_us`` or v2 ``cpu.max``) for one process."""
+
+    PERIOD_US = 20000  # short, so that throttling adds little latency by itself
+
+    def __init__(self, fraction: float) -> None:
+        quota = max(1000, int(fraction * self.PERIOD_US))
+        name = f"relayroom-hotpath-{os.getpid()}"
+        v1 = Path("/sys/fs/cgroup/cpu")
+        if (v1 / "cpu.cfs_quota_us").exists():
+            self.path = v1 / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            self.path = Path("/sys/fs/cgroup") / name
+            self.path.mkdir(exist_ok=True)
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+class Call:
+    """A ``relayroom serve`` process with one publisher and N subscribers connected to it."""
+
+    def __init__(
+        self,
+        tree: Path,
+        subscribers: int,
+        env: dict[str, str] | None = None,
+        *,
+        starve: bool = False,
+        cpu_limit: float | None = None,
+    ) -> None:
+        self.tree, self.subscribers, self.env = tree, subscribers, env or {}
+        self.starve, self.cpu_limit = starve, cpu_limit
+        self._stack = contextlib.ExitStack()
+        self.rss_idle = self.rss_publisher = 0.0
+
+    def __enter__(self) -> Call:
         try:
-            if starve:
-                busy = subprocess.Popen(
-                    ["taskset", "-c", "0", sys.executable, "-c", "while True: pass"]
-                )
-            time.sleep(1.5)
-            rss_idle = _rss_mb(server.proc.pid)
-            pub_conn, pub_child = ctx.Pipe()
-            pub = ctx.Process(
-                target=_child, args=("publisher", server.url, 0, pub_child, client_cpus)
-            )
-            pub.start()
-            procs.append(pub)
-            if not pub_conn.poll(60):
-                raise RuntimeError("publisher did not start")
-            pub_conn.recv()
-            time.sleep(1.0)
-            rss_publisher = _rss_mb(server.proc.pid)
-            sub_conn, sub_child = ctx.Pipe()
-            sub = ctx.Process(
-                target=_child,
-                args=("subscribers", server.url, subscribers, sub_child, client_cpus),
-            )
-            sub.start()
-            procs.append(sub)
-            if not sub_conn.poll(90):
-                raise RuntimeError("subscribers did not receive media")
-            sub_conn.recv()
-            time.sleep(warmup)
-            sub_conn.send("count")
-            count0 = sub_conn.recv()
-            cpu0, t0 = _cpu_ns(server.proc.pid), time.monotonic()
-            time.sleep(window)
-            cpu1, t1 = _cpu_ns(server.proc.pid), time.monotonic()
-            sub_conn.send("count")
-            count1 = sub_conn.recv()
-            rss_loaded = _rss_mb(server.proc.pid)
-            time.sleep(1.0)  # let the last stamped packets of the window arrive
-            pub_conn.send((t0, t1 - 0.5))
-            sent = pub_conn.recv()
-            sub_conn.send((t0, t1 - 0.5))
-            received = sub_conn.recv()
-            for conn in (pub_conn, sub_conn):
-                conn.send("stop")
-        finally:
-            for p in procs:
-                p.join(15)
-                if p.is_alive():
-                    p.kill()
-            if busy is not None:
-                busy.kill()
-                busy.wait()
-            server.stop()
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        stack = self._stack
+        server_cpus = [0] if self.starve else None
+        client_cpus = [1] if self.starve and (os.cpu_count() or 1) > 1 else None
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hotpath-"))
+        self.server = _Server(self.tree, Path(tmp), server_cpus, self.env)
+        stack.callback(self.server.stop)
+        if self.cpu_limit is not None:
+            limit = _CpuLimit(self.cpu_limit)
+            stack.callback(limit.remove)
+            limit.add(self.server.proc.pid)
+        if self.starve:
+            busy = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", "while 1: pass"])
+            stack.callback(busy.wait)
+            stack.callback(busy.kill)
+        time.sleep(1.5)
+        self.rss_idle = _rss_mb(self.server.proc.pid)
+        self._pub, pub_child = ctx.Pipe()
+        pub = ctx.Process(
+            target=_child, args=("publisher", self.server.url, 0, pub_child, client_cpus)
+        )
+        pub.start()
+        stack.callback(_join, pub)
+        stack.callback(_stop, self._pub)
+        if not self._pub.poll(60):
+            raise RuntimeError("publisher did not start")
+        self._pub.recv()
+        time.sleep(1.0)
+        self.rss_publisher = _rss_mb(self.server.proc.pid)
+        self._sub, sub_child = ctx.Pipe()
+        sub = ctx.Process(
+            target=_child,
+            args=("subscribers", self.server.url, self.subscribers, sub_child, client_cpus),
+        )
+        sub.start()
+        stack.callback(_join, sub)
+        stack.callback(_stop, self._sub)
+        if not self._sub.poll(90):
+            raise RuntimeError("subscribers did not receive media")
+        self._sub.recv()
+
+    @property
+    def server_pid(self) -> int:
+        return self.server.proc.pid
+
+    def packets_received(self) -> int:
+        """RTP packets all subscribers received so far (retransmissions included)."""
+        self._sub.send("count")
+        count: int = self._sub.recv()
+        return count
+
+    def stamps(
+        self, t0: float, t1: float
+    ) -> tuple[dict[str, list[float]], list[dict[str, list[tuple[float, float]]]]]:
+        """Send times of the frames/packets stamped in [t0, t1), and (stamp, arrival) per sub."""
+        self._pub.send((t0, t1))
+        sent: dict[str, list[float]] = self._pub.recv()
+        self._sub.send((t0, t1))
+        received: list[dict[str, list[tuple[float, float]]]] = self._sub.recv()
+        return sent, received
+
+
+def _stop(conn: Connection) -> None:
+    with contextlib.suppress(OSError, BrokenPipeError):
+        conn.send("stop")
+
+
+def _join(proc: Any) -> None:
+    proc.join(15)
+    if proc.is_alive():
+        proc.kill()
+
+
+def latency(
+    sent: list[float], received: list[dict[str, list[tuple[float, float]]]], kind: str
+) -> dict[str, Any]:
+    """p50/p99 from send to arrival (ms) and the fraction delivered, over all subscribers."""
+    return _latency(sent, received, kind)
+
+
+def run_once(
+    tree: Path,
+    subscribers: int,
+    window: float,
+    warmup: float,
+    starve: bool,
+    env: dict[str, str],
+    cpu_limit: float | None = None,
+) -> dict[str, Any]:
+    with Call(tree, subscribers, env, starve=starve, cpu_limit=cpu_limit) as call:
+        pid = call.server_pid
+        time.sleep(warmup)
+        count0 = call.packets_received()
+        cpu0, t0 = _cpu_ns(pid), time.monotonic()
+        time.sleep(window)
+        cpu1, t1 = _cpu_ns(pid), time.monotonic()
+        count1 = call.packets_received()
+        rss_loaded = _rss_mb(pid)
+        time.sleep(1.0)  # let the last stamped packets of the window arrive
+        sent, received = call.stamps(t0, t1 - 0.5)
+        rss_idle, rss_publisher = call.rss_idle, call.rss_publisher
     cpu_s = (cpu1 - cpu0) / 1e9
     elapsed = t1 - t0
     forwarded = count1 - count0
@@ -487,6 +582,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--starve", action="store_true", help="server on half a core")
+    parser.add_argument(
+        "--cpu-limit", type=float, default=None, help="server limited to this fraction of a core"
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 subscribers, 1 rep")
     args = parser.parse_args()
@@ -507,6 +605,7 @@ def main() -> None:
                     args.warmup,
                     args.starve,
                     env,
+                    args.cpu_limit,
                 )
             )
     report: dict[str, Any] = {
@@ -514,6 +613,7 @@ def main() -> None:
         "reps": args.reps,
         "window_s": args.window,
         "starved": args.starve,
+        "cpu_limit": args.cpu_limit,
         "load_avg_1m": [load_before, os.getloadavg()[0]],
         "trees": {},
     }
@@ -522,6 +622,8 @@ def main() -> None:
         report["trees"][name] = {"median": medians, "runs": runs[name]}
     names = [name for name, _ in trees]
     summary = f"hotpath: {args.subscribers} subs" + (" starved" if args.starve else "")
+    if args.cpu_limit is not None:
+        summary += f" limited to {args.cpu_limit:g} core"
     for name in names:
         m = report["trees"][name]["median"]
         summary += (
@@ -533,7 +635,9 @@ def main() -> None:
     if len(names) == 2:
         a, b = (report["trees"][n]["median"]["cpu_us_per_forwarded_packet"] for n in names)
         saturated = any(
-            report["trees"][n]["median"]["cpu_percent"] > (45 if args.starve else 90) for n in names
+            report["trees"][n]["median"]["cpu_percent"]
+            > 90 * (0.5 if args.starve else (args.cpu_limit or 1.0))
+            for n in names
         )
         report["ratio_us_per_packet"] = None if saturated or not a else b / a
         summary += (
