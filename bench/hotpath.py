@@ -636,7 +636,7 @@ def main() -> None:
         a, b = (report["trees"][n]["median"]["cpu_us_per_forwarded_packet"] for n in names)
         saturated = any(
             report["trees"][n]["median"]["cpu_percent"]
-            > 90 * (0.5 if args.starve else (args.cpu_limit or 1.0))
+            > 80 * (0.5 if args.starve else (args.cpu_limit or 1.0))
             for n in names
         )
         report["ratio_us_per_packet"] = None if saturated or not a else b / a
