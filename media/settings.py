@@ -65,6 +65,14 @@ class MediaSettings:
     send_buffer_max_bytes: int = 262144
     """Bytes waiting per media socket; forwarded packets are dropped beyond."""
 
+    # active speakers
+    active_speaker_interval_s: float = 0.5
+    """Audio levels are averaged over windows this long; a changed ranking is sent after each."""
+    active_speaker_threshold_dbov: float = -50.0
+    """A publisher quieter than this (mean over a window) is not speaking."""
+    active_speaker_max: int = 3
+    """At most this many speakers in an ``active_speakers`` message, loudest first."""
+
     def __post_init__(self) -> None:
         if (self.udp_port_min, self.udp_port_max) != (0, 0) and not (
             1 <= self.udp_port_min <= self.udp_port_max <= 65535
@@ -82,6 +90,8 @@ class MediaSettings:
             raise ValueError("max_delay_video_ms and max_delay_audio_ms must be > 0")
         if self.receive_queue_max < 1 or self.send_buffer_max_bytes < 1:
             raise ValueError("receive_queue_max and send_buffer_max_bytes must be >= 1")
+        if self.active_speaker_interval_s <= 0 or self.active_speaker_max < 0:
+            raise ValueError("invalid active speaker interval or count")
 
     @property
     def port_range(self) -> tuple[int, int] | None:
