@@ -5,7 +5,8 @@ public API. The hooks below were written against aiortc 1.16 and aioice 0.13 (se
 ``docs/media.md``); :func:`check_compatibility` verifies that each private name they rely on still
 exists, and ``tests/media/test_hooks.py`` exercises each hook, so an upgrade fails loudly.
 
-Nothing outside this module touches a name with a leading underscore on an aiortc object.
+Nothing outside this module touches a name with a leading underscore on an aiortc object. The
+one hook that must run before aiortc is imported, deferring PyAV, is ``relayroom/lazy_av.py``.
 """
 
 from __future__ import annotations
