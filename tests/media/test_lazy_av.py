@@ -23,10 +23,12 @@ CALL = """
 import asyncio, sys
 from relayroom.lazy_av import av_loaded, deferred_av
 with deferred_av() as deferred:
-    import relayroom.signaling.cli
-    from aiortc import RTCPeerConnection
-    from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-assert deferred and not av_loaded(), "PyAV loaded while importing the server"
+    import aiortc
+assert deferred and not av_loaded(), "PyAV loaded while importing aiortc"
+import relayroom.signaling.cli
+assert not av_loaded(), "PyAV loaded by the server's own imports"
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 import av  # a later import is the real PyAV
 assert av_loaded() and type(av.VideoFrame).__name__ != "_Deferred"
 
