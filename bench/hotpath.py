@@ -435,11 +435,12 @@ class Call:
         server_cpus = [0] if self.starve else None
         client_cpus = [1] if self.starve and (os.cpu_count() or 1) > 1 else None
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="hotpath-"))
+        limit = _CpuLimit(self.cpu_limit) if self.cpu_limit is not None else None
+        if limit is not None:
+            stack.callback(limit.remove)  # after the server stopped (callbacks run last first)
         self.server = _Server(self.tree, Path(tmp), server_cpus, self.env)
         stack.callback(self.server.stop)
-        if self.cpu_limit is not None:
-            limit = _CpuLimit(self.cpu_limit)
-            stack.callback(limit.remove)
+        if limit is not None:
             limit.add(self.server.proc.pid)
         if self.starve:
             busy = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", "while 1: pass"])
