@@ -5,17 +5,20 @@ public API. The hooks below were written against aiortc 1.16 and aioice 0.13 (se
 ``docs/media.md``); :func:`check_compatibility` verifies that each private name they rely on still
 exists, and ``tests/media/test_hooks.py`` exercises each hook, so an upgrade fails loudly.
 
-Nothing outside this module touches a name with a leading underscore on an aiortc object.
+Nothing outside this module touches a name with a leading underscore on an aiortc object. The
+one hook that must run before aiortc is imported, deferring PyAV, is ``relayroom/lazy_av.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import functools
 import logging
 import random
 import socket
+import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -36,6 +39,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
@@ -65,6 +69,8 @@ _RECEIVER_INIT_NAMES = (
     "_RTCRtpReceiver__codecs",
     "_RTCRtpReceiver__decoder_queue",
     "_RTCRtpReceiver__decoder_thread",
+    "_RTCRtpReceiver__jitter_buffer",
+    "_RTCRtpReceiver__kind",
     "_RTCRtpReceiver__remote_bitrate_estimator",
     "_RTCRtpReceiver__rtx_ssrc",
     "_RTCRtpReceiver__rtcp_ssrc",
@@ -168,10 +174,13 @@ def check_compatibility() -> None:
     for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end"):
         if name not in conn_names:
             problems.append(f"aioice Connection.{name}")
+    if "_queue" not in conn_names:
+        problems.append("aioice Connection._queue")
     if "_protocols" not in conn_names or "_components" not in conn_names:
         problems.append("aioice Connection._protocols/_components")
     if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
         problems.append("RTCSctpTransport._data_channels")
+    problems += _direct_send_problems()
     if problems:
         raise HookError("forwarding hooks do not fit: " + "; ".join(problems))
 
@@ -427,12 +436,15 @@ def configure_ice(
     hosts: tuple[str, ...],
     port_range: tuple[int, int] | None = None,
     guard: StunGuard | None = None,
+    receive_queue_max: int | None = None,
 ) -> None:
     """Make every ICE transport of ``pc`` gather host candidates on ``hosts`` only.
 
     Call before each ``setLocalDescription`` (new transports may have appeared). Sockets are bound
     in ``port_range`` when given, and their STUN parsing is guarded. aioice's own gathering skips
-    127.0.0.1, which is why tests (and servers on loopback) need this.
+    127.0.0.1, which is why tests (and servers on loopback) need this. With
+    ``receive_queue_max``, each connection's receive queue (unbounded in aioice) keeps at most
+    that many datagrams, dropping the oldest (:class:`DropOldestQueue`).
     """
     for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
         conn = ice_transport._connection
@@ -441,7 +453,42 @@ def configure_ice(
         conn.gather_candidates = functools.partial(
             _gather_host_candidates, conn, tuple(hosts), port_range, guard or StunGuard()
         )
+        if receive_queue_max is not None:
+            bound_receive_queue(conn, receive_queue_max)
         conn._relayroom_configured = True
+
+
+class DropOldestQueue(asyncio.Queue[Any]):
+    """aioice's per-connection receive queue with a bound: the oldest datagram goes first.
+
+    aioice puts every datagram of a connection in an unbounded ``asyncio.Queue`` that the DTLS
+    transport drains. When the relay falls behind, old media is worth less than new, so the
+    oldest is dropped (and counted) rather than the newest refused. ``None`` (connection lost)
+    is always kept.
+    """
+
+    def __init__(self, bound: int) -> None:
+        super().__init__()
+        self.bound = bound
+        self.dropped = 0
+
+    def put_nowait(self, item: Any) -> None:
+        if self.qsize() >= self.bound:
+            self.get_nowait()
+            self.dropped += 1
+        super().put_nowait(item)
+
+
+def bound_receive_queue(conn: aioice.ice.Connection, bound: int) -> DropOldestQueue:
+    """Replace an aioice connection's receive queue (still empty) by a bounded one."""
+    private = _private(conn)
+    if isinstance(private._queue, DropOldestQueue):
+        return private._queue
+    if private._queue.qsize():
+        raise HookError("receive queue replaced after datagrams arrived")
+    queue = DropOldestQueue(bound)
+    private._queue = queue
+    return queue
 
 
 def local_udp_ports(pc: RTCPeerConnection) -> list[tuple[str, int]]:
@@ -483,8 +530,17 @@ def media_stream_statistics(receiver: RTCRtpReceiver) -> list[StreamStatistics]:
 
 
 def transport_stats(dtls: RTCDtlsTransport) -> RTCStatsReport:
-    """The DTLS transport's own report (bytes sent and received), which getStats() omits."""
+    """The DTLS transport's own report (bytes sent and received), which getStats() omits.
+
+    Packets the forwarder sent past aiortc (:class:`DirectRtpSender`) are added in.
+    """
     report: RTCStatsReport = _private(dtls)._get_stats()
+    direct: DirectRtpSender | None = getattr(dtls, "_relayroom_direct", None)
+    if direct is not None:
+        for entry in report.values():
+            if entry.type == "transport":
+                entry.packetsSent = int(entry.packetsSent or 0) + direct.packets
+                entry.bytesSent = int(entry.bytesSent or 0) + direct.octets
     return report
 
 
@@ -546,6 +602,34 @@ class _DropQueue:
         return None
 
 
+_FIONREAD_ZERO = bytes(4)
+
+
+def _socket_fd(dtls: RTCDtlsTransport) -> int:
+    """The file descriptor of the socket a DTLS transport receives on (-1 if not connected)."""
+    pair = _private(dtls).transport._connection._nominated.get(1)
+    transport = getattr(getattr(pair, "protocol", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return int(sock.fileno()) if sock is not None else -1
+
+
+class _FrameCounter:
+    """Stands in for the receiver's jitter buffer: counts frames, assembles nothing.
+
+    A forwarder never decodes, so reassembling frames (about 6% of the relay's CPU) is waste;
+    aiortc's NACK generator, statistics and bitrate estimator run before it and are kept.
+    """
+
+    def __init__(self, is_video: bool) -> None:
+        self._is_video = is_video
+        self.frames = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        if packet.marker or not self._is_video:
+            self.frames += 1
+        return False, None
+
+
 class _EstimatorTap:
     """Wraps the receiver's REMB estimator: estimates go to us, the receiver sends no REMB."""
 
@@ -560,7 +644,7 @@ class _EstimatorTap:
         return None
 
 
-PacketSink = Callable[[RtpPacket], Awaitable[None]]
+PacketSink = Callable[[RtpPacket], None]
 
 
 class ReceiverTap:
@@ -568,10 +652,12 @@ class ReceiverTap:
 
     The receiver keeps doing RTCP toward the publisher (receiver reports, NACK), but its decoder
     is replaced by a counter (no frames, bounded memory) and its REMB is handed to
-    ``on_estimate`` so the hub can merge it with subscribers' estimates.
+    ``on_estimate`` so the hub can merge it with subscribers' estimates. Unless
+    ``assemble_frames`` (a test client that wants aiortc's PLI on broken frames), its jitter
+    buffer is replaced by a frame counter too.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, *, assemble_frames: bool = False) -> None:
         self.receiver = receiver
         self.sink: PacketSink | None = None
         self.on_estimate: Callable[[int], None] = _noop_int
@@ -582,6 +668,7 @@ class ReceiverTap:
         self._media_pt: int | None = None
         self._rtx_pt: int | None = None
         self._drop = _DropQueue()
+        self._fd = -1
         rx = _private(receiver)
         self._rx = rx
         self._orig_rtp = rx._handle_rtp_packet
@@ -592,6 +679,10 @@ class ReceiverTap:
         rx.receive = self._receive
         if rx._RTCRtpReceiver__started:
             raise HookError("receiver tapped after it started decoding")
+        self._counter: _FrameCounter | None = None
+        if not assemble_frames:
+            self._counter = _FrameCounter(rx._RTCRtpReceiver__kind == "video")
+            rx._RTCRtpReceiver__jitter_buffer = self._counter
         estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
         if estimator is not None:
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
@@ -601,8 +692,8 @@ class ReceiverTap:
 
     @property
     def frames_dropped(self) -> int:
-        """Frames the receiver assembled and we threw away instead of decoding."""
-        return self._drop.frames
+        """Frames the receiver got (counted, or assembled and thrown away), never decoded."""
+        return self._drop.frames + (self._counter.frames if self._counter else 0)
 
     def set_codec(self, media_pt: int, rtx_pt: int | None) -> None:
         self._media_pt = media_pt
@@ -648,7 +739,7 @@ class ReceiverTap:
             if media is not None:
                 self.packets += 1
                 try:
-                    await sink(media)
+                    sink(media)
                 except Exception:
                     # Never let forwarding break the publisher's DTLS loop.
                     self.errors += 1
@@ -682,6 +773,23 @@ class ReceiverTap:
         )
         await self._rx._send_rtcp(packet)
         return True
+
+    def backlogged(self) -> bool:
+        """Whether a datagram waits on the receiver's socket right now (the relay is behind).
+
+        One ``FIONREAD`` ioctl (on a UDP socket: the size of the next datagram, 0 if none);
+        asked only about packets that are already late. False when the socket is unknown.
+        """
+        fd = self._fd
+        if fd < 0:
+            fd = self._fd = _socket_fd(self.receiver.transport)
+            if fd < 0:
+                return False
+        try:
+            return bool(fcntl.ioctl(fd, termios.FIONREAD, _FIONREAD_ZERO) != _FIONREAD_ZERO)
+        except OSError:
+            self._fd = -1
+            return False
 
     def detach(self, sink: PacketSink | None = None) -> None:
         """Stop delivering; with ``sink``, only if it is still the one delivered to.
@@ -761,7 +869,8 @@ class SenderTap:
     - PLI/FIR from the subscriber go to ``on_keyframe_request``, REMB to ``on_remb`` (bits/s
       shared among the SSRCs it covers), NACK and receiver reports stay with aiortc, which
       retransmits from the history that :meth:`remember` fills;
-    - sender reports are rewritten from the forwarder's counters (``sr_source``).
+    - sender reports are rewritten from the forwarder's counters (``sr_source``);
+    - ``send_rtp(data)`` protects and sends one RTP packet at once (:class:`DirectRtpSender`).
     """
 
     def __init__(
@@ -772,8 +881,10 @@ class SenderTap:
         on_keyframe_request: Callable[[], None],
         on_remb: Callable[[int], None],
         sr_source: Callable[[], tuple[int, int, int, int] | None],
+        send_buffer_max_bytes: int = 262144,
     ) -> None:
         self.transceiver = transceiver
+        self._send_buffer_max = send_buffer_max_bytes
         sender = _private(transceiver.sender)
         self.sender = sender
         self.ssrc: int = sender._ssrc
@@ -788,7 +899,7 @@ class SenderTap:
         sender.send = self._send
         sender._handle_rtcp_packet = self._handle_rtcp_packet
         sender._send_rtcp = self._send_rtcp
-        self.send_rtp: Callable[[bytes], Awaitable[None]] | None = None
+        self.send_rtp: Callable[[bytes], None] | None = None
         self.mid: str | None = None
         self.payload_type: int | None = None
         self.extension_ids: dict[str, int] = {}
@@ -806,7 +917,7 @@ class SenderTap:
         self.mid = parameters.muxId
         self.payload_type = parameters.codecs[0].payloadType
         self.extension_ids = {e.uri: e.id for e in parameters.headerExtensions}
-        self.send_rtp = self.sender.transport._send_rtp
+        self.send_rtp = direct_sender(self.sender.transport, self._send_buffer_max).send
         try:
             await self._on_ready()
         except Exception:
@@ -919,3 +1030,85 @@ class SentPacket:
 
     def serialize(self, extensions_map: object = None) -> bytes:
         return self.data
+
+
+# --------------------------------------------------------------------------------------------
+# Send side: straight to the socket
+
+
+def _direct_send_problems() -> list[str]:
+    problems: list[str] = []
+    dtls_names = _init_names(RTCDtlsTransport)
+    for name in ("_state", "_tx_srtp"):
+        if name not in dtls_names:
+            problems.append(f"RTCDtlsTransport.{name}")
+    if not hasattr(RTCDtlsTransport, "transport"):
+        problems.append("RTCDtlsTransport.transport")
+    if not hasattr(DtlsState, "CONNECTED"):
+        problems.append("aiortc DTLS State.CONNECTED")
+    if "protocol" not in _init_names(aioice.ice.CandidatePair) or not hasattr(
+        aioice.ice.CandidatePair, "remote_addr"
+    ):
+        problems.append("aioice CandidatePair.protocol/remote_addr")
+    if not hasattr(aioice.ice.StunProtocol, "connection_made"):
+        problems.append("aioice StunProtocol.connection_made")
+    return problems
+
+
+class DirectRtpSender:
+    """Protects a forwarded RTP packet and writes it to the ICE pair's socket, synchronously.
+
+    aiortc's own path is four coroutines deep per packet (``RTCDtlsTransport._send_rtp`` ->
+    ``RTCIceTransport._send`` -> aioice ``Connection.send``/``sendto`` ->
+    ``StunProtocol.send_data``) and ends in the same ``transport.sendto``. Going straight there
+    is safe because the server's ICE agents only gather host UDP candidates (no TURN-relayed
+    pair whose ``send_data`` would wrap the data). One per DTLS transport, shared by the legs
+    of a subscriber PeerConnection; its counters are added to ``transport_stats``.
+
+    A socket that cannot take more (asyncio buffers datagrams the kernel refused, without
+    bound) gets no more packets while ``max_buffer_bytes`` are waiting: they are dropped and
+    counted, so a stalled path never queues stale media.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport, max_buffer_bytes: int) -> None:
+        self._dtls = _private(dtls)
+        self._max_buffer = max_buffer_bytes
+        self._transport: Any = None  # asyncio's datagram transport (uvloop's is not a subclass)
+        self._addr: tuple[str, int] = ("", 0)
+        self._protect: Callable[[bytes], bytes] | None = None
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0
+
+    def _bind(self) -> Any:
+        dtls = self._dtls
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None or not isinstance(pair.protocol, aioice.ice.StunProtocol):
+            raise ConnectionError("no nominated host candidate pair")
+        transport = pair.protocol.transport
+        self._protect = dtls._tx_srtp.protect
+        self._addr = pair.remote_addr
+        self._transport = transport
+        return transport
+
+    def send(self, data: bytes) -> None:
+        """Send one RTP packet; ``ConnectionError`` once the transport is not connected."""
+        if self._dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("DTLS transport not connected")
+        transport = self._transport or self._bind()
+        if transport.get_write_buffer_size() > self._max_buffer:
+            self.dropped += 1
+            return
+        out = self._protect(data)  # type: ignore[misc]  # set by _bind
+        transport.sendto(out, self._addr)
+        self.packets += 1
+        self.octets += len(out)
+
+
+def direct_sender(dtls: RTCDtlsTransport, max_buffer_bytes: int) -> DirectRtpSender:
+    """The :class:`DirectRtpSender` of a DTLS transport (created on first use)."""
+    sender: DirectRtpSender | None = getattr(dtls, "_relayroom_direct", None)
+    if sender is None:
+        sender = DirectRtpSender(dtls, max_buffer_bytes)
+        _private(dtls)._relayroom_direct = sender
+    return sender

@@ -18,7 +18,7 @@ import enum
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
 from .events import TrackInfo
 from .keyframes import detector_for
 from .settings import MediaSettings
+from .staleness import StalenessGate
 from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class Leg:
         self._ssrc = 0
         self._pt = 0
         self._history: dict[int, Any] = {}
-        self._send: Callable[[bytes], Awaitable[None]] | None = None
+        self._send: Callable[[bytes], None] | None = None
         self._mid_elem = b""
         self._abs_byte: bytes | None = None
         self._level_id = 0
@@ -252,7 +253,7 @@ class Leg:
         self._set_state(LegState.FORWARDING)
         self.stats.syncs += 1
 
-    async def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
+    def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
         """Rewrite one packet for this leg and send it (the hot path)."""
         if self.state is not LegState.FORWARDING:
             if self.state is LegState.WAITING_KEYFRAME and keyframe:
@@ -314,7 +315,7 @@ class Leg:
         if send is None:
             return
         try:
-            await send(data)
+            send(data)
         except Exception:  # ConnectionError once the transport closed; never stop the others
             self.stats.send_errors += 1
             return
@@ -382,6 +383,10 @@ class TrackHub:
             settings.keyframe_request_interval_s, self._send_pli, self._tasks
         )
         self._bandwidth = BandwidthAggregator(settings, self._send_remb, self._tasks)
+        max_delay_ms = settings.max_delay_video_ms if self.is_video else settings.max_delay_audio_ms
+        self._staleness = StalenessGate(self.clock_rate, max_delay_ms / 1000)
+        self._shedding = False
+        self.packets_stale = 0  # late packets dropped while the relay was behind
         self._gop: list[RtpPacket] | None = None
         self._gop_seqs: set[int] = set()
         self._gop_time = 0.0
@@ -423,12 +428,18 @@ class TrackHub:
 
     # ---- packets
 
-    async def on_packet(self, pkt: RtpPacket) -> None:
+    def on_packet(self, pkt: RtpPacket) -> None:
         if self._muted:
             return
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
         now = time.monotonic()
+        if self._staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
+            self.packets_stale += 1
+            self._shed()
+            return
+        self._shedding = False
+        # (a recording tap's one check per packet goes here: it sees what subscribers get)
         if self.is_video:
             # Only the newest packet can start a keyframe: a copy of an earlier one (publishers
             # resend recent packets over RTX as bandwidth probes, or answer our NACKs) must not
@@ -462,7 +473,24 @@ class TrackHub:
             ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big") if self.is_video else b"\x00\x00\x00"
         )
         for leg in legs:
-            await leg.forward(pkt, keyframe, abs3, now)
+            leg.forward(pkt, keyframe, abs3, now)
+
+    def _behind(self) -> bool:
+        """Whether the relay is behind: more datagrams wait on the publisher's socket."""
+        tap = self._tap
+        return tap is None or tap.backlogged()
+
+    def _shed(self) -> None:
+        """A stale packet was dropped: its video legs continue at the next keyframe."""
+        if self._shedding or not self.is_video:
+            return
+        self._shedding = True  # once per run of stale packets
+        self._gop = None
+        self._gop_seqs = set()
+        for leg in self._leg_list:
+            leg.resync()
+        if self._leg_list:
+            self.request_keyframe()
 
     def _is_newest(self, pkt: RtpPacket) -> bool:
         """Whether ``pkt`` is newer than every packet seen on its SSRC (a new SSRC counts)."""
@@ -489,7 +517,7 @@ class TrackHub:
             abs3 = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
             first = gop[0]
             for pkt in list(gop):
-                await leg.forward(pkt, pkt is first, abs3, now)
+                leg.forward(pkt, pkt is first, abs3, now)
         if leg.state is not LegState.FORWARDING and self.is_video:
             self.request_keyframe()
 
@@ -564,6 +592,7 @@ class TrackHub:
     def stats(self) -> dict[str, Any]:
         return {
             "packets_in": self.packets_in,
+            "packets_stale": self.packets_stale,
             "keyframes_in": self.keyframes_in,
             "frames_in": self.frames_in,
             "keyframe_requests": self._keyframes.requested,

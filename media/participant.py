@@ -290,7 +290,13 @@ class Participant:
         self._cb.failed(self, reason)
 
     def _configure_ice(self, pc: RTCPeerConnection) -> None:
-        configure_ice(pc, self._settings.ice_hosts, self._settings.port_range, self._guard)
+        configure_ice(
+            pc,
+            self._settings.ice_hosts,
+            self._settings.port_range,
+            self._guard,
+            receive_queue_max=self._settings.receive_queue_max,
+        )
 
     # ---------------------------------------------------------------- publishing
 
@@ -479,6 +485,7 @@ class Participant:
                 on_keyframe_request=hub.request_keyframe,
                 on_remb=functools.partial(hub.subscriber_remb, self.id),
                 sr_source=leg.sender_report_values,
+                send_buffer_max_bytes=self._settings.send_buffer_max_bytes,
             )
             leg.bind(tap)
             self._subs[key] = _Subscription(hub, leg, transceiver)

@@ -55,6 +55,16 @@ class MediaSettings:
     remb_subscriber_ttl_s: float = 5.0
     """A subscriber's REMB counts for this long after it arrived."""
 
+    # overload: shed instead of queueing
+    max_delay_video_ms: int = 200
+    """A video packet that waited longer than this is dropped; its legs resync on a keyframe."""
+    max_delay_audio_ms: int = 300
+    """The same for audio (higher, so that video is shed first)."""
+    receive_queue_max: int = 256
+    """Packets waiting per media connection between socket and relay (oldest dropped beyond)."""
+    send_buffer_max_bytes: int = 262144
+    """Bytes waiting per media socket; forwarded packets are dropped beyond."""
+
     # active speakers
     active_speaker_interval_s: float = 0.5
     """Audio levels are averaged over windows this long; a changed ranking is sent after each."""
@@ -76,6 +86,10 @@ class MediaSettings:
             raise ValueError("invalid track or m-line limit")
         if not self.codecs:
             raise ValueError("the codec allowlist is empty")
+        if min(self.max_delay_video_ms, self.max_delay_audio_ms) <= 0:
+            raise ValueError("max_delay_video_ms and max_delay_audio_ms must be > 0")
+        if self.receive_queue_max < 1 or self.send_buffer_max_bytes < 1:
+            raise ValueError("receive_queue_max and send_buffer_max_bytes must be >= 1")
         if self.active_speaker_interval_s <= 0 or self.active_speaker_max < 0:
             raise ValueError("invalid active speaker interval or count")
 

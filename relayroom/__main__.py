@@ -1,5 +1,5 @@
 """`python -m relayroom` is the `relayroom` command."""
 
-from relayroom.signaling.cli import main
+from relayroom.launcher import main
 
 raise SystemExit(main())

@@ -11,7 +11,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,22 @@ def _cmd_serve(config: Config) -> int:
         require_redis()
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
-    return asyncio.run(_serve(config, secret, ssl_context))
+    with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
+        return runner.run(_serve(config, secret, ssl_context))
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when chosen or, for ``auto``, installed (it wakes up and sends cheaper)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("event_loop", "uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _ssl_context(config: Config) -> ssl.SSLContext | None:

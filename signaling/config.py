@@ -89,6 +89,12 @@ class Config:
         "message, and the room, participant and node ids of lines about them).",
         choices=("text", "json"),
     )
+    event_loop: str = _setting(
+        "auto",
+        "Event loop: uvloop (cheaper per packet; an error if it is not installed), asyncio, or "
+        "auto (uvloop when installed, else asyncio).",
+        choices=("auto", "uvloop", "asyncio"),
+    )
     public_url: str | None = _setting(
         None,
         "URL printed at start-up and used in links (default: derived from host and port; "
@@ -216,6 +222,30 @@ class Config:
         "How many times an unanswered subscriber offer is sent again before the participant "
         "fails (its client gets an error and the close code for failed media).",
         minimum=0,
+    )
+    media_max_delay_video_ms: int = _setting(
+        200,
+        "A video packet that waited longer than this (its RTP timestamp against the freshest "
+        "packet of its stream) is dropped, not forwarded; the subscribers then wait for a "
+        "keyframe, which is asked for. Sheds load when the relay falls behind.",
+        minimum=20,
+    )
+    media_max_delay_audio_ms: int = _setting(
+        300,
+        "The same for audio packets; higher than for video so that video is shed first.",
+        minimum=20,
+    )
+    media_receive_queue_max: int = _setting(
+        256,
+        "Most packets waiting per media connection between its socket and the relay; the "
+        "oldest is dropped beyond.",
+        minimum=16,
+    )
+    media_send_buffer_max_bytes: int = _setting(
+        262144,
+        "Most bytes waiting per media socket for the kernel to take them; forwarded packets "
+        "are dropped beyond, so a stalled path never queues stale media.",
+        minimum=4096,
     )
 
     # --- data channels ----------------------------------------------------------------------

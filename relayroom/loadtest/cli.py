@@ -8,9 +8,6 @@ import json
 import sys
 from collections.abc import Callable
 
-from relayroom.loadtest.peer import MediaSpec
-from relayroom.loadtest.runner import LoadTestSpec, passed, run_load_test
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -57,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, secret: Callable[[], str]) -> int:
     """Run the test; print the summary (JSON) on stdout. Exit 0 only if everything arrived."""
+    # Imported here: the load generator's media (numpy, PyAV) stays out of `relayroom serve`.
+    from relayroom.loadtest.peer import MediaSpec
+    from relayroom.loadtest.runner import LoadTestSpec, passed, run_load_test
+
     try:
         width, height = (int(v) for v in args.resolution.lower().split("x"))
     except ValueError:

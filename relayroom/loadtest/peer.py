@@ -249,7 +249,7 @@ class LoadPeer:
             codecs = negotiated_codecs(transceiver)
             if not codecs:
                 continue
-            tap = ReceiverTap(transceiver.receiver)
+            tap = ReceiverTap(transceiver.receiver, assemble_frames=True)  # PLI on loss
             media = codecs[0]
             rtx = next(
                 (
@@ -275,7 +275,7 @@ class LoadPeer:
         self._spawn(tap.send_remb(bitrate))
 
     def _sink(self, probe: StreamProbe, frame_start: Any) -> Any:
-        async def sink(packet: RtpPacket) -> None:
+        def sink(packet: RtpPacket) -> None:
             now = time.time()
             if self.report.first_media_s is None:
                 self.report.first_media_s = time.monotonic() - self._started

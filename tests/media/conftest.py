@@ -17,6 +17,11 @@ def loopback_settings(**overrides: Any) -> MediaSettings:
         "ice_hosts": ("127.0.0.1",),
         "allow_loopback_candidates": True,
         "connect_timeout_s": 10.0,
+        # Publisher encoders, subscriber decoders and the relay share one loop here, on a
+        # machine that may be busy: packets late for the test's own reasons must still be
+        # counted. Shedding is tested in test_staleness.py and against a real server.
+        "max_delay_video_ms": 10000,
+        "max_delay_audio_ms": 10000,
     }
     values.update(overrides)
     return MediaSettings(**values)

@@ -50,7 +50,7 @@ class FakeTap:
         self.keyframe_requests = 0
         self.nacks = 0
 
-    async def send_rtp(self, data: bytes) -> None:
+    def send_rtp(self, data: bytes) -> None:
         self.sent.append(data)
 
     def detach(self) -> None:
@@ -83,11 +83,11 @@ async def make_leg(**settings: Any) -> tuple[TrackHub, Leg, FakeTap]:
 
 async def test_leg_starts_at_keyframe_and_rewrites_every_field() -> None:
     hub, leg, tap = await make_leg()
-    await hub.on_packet(packet(10, 900, DELTA))
+    hub.on_packet(packet(10, 900, DELTA))
     assert tap.sent == [] and leg.state is LegState.WAITING_KEYFRAME
-    await hub.on_packet(packet(11, 3900, KEY))
-    await hub.on_packet(packet(12, 3900, CONT, marker=1))
-    await hub.on_packet(packet(13, 6900, DELTA))
+    hub.on_packet(packet(11, 3900, KEY))
+    hub.on_packet(packet(12, 3900, CONT, marker=1))
+    hub.on_packet(packet(13, 6900, DELTA))
     out = [parse(d) for d in tap.sent]
     assert [p.sequence_number for p in out] == [1000, 1001, 1002]
     assert [p.timestamp for p in out] == [5000, 5000, 8000]
@@ -105,19 +105,19 @@ async def test_leg_starts_at_keyframe_and_rewrites_every_field() -> None:
 async def test_sequence_numbers_stay_continuous_across_wraparound() -> None:
     hub, _, tap = await make_leg()
     seqs = [65533, 65534, 65535, 0, 1, 2]
-    await hub.on_packet(packet(seqs[0], 0, KEY))
+    hub.on_packet(packet(seqs[0], 0, KEY))
     for s in seqs[1:]:
-        await hub.on_packet(packet(s, 0, CONT))
+        hub.on_packet(packet(s, 0, CONT))
     assert [parse(d).sequence_number for d in tap.sent] == list(range(1000, 1006))
     await hub.close()
 
 
 async def test_packets_older_than_the_start_are_dropped() -> None:
     hub, leg, tap = await make_leg()
-    await hub.on_packet(packet(100, 0, KEY))
-    await hub.on_packet(packet(99, 0, CONT))  # late, from before the keyframe
-    await hub.on_packet(packet(102, 0, CONT))
-    await hub.on_packet(packet(101, 0, CONT))  # reordered but after the start: kept
+    hub.on_packet(packet(100, 0, KEY))
+    hub.on_packet(packet(99, 0, CONT))  # late, from before the keyframe
+    hub.on_packet(packet(102, 0, CONT))
+    hub.on_packet(packet(101, 0, CONT))  # reordered but after the start: kept
     assert [parse(d).sequence_number for d in tap.sent] == [1000, 1002, 1001]
     assert leg.stats.dropped_stale == 1
     await hub.close()
@@ -125,12 +125,12 @@ async def test_packets_older_than_the_start_are_dropped() -> None:
 
 async def test_new_publisher_ssrc_resyncs_on_keyframe_and_continues() -> None:
     hub, leg, tap = await make_leg()
-    await hub.on_packet(packet(100, 90000, KEY))
-    await hub.on_packet(packet(101, 93000, DELTA))
+    hub.on_packet(packet(100, 90000, KEY))
+    hub.on_packet(packet(101, 93000, DELTA))
     await asyncio.sleep(0.1)
-    await hub.on_packet(packet(7, 1, DELTA, ssrc=0xBBBB))  # new stream, not a keyframe
-    await hub.on_packet(packet(8, 1, KEY, ssrc=0xBBBB))
-    await hub.on_packet(packet(9, 3001, DELTA, ssrc=0xBBBB))
+    hub.on_packet(packet(7, 1, DELTA, ssrc=0xBBBB))  # new stream, not a keyframe
+    hub.on_packet(packet(8, 1, KEY, ssrc=0xBBBB))
+    hub.on_packet(packet(9, 3001, DELTA, ssrc=0xBBBB))
     out = [parse(d) for d in tap.sent]
     assert [p.sequence_number for p in out] == [1000, 1001, 1002, 1003]
     gap = out[2].timestamp - out[1].timestamp
@@ -142,13 +142,13 @@ async def test_new_publisher_ssrc_resyncs_on_keyframe_and_continues() -> None:
 
 async def test_mute_pauses_and_unmute_continues_sequence() -> None:
     hub, _, tap = await make_leg()
-    await hub.on_packet(packet(1, 0, KEY))
+    hub.on_packet(packet(1, 0, KEY))
     hub.set_muted(True)
-    await hub.on_packet(packet(2, 3000, DELTA))
+    hub.on_packet(packet(2, 3000, DELTA))
     assert len(tap.sent) == 1
     hub.set_muted(False)
-    await hub.on_packet(packet(3, 6000, DELTA))  # waits for a keyframe after unmute
-    await hub.on_packet(packet(50, 9000, KEY))
+    hub.on_packet(packet(3, 6000, DELTA))  # waits for a keyframe after unmute
+    hub.on_packet(packet(50, 9000, KEY))
     assert [parse(d).sequence_number for d in tap.sent] == [1000, 1001]
     await hub.close()
 
@@ -156,9 +156,9 @@ async def test_mute_pauses_and_unmute_continues_sequence() -> None:
 async def test_late_leg_gets_the_cached_keyframe_run() -> None:
     info = TrackInfo(id="v", kind="video", muted=False, codec="VP8")
     hub = TrackHub("alice", info, VP8, None, MediaSettings())
-    await hub.on_packet(packet(1, 0, DELTA))
-    await hub.on_packet(packet(2, 3000, KEY))
-    await hub.on_packet(packet(3, 6000, DELTA))
+    hub.on_packet(packet(1, 0, DELTA))
+    hub.on_packet(packet(2, 3000, KEY))
+    hub.on_packet(packet(3, 6000, DELTA))
     leg = Leg("bob", hub, initial_seq=10, initial_ts=0)
     tap = FakeTap()
     leg.bind(tap)  # type: ignore[arg-type]
@@ -174,7 +174,7 @@ async def test_padding_and_csrc_are_serialized() -> None:
     p = packet(1, 0, KEY)
     p.padding_size = 4
     p.csrc = [1, 2]
-    await hub.on_packet(p)
+    hub.on_packet(p)
     out = parse(tap.sent[0])
     assert out.padding_size == 4 and out.csrc == [1, 2] and out.payload == KEY
     await hub.close()
@@ -183,7 +183,7 @@ async def test_padding_and_csrc_are_serialized() -> None:
 async def test_sender_report_uses_publisher_clock_when_known() -> None:
     hub, leg, _ = await make_leg()
     assert leg.sender_report_values() is None
-    await hub.on_packet(packet(1, 90000, KEY))
+    hub.on_packet(packet(1, 90000, KEY))
     hub._sender_report(0xAAAA, 1 << 40, 0)  # publisher: rtp 0 at ntp 2^40
     ntp, rtp_ts, count, octets = leg.sender_report_values() or (0, 0, 0, 0)
     assert rtp_ts == 5000 and count == 1 and octets == len(KEY)
