@@ -393,6 +393,8 @@ class TrackHub:
         self.octets_in = 0
         self.keyframes_in = 0
         self.frames_in = 0  # video frames whose last packet (marker bit) arrived
+        # A recording's tap (media/recording.py): None unless this track is being recorded.
+        self.recorder: Callable[[RtpPacket], None] | None = None
 
     # ---- wiring
 
@@ -448,6 +450,8 @@ class TrackHub:
                     self._gop_seqs = set()
         else:
             keyframe = self._detect(pkt.payload)
+        if self.recorder is not None:
+            self.recorder(pkt)
         legs = self._leg_list
         if not legs:
             return
