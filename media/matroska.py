@@ -11,6 +11,7 @@ EBML element ids and layout: RFC 9559 (Matroska) and the WebM subset.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from typing import BinaryIO
 
@@ -136,9 +137,15 @@ class MatroskaWriter:
         self._write(header + segment + info + tracks)
 
     def _write(self, data: bytes) -> None:
-        written = self._file.write(data)
-        if written is not None and written != len(data):
-            raise OSError(f"short write ({written} of {len(data)} bytes)")
+        try:
+            written = self._file.write(data)
+            if written is not None and written != len(data):
+                raise OSError(f"short write ({written} of {len(data)} bytes): disk full?")
+        except OSError:
+            # Cut what part of the cluster went out, so the file ends on a whole cluster.
+            with contextlib.suppress(OSError):
+                self._file.truncate(self.bytes_written)
+            raise
         self.bytes_written += len(data)
 
     def add(self, data: bytes, ms: int, keyframe: bool) -> None:
