@@ -1,0 +1,122 @@
+"""How recordings end (size limit, room end), what they select, bad requests, and the mux."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.recording.conftest import admin_headers, decode_errors, probe
+from tests.stats.conftest import api
+from tests.support.cli import run_cli
+from tests.support.polling import eventually
+from tests.support.publishing import publish_codec
+
+pytestmark = pytest.mark.slow
+
+ROOM = "rec"
+PATH = f"/api/rooms/{ROOM}/recordings"
+
+
+async def publishing(admin_server: Any, connect: Any, tmp_path: Path, **config: Any) -> Any:
+    """A server with alice publishing VP8 + Opus in ROOM: (server, test server, ws, pc)."""
+    server, ts, _ = await admin_server(
+        allow_loopback_candidates=True, recording_dir=tmp_path / "rec", **config
+    )
+    ws = await connect(ts)
+    await ws.join(ROOM, "alice", can_publish=True)
+    pc, _ = await publish_codec(ws)
+    assert await eventually(lambda: server.media.track_count(ROOM) == 2, 10)
+    return server, ts, ws, pc
+
+
+async def wait_ended(ts: Any, recording_id: str, timeout: float = 30) -> dict[str, Any]:
+    for _ in range(int(timeout / 0.25)):
+        status, body = await api(ts, "GET", f"{PATH}/{recording_id}", admin_headers(ROOM))
+        assert status == 200, body
+        if body["state"] != "active":
+            return body
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"recording {recording_id} still active")
+
+
+async def test_the_size_limit_ends_a_recording_with_complete_files(admin_server, connect, tmp_path):
+    limit = 400_000
+    _, ts, _, pc = await publishing(admin_server, connect, tmp_path, recording_max_bytes=limit)
+    status, body = await api(ts, "POST", PATH, admin_headers(ROOM), {})
+    assert status == 201, body
+    ended = await wait_ended(ts, body["recording_id"])
+    assert (ended["state"], ended["reason"]) == ("finished", "size_limit"), ended
+    # The limit is checked as clusters are written: at most one cluster (1 s) beyond it.
+    assert limit <= ended["bytes"] <= limit + 600_000, ended["bytes"]
+    for entry in ended["files"]:
+        assert decode_errors(Path(ended["directory"]) / entry["file"]) == ""
+    await pc.close()
+
+
+async def test_a_recording_ends_when_the_room_ends(admin_server, connect, tmp_path):
+    _, ts, ws, pc = await publishing(admin_server, connect, tmp_path)
+    status, body = await api(ts, "POST", PATH, admin_headers(ROOM), {})
+    assert status == 201, body
+    await asyncio.sleep(2)
+    await ws.close()  # the only participant leaves: the room's relay closes
+    ended = await wait_ended(ts, body["recording_id"])
+    assert (ended["state"], ended["reason"]) == ("finished", "room_ended"), ended
+    status, events = await api(ts, "GET", "/api/events", admin_headers())
+    kinds = [(e["type"], e.get("reason")) for e in events["events"] if "recording" in e["type"]]
+    assert kinds == [("recording_started", None), ("recording_finished", "room_ended")], kinds
+    await pc.close()
+
+
+async def test_a_selection_records_only_the_named_tracks_and_conflicts_are_refused(
+    admin_server, connect, tmp_path
+):
+    server, ts, _, pc = await publishing(admin_server, connect, tmp_path)
+    headers = admin_headers(ROOM)
+    video_id = next(
+        t["track"]["id"]
+        for t in server.media.tracks(server.registry.get(ROOM))
+        if t["track"]["kind"] == "video"
+    )
+    status, body = await api(ts, "POST", PATH, headers, {"tracks": [video_id]})
+    assert status == 201 and [t["track_id"] for t in body["tracks"]] == [video_id], body
+    status, again = await api(ts, "POST", PATH, headers, {})
+    assert (status, again["error"]["code"]) == (409, "conflict")
+    status, stopped = await api(ts, "DELETE", f"{PATH}/{body['recording_id']}", headers)
+    assert status == 200 and stopped["reason"] == "api"
+    status, bad = await api(ts, "POST", PATH, headers, {"tracks": "all"})
+    assert (status, bad["error"]["code"]) == (400, "invalid_request")
+    status, none = await api(ts, "POST", PATH, headers, {"participants": ["nobody"]})
+    assert (status, none["error"]["code"]) == (409, "nothing_to_record")
+    await pc.close()
+
+
+async def test_mux_remuxes_a_participants_audio_and_video_into_one_file(
+    admin_server, connect, tmp_path
+):
+    _, ts, _, pc = await publishing(admin_server, connect, tmp_path)
+    headers = admin_headers(ROOM)
+    status, body = await api(ts, "POST", PATH, headers, {"participants": ["alice"]})
+    assert status == 201, body
+    await asyncio.sleep(6)
+    status, body = await api(ts, "DELETE", f"{PATH}/{body['recording_id']}", headers)
+    await pc.close()
+    manifest = Path(body["directory"]) / "manifest.json"
+    done = await asyncio.to_thread(
+        run_cli, "recording", "mux", str(manifest), "--participant", "alice"
+    )
+    assert done.returncode == 0, done.stderr
+    output = Path(done.stdout.strip())
+    assert output == manifest.parent / "alice.webm"
+    info = probe(output)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
+    assert abs(float(info["format"]["duration"]) - 6) < 0.5, info["format"]
+    assert decode_errors(output) == ""
+    wrong = await asyncio.to_thread(
+        run_cli, "recording", "mux", str(manifest), "--participant", "mallory"
+    )
+    assert wrong.returncode == 1 and "no files of participant 'mallory'" in wrong.stderr
+    assert json.loads(manifest.read_text())["state"] == "finished"
