@@ -198,6 +198,7 @@ class AdminApi:
             "created_at": round(room.created_at, 3),
             "participants": len(room.members),
             "tracks": self.server.media.track_count(room.name),
+            "recording": self.server.media.active_recording(room.name),
             "health": _worst(healths),
             "bitrate_in_bps": round(bitrate_in, 1),
             "bitrate_out_bps": round(bitrate_out, 1),

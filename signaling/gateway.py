@@ -256,6 +256,11 @@ class MediaGateway:
         recording.stop("api")
         return recording
 
+    def active_recording(self, room: str) -> str | None:
+        """The id of the recording running in `room`, if any."""
+        recording = self._recordings.active(room) if self._recordings is not None else None
+        return recording.id if recording is not None else None
+
     def recording(self, recording_id: str) -> Recording | None:
         return self._recordings.get(recording_id) if self._recordings is not None else None
 

@@ -64,7 +64,8 @@ SCHEMAS: dict[str, Schema] = {
             "health": HEALTH,
             "bitrate_in_bps": NUMBER,
             "bitrate_out_bps": NUMBER,
-        }
+        },
+        {"recording": {**_nullable("string"), "description": "Id of the running recording."}},
     ),
     "RoomList": _obj({"rooms": _array(_ref("RoomSummary"))}),
     "RoomDetail": _obj(
