@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -201,8 +202,11 @@ class Server:
             method=method,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # say why (the server's error body)
+            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read()[:300]!r}") from None
 
     def stop(self) -> None:
         self.proc.terminate()
