@@ -120,3 +120,26 @@ async def test_mux_remuxes_a_participants_audio_and_video_into_one_file(
     )
     assert wrong.returncode == 1 and "no files of participant 'mallory'" in wrong.stderr
     assert json.loads(manifest.read_text())["state"] == "finished"
+
+
+async def test_the_time_limit_ends_a_recording(admin_server, connect, tmp_path):
+    _, ts, _, pc = await publishing(admin_server, connect, tmp_path, recording_max_duration_s=2)
+    status, body = await api(ts, "POST", PATH, admin_headers(ROOM), {})
+    assert status == 201, body
+    ended = await wait_ended(ts, body["recording_id"], timeout=10)
+    assert (ended["state"], ended["reason"]) == ("finished", "time_limit"), ended
+    assert all(1.0 <= f["duration_s"] <= 2.2 for f in ended["files"]), ended["files"]
+    await pc.close()
+
+
+async def test_a_server_shutdown_finishes_its_recordings(admin_server, connect, tmp_path):
+    _, ts, _, pc = await publishing(admin_server, connect, tmp_path)
+    status, body = await api(ts, "POST", PATH, admin_headers(ROOM), {})
+    assert status == 201, body
+    await asyncio.sleep(2)
+    await pc.close()
+    await ts.close()  # the app's cleanup closes the media gateway
+    manifest = json.loads((Path(body["directory"]) / "manifest.json").read_text())
+    assert (manifest["state"], manifest["reason"]) == ("finished", "server_shutdown")
+    for entry in manifest["files"]:
+        assert decode_errors(Path(body["directory"]) / entry["file"]) == ""

@@ -121,6 +121,8 @@ async def test_a_write_error_ends_the_recording_and_not_the_call(tmp_path, conne
         seen = len(counter)
         await asyncio.sleep(2)
         assert len(counter) - seen >= 40
+        stopped = await cli(serve, "record", "stop", ROOM, started["id"])
+        assert (stopped["state"], stopped["reason"]) == ("failed", "write_error")  # unchanged
         body = await get_json(target, "/api/events")
         finished = [e for e in body["events"] if e["type"] == "recording_finished"]
         assert finished and finished[-1]["reason"] == "write_error", finished
