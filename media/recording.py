@@ -138,7 +138,6 @@ class TrackRecorder:
         self._ms_base = 0
         self._last_ms = 0
         self._last_wall = 0.0
-        self._written = 0
         self.closed = False
         self.started_at: float | None = None  # unix time of the first frame written
         self.start_rtp: int | None = None  # its RTP timestamp (as the publisher sent it)
@@ -256,9 +255,7 @@ class TrackRecorder:
             if not was_closed and self._writer is not None:
                 self._flush_assembler()
             if self._writer is not None:
-                before = self._writer.bytes_written
                 self._writer.close()
-                self._written += self._writer.bytes_written - before
         finally:
             if self._file is not None:
                 self._file.close()
