@@ -8,6 +8,8 @@ never waits for them. It reports to signaling through ``on_event`` only.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
@@ -15,6 +17,7 @@ from .aiortc_hooks import StunGuard, check_compatibility
 from .datachannels import DataSettings, RoomData
 from .errors import Closed
 from .events import (
+    ActiveSpeakers,
     MediaEvent,
     ParticipantFailed,
     TrackInfo,
@@ -26,6 +29,7 @@ from .participant import Participant, ParticipantCallbacks
 from .persistence import TopicStore
 from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
+from .speakers import SpeakerDetector
 from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,10 @@ class Room:
             closed=self._participant_closed,
         )
         self._data = RoomData(name, data, store, self._emit) if data is not None else None
+        self._speakers = SpeakerDetector(
+            settings.active_speaker_threshold_dbov, settings.active_speaker_max
+        )
+        self._ranking_speakers = False
 
     # ---------------------------------------------------------------- queries
 
@@ -179,6 +187,9 @@ class Room:
         participant in its own task: nothing here waits for a subscriber."""
         for hub in added:
             self._emit(TrackPublished(publisher.id, hub.info))
+            if not hub.is_video:
+                hub.on_audio_level = functools.partial(self._speakers.observe, publisher.id)
+                self._start_ranking_speakers()
         # While the room closes, every participant is closing too: no renegotiation.
         others = [] if self._closed else list(self._participants.values())
         for other in others:
@@ -194,6 +205,19 @@ class Room:
         for hub in removed:
             self._emit(TrackUnpublished(publisher.id, hub.info))
 
+    def _start_ranking_speakers(self) -> None:
+        if not self._ranking_speakers and not self._closed:
+            self._ranking_speakers = True
+            self._tasks.spawn(self._rank_speakers(), "active-speakers")
+
+    async def _rank_speakers(self) -> None:
+        """Once per window: report the ranking of speakers when it changed."""
+        while True:
+            await asyncio.sleep(self.settings.active_speaker_interval_s)
+            ranking = self._speakers.rank()
+            if ranking is not None:
+                self._emit(ActiveSpeakers(tuple(ranking)))
+
     def _failed(self, participant: Participant, reason: str) -> None:
         self._emit(ParticipantFailed(participant.id, reason))
         self._tasks.spawn(self.remove_participant(participant.id, reason), "remove-failed")
@@ -202,6 +226,7 @@ class Room:
         if self._participants.get(participant.id) is participant:
             self._retired_timeouts += participant.negotiation_timeouts
             del self._participants[participant.id]
+            self._speakers.forget(participant.id)
             if self._data is not None:
                 self._data.detach(participant.id)
             logger.info(

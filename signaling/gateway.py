@@ -18,6 +18,7 @@ from typing import Any
 from relayroom.media.datachannels import DataSettings
 from relayroom.media.errors import MediaError
 from relayroom.media.events import (
+    ActiveSpeakers,
     DataNotice,
     MediaEvent,
     ParticipantFailed,
@@ -83,6 +84,9 @@ def media_settings(config: Config) -> MediaSettings:
         keyframe_request_interval_s=config.keyframe_request_interval_s,
         subscriber_answer_timeout_s=config.subscriber_answer_timeout_s,
         subscriber_offer_retries=config.subscriber_offer_retries,
+        active_speaker_interval_s=config.active_speaker_interval_s,
+        active_speaker_threshold_dbov=config.active_speaker_threshold_dbov,
+        active_speaker_max=config.active_speaker_max,
     )
 
 
@@ -164,6 +168,9 @@ class MediaGateway:
         self._tasks = TaskOwner()
         self._closed_data_failures = 0
         self._closed_negotiation_timeouts = 0
+        # Observers of the media plane's events, (room, event), before they become messages
+        # (the event log's track events). Synchronous; an observer's exception is contained.
+        self.listeners: list[Callable[[str, MediaEvent], None]] = []
 
     def data_failures(self) -> int:
         """DataChannel messages whose handling raised and was contained (ever, this node)."""
@@ -412,6 +419,11 @@ class MediaGateway:
 
     def _on_event(self, room: str, event: MediaEvent) -> None:
         """Media events become room messages (events flow up, never into media again)."""
+        for listener in self.listeners:
+            try:
+                listener(room, event)
+            except Exception:
+                log.exception("media event listener failed", extra=about(room))
         registry = self._registry
         if isinstance(event, SubscribeOffer):
             registry.send_to(
@@ -435,6 +447,17 @@ class MediaGateway:
                     "type": kind,
                     "participant_id": event.participant_id,
                     "track": track_json(event.track),
+                },
+            )
+        elif isinstance(event, ActiveSpeakers):
+            registry.broadcast(
+                room,
+                {
+                    "type": "active_speakers",
+                    "speakers": [
+                        {"participant_id": s.participant_id, "level": s.level_dbov}
+                        for s in event.speakers
+                    ],
                 },
             )
         elif isinstance(event, DataNotice):
