@@ -575,7 +575,17 @@ class Recordings:
             "room": recording.room,
             "recording_id": recording.id,
             "files": [
-                str(recording.directory / f.path.name) for f in recording.files if f.started_at
+                {
+                    "path": str(f.path),
+                    "participant_id": f.participant_id,
+                    "track_id": f.track_id,
+                    "kind": f.kind,
+                    "codec": f.codec,
+                    "bytes": f.bytes,
+                    "duration_s": f.to_json()["duration_s"],
+                }
+                for f in recording.files
+                if f.started_at is not None
             ],
             "reason": recording.reason,
         }

@@ -68,6 +68,9 @@ async def test_a_recording_ends_when_the_room_ends(admin_server, connect, tmp_pa
     status, events = await api(ts, "GET", "/api/events", admin_headers())
     kinds = [(e["type"], e.get("reason")) for e in events["events"] if "recording" in e["type"]]
     assert kinds == [("recording_started", None), ("recording_finished", "room_ended")], kinds
+    finished = next(e for e in events["events"] if e["type"] == "recording_finished")
+    assert sorted(f["kind"] for f in finished["files"]) == ["audio", "video"]
+    assert all(Path(f["path"]).stat().st_size == f["bytes"] > 0 for f in finished["files"])
     await pc.close()
 
 
