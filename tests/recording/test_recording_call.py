@@ -68,7 +68,7 @@ def check_files(body: dict[str, Any], wall: float, video_codec: str) -> None:
         (stream,) = info["streams"]
         codecs[entry["kind"]] = stream["codec_name"]
         duration = float(info["format"]["duration"])
-        assert abs(duration - wall) <= 0.05 * wall, (entry["file"], duration, wall)
+        assert abs(duration - wall) <= 0.05 * wall, (entry, duration, wall)
         assert decode_errors(path) == "", entry["file"]
         assert entry["identity"] == "alice" and entry["started_at"] > 0
         assert isinstance(entry["start_rtp_timestamp"], int)
