@@ -262,6 +262,11 @@ class FrameAssembler:
         self.need_keyframe = self.video  # the caller should ask the publisher for a keyframe
         self.stats = AssemblerStats()
 
+    @property
+    def waiting_keyframe(self) -> bool:
+        """Video frames are being dropped until the next keyframe."""
+        return self._waiting_keyframe
+
     def push(
         self, seq: int, timestamp: int, marker: bool, payload: bytes, now: float
     ) -> list[Frame]:

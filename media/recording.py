@@ -40,6 +40,7 @@ from .matroska import MatroskaWriter, avc_config, opus_head
 logger = logging.getLogger(__name__)
 
 RECORDABLE = ("vp8", "h264", "opus")
+KEYFRAME_RETRY_S = 1.0  # while a video file waits for a keyframe, ask again this often
 _NTP_EPOCH_OFFSET = 2208988800
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -138,6 +139,7 @@ class TrackRecorder:
         self._ms_base = 0
         self._last_ms = 0
         self._last_wall = 0.0
+        self._asked_at = 0.0
         self.closed = False
         self.started_at: float | None = None  # unix time of the first frame written
         self.start_rtp: int | None = None  # its RTP timestamp (as the publisher sent it)
@@ -154,11 +156,17 @@ class TrackRecorder:
             if pkt.ssrc != self._ssrc:
                 self._new_source(pkt.ssrc)
             assembler = self._assembler
+            now = time.monotonic()
             frames = assembler.push(
-                pkt.sequence_number, pkt.timestamp, bool(pkt.marker), pkt.payload, time.monotonic()
+                pkt.sequence_number, pkt.timestamp, bool(pkt.marker), pkt.payload, now
             )
-            if assembler.need_keyframe:
+            # Ask at a loss, and again every second while waiting (a request or the keyframe
+            # answering it can be lost too); the hub's limiter merges these with subscribers'.
+            if assembler.need_keyframe or (
+                assembler.waiting_keyframe and now - self._asked_at >= KEYFRAME_RETRY_S
+            ):
                 assembler.need_keyframe = False
+                self._asked_at = now
                 self.hub.request_keyframe()
             for frame in frames:
                 self._write(frame.data, frame.timestamp, frame.keyframe)
