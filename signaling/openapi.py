@@ -206,7 +206,8 @@ SCHEMAS: dict[str, Schema] = {
     "Event": {
         **_obj({"seq": INTEGER, "t": NUMBER, "type": STRING}),
         "description": "participant_joined, participant_left, participant_removed, room_closed, "
-        "track_muted, errors, threshold_crossed, threshold_cleared; more fields by type.",
+        "track_muted, errors, threshold_crossed, threshold_cleared, recording_started, "
+        "recording_finished; more fields by type.",
     },
     "EventList": _obj({"events": _array(_ref("Event"))}),
     "StatsInfo": _obj({"settings": {"type": "object"}, "cost": {"type": "object"}}),
