@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
+import av
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
-from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
+from tests.media.client import LOOPBACK, VIDEO_CLOCK, StampedVideoTrack, client_pc
+
+
+class CameraLikeTrack(StampedVideoTrack):
+    """Stamped video whose timestamps follow the wall clock, as a camera's capture times do.
+
+    StampedVideoTrack counts frames (pts = counter / fps): on a machine too busy to encode 30
+    frames a second its media time runs slower than the wall clock. A browser stamps each frame
+    with its capture time and simply sends fewer frames; so does this track.
+    """
+
+    _epoch: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        frame = await super().recv()
+        now = time.monotonic()
+        if self._epoch is None:
+            self._epoch = now
+        frame.pts = int((now - self._epoch) * VIDEO_CLOCK)
+        return frame
 
 
 async def publish_codec(
@@ -18,7 +39,7 @@ async def publish_codec(
 ) -> tuple[RTCPeerConnection, StampedVideoTrack]:
     """Publish stamped video in `codec` (and Opus) on a joined WebSocket client."""
     pc = client_pc()
-    video = StampedVideoTrack(width, height)
+    video = CameraLikeTrack(width, height)
     transceiver = pc.addTransceiver(video, direction="sendonly")
     transceiver.setCodecPreferences(
         [
