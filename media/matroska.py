@@ -149,10 +149,12 @@ class MatroskaWriter:
         self.bytes_written += len(data)
 
     def add(self, data: bytes, ms: int, keyframe: bool) -> None:
-        """One frame at ``ms`` milliseconds (non-decreasing; an earlier time is clamped)."""
+        """One frame at ``ms`` milliseconds. Times must increase: a frame at or before the one
+        written last (sources can stamp two frames within a millisecond) goes 1 ms after it."""
         if self._first_ms is None:
             self._first_ms = ms
-        ms = max(ms, self._last_ms)
+        elif ms <= self._last_ms:
+            ms = self._last_ms + 1
         if self._cluster and (
             ms - self._cluster_start >= self._cluster_ms or (keyframe and self._video)
         ):

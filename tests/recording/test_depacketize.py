@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 import random
+import subprocess
 from pathlib import Path
 
 import av
@@ -46,6 +47,16 @@ def encoded_packets(
             packets.append((seq & 0xFFFF, timestamp, n == len(payloads) - 1, payload))
             seq += 1
     return packets, keyframes + 1
+
+
+def packet_times(path: Path) -> list[int]:
+    """Packet times (ms) as ffprobe reads them from a file."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "0", "-show_entries", "packet=pts",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return [int(line) for line in out.stdout.split()]
 
 
 def frame_index(timestamp: int) -> int:
@@ -173,3 +184,15 @@ def test_vp8_and_h264_picture_sizes_are_read_from_the_bitstream():
 def test_unknown_codecs_are_refused():
     with pytest.raises(ValueError, match="cannot record"):
         FrameAssembler("AV1")
+
+
+def test_frames_stamped_within_one_millisecond_still_get_increasing_times(tmp_path):
+    packets, _ = encoded_packets("vp8", 30)
+    _, frames = assemble("vp8", packets)
+    path = tmp_path / "same.webm"
+    with path.open("wb") as file:
+        writer = MatroskaWriter(file, codec="vp8", webm=True, width=320, height=240)
+        for i, frame in enumerate(frames):
+            writer.add(frame.data, (i // 3) * 100, frame.keyframe)  # three frames per time
+        writer.close()
+    assert packet_times(path) == [(i // 3) * 100 + i % 3 for i in range(30)]

@@ -12,26 +12,23 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
-from tests.media.client import LOOPBACK, VIDEO_CLOCK, StampedVideoTrack, client_pc
+from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
 
 
 class CameraLikeTrack(StampedVideoTrack):
     """Stamped video whose timestamps follow the wall clock, as a camera's capture times do.
 
-    StampedVideoTrack counts frames (pts = counter / fps): on a machine too busy to encode 30
-    frames a second its media time runs slower than the wall clock. A browser stamps each frame
-    with its capture time and simply sends fewer frames; so does this track.
+    StampedVideoTrack counts frames (pts = counter / fps) and, when late, makes the missed frames
+    back to back: on a machine too busy to encode 30 frames a second its media time runs slower
+    than the wall clock. A camera skips the frames it is late for; so does this track.
     """
 
-    _epoch: float | None = None
-
     async def recv(self) -> av.VideoFrame:
-        frame = await super().recv()
-        now = time.monotonic()
-        if self._epoch is None:
-            self._epoch = now
-        frame.pts = int((now - self._epoch) * VIDEO_CLOCK)
-        return frame
+        if self._start is not None:
+            due = int((time.monotonic() - self._start) * self.fps)
+            if due > self.counter:
+                self.counter = due  # skip the frames we are late for
+        return await super().recv()
 
 
 async def publish_codec(
