@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from relayroom.api import WebhookReceiver
+from tests.conftest import TEST_SECRET
 from tests.recording.conftest import admin_headers, decode_errors, probe
 from tests.stats.conftest import api
 from tests.support.cli import run_cli
 from tests.support.polling import eventually
 from tests.support.publishing import publish_codec
+from tests.support.webhooks import WebhookSink
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +154,24 @@ async def test_a_server_shutdown_finishes_its_recordings(admin_server, connect, 
     assert (manifest["state"], manifest["reason"]) == ("finished", "server_shutdown")
     for entry in manifest["files"]:
         assert decode_errors(Path(body["directory"]) / entry["file"]) == ""
+
+
+async def test_a_real_recording_reaches_a_webhook_receiver(admin_server, connect, tmp_path):
+    async with WebhookSink(WebhookReceiver.from_api_secret(TEST_SECRET)) as sink:
+        _, ts, _, pc = await publishing(admin_server, connect, tmp_path, webhook_urls=(sink.url,))
+        status, body = await api(ts, "POST", PATH, admin_headers(ROOM), {})
+        assert status == 201, body
+        await asyncio.sleep(2)
+        status, body = await api(ts, "DELETE", f"{PATH}/{body['recording_id']}", admin_headers())
+        assert status == 200, body
+        assert await eventually(
+            lambda: "recording_finished" in [e.event for e in sink.events], 15
+        ), [e.event for e in sink.events]
+        await pc.close()
+    assert sink.rejected == []
+    started = next(e for e in sink.events if e.event == "recording_started")
+    finished = next(e for e in sink.events if e.event == "recording_finished")
+    assert started.recording is not None and started.recording.id == body["recording_id"]
+    assert finished.recording is not None and finished.reason == "api"
+    paths = sorted(f["path"] for f in finished.recording.files)
+    assert paths == sorted(str(Path(body["directory"]) / f["file"]) for f in body["files"])
