@@ -120,7 +120,7 @@ class TrackRecorder:
         self.path = path
         self.participant_id = participant_id
         self.identity = identity
-        self.hub = hub
+        self.hub: TrackHub | None = hub  # dropped at close: a finished recording is kept
         self.track_id = hub.info.id
         self.kind = hub.info.kind
         self.codec = hub.info.codec.lower()
@@ -167,7 +167,7 @@ class TrackRecorder:
             ):
                 assembler.need_keyframe = False
                 self._asked_at = now
-                self.hub.request_keyframe()
+                self._request_keyframe()
             for frame in frames:
                 self._write(frame.data, frame.timestamp, frame.keyframe)
         except Exception as exc:  # a write error (disk full...) or a bug: never the call's
@@ -179,7 +179,7 @@ class TrackRecorder:
         if self._ssrc is not None:
             self._flush_assembler()
             self._assembler = FrameAssembler(self.codec, reorder_s=self._settings.reorder_s)
-            self.hub.request_keyframe()
+            self._request_keyframe()
             self.segments += 1
             if self._ts_base is not None:
                 # Continue this file's time where it stopped, plus the wall-clock gap.
@@ -225,7 +225,7 @@ class TrackRecorder:
             sps, pps = h264_parameter_sets(frame)
             self._sps, self._pps = sps or self._sps, pps or self._pps
             if self._sps is None or self._pps is None:
-                self.hub.request_keyframe()
+                self._request_keyframe()
                 return None
             width, height = h264_dimensions(self._sps)
             private = avc_config(self._sps, self._pps)
@@ -252,11 +252,16 @@ class TrackRecorder:
         self._on_opened()
         return self._writer
 
+    def _request_keyframe(self) -> None:
+        if self.hub is not None:
+            self.hub.request_keyframe()
+
     # ---- end
 
     def close(self) -> None:
         """Write what is complete and close the file (idempotent); write errors propagate."""
         if self.closed and self._file is None:
+            self.hub = None
             return
         was_closed, self.closed = self.closed, True
         try:
@@ -269,10 +274,14 @@ class TrackRecorder:
                 self._file.close()
                 self._file = None
             self.ended_at = time.time()
-            if self.start_rtp is not None and self.start_ntp is None:
-                ntp = self.hub.ntp_for(self.start_rtp)
-                if ntp is not None:
-                    self.start_ntp = ntp / 4294967296.0 - _NTP_EPOCH_OFFSET
+            hub, self.hub = self.hub, None
+            if hub is not None:
+                if hub.recorder == self.on_packet:
+                    hub.recorder = None
+                if self.start_rtp is not None and self.start_ntp is None:
+                    ntp = hub.ntp_for(self.start_rtp)
+                    if ntp is not None:
+                        self.start_ntp = ntp / 4294967296.0 - _NTP_EPOCH_OFFSET
 
     @property
     def bytes(self) -> int:
@@ -405,8 +414,9 @@ class Recording:
 
     @staticmethod
     def _detach(recorder: TrackRecorder) -> None:
-        if recorder.hub.recorder == recorder.on_packet:
-            recorder.hub.recorder = None
+        hub = recorder.hub
+        if hub is not None and hub.recorder == recorder.on_packet:
+            hub.recorder = None
 
     def _count(self, n: int) -> None:
         self.bytes += n
