@@ -440,6 +440,16 @@ class Config:
         100.0, "Widest `whiteboard` stroke (canvas pixels); wider strokes are refused.", minimum=1
     )
 
+    # --- WHIP / WHEP (docs/whip-whep.md) ---------------------------------------------------
+    whip_max_body_bytes: int = _setting(
+        65536,
+        "Largest WHIP/WHEP request body (an SDP offer or a trickle-ice-sdpfrag); HTTP 413 above.",
+        minimum=512,
+    )
+    whip_max_sessions: int = _setting(
+        1000, "Most WHIP and WHEP sessions open on this node at once; HTTP 503 above.", minimum=1
+    )
+
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):

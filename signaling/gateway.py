@@ -41,6 +41,7 @@ from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
 from relayroom.media.tasks import TaskOwner
 from relayroom.media.topics import WhiteboardLimits
+from relayroom.media.viewer import Selector
 
 from .config import Config
 from .logs import about, context_about
@@ -317,6 +318,32 @@ class MediaGateway:
         except MediaError as exc:
             raise ProtocolError(ErrorCode(exc.code), exc.reason, message.id) from None
 
+    async def add_viewer(
+        self, room: RoomState, member: Member, offer_sdp: str, selector: Selector
+    ) -> str:
+        """A WHEP viewer for a member of an sfu room; returns the answer SDP.
+
+        Raises `MediaError` (bad offer, closed room) for the caller to turn into a status.
+        """
+        if room.mode != "sfu":
+            raise ProtocolError(ErrorCode.FORBIDDEN, "WHEP needs a room of mode sfu")
+        media_room = self._media_room(room.name)
+        return await media_room.add_viewer(member.id, offer_sdp, selector)
+
+    async def viewer_candidate(
+        self, room: str, member_id: str, candidate: Mapping[str, object]
+    ) -> bool:
+        """A trickled candidate for a WHEP viewer; False when it has none or it was refused."""
+        media_room = self._rooms.get(room)
+        viewer = media_room.viewer(member_id) if media_room is not None else None
+        return viewer is not None and await viewer.add_candidate(candidate)
+
+    def viewer_feed(self, room: str, member_id: str) -> dict[str, tuple[str, str] | None] | None:
+        """What feeds a WHEP viewer's slots (kind -> (publisher id, track id)); None: no viewer."""
+        media_room = self._rooms.get(room)
+        viewer = media_room.viewer(member_id) if media_room is not None else None
+        return viewer.feeding() if viewer is not None else None
+
     def tracks(self, room: RoomState) -> list[dict[str, Any]]:
         media_room = self._rooms.get(room.name)
         if media_room is None:
@@ -327,6 +354,9 @@ class MediaGateway:
         if room.mode != "sfu":
             return
         self._members.setdefault(room.name, {})[member.id] = member
+        grants = member.grants
+        if not (grants.can_publish or grants.can_subscribe or grants.can_publish_data):
+            return  # nothing to send or receive (a WHEP viewer): no PeerConnections
         media_room = self._rooms.get(room.name)
         if media_room is not None and media_room.tracks():
             await self._ensure(room.name, member)
@@ -344,6 +374,7 @@ class MediaGateway:
         if media_room is None:
             return
         await media_room.remove_participant(member.id, "left")
+        await media_room.remove_viewer(member.id)
         # Re-check after the await: a concurrent last leaver may have closed this room, or a
         # new one of the same name may be in its place (that one is not ours to drop).
         if (
@@ -374,7 +405,7 @@ class MediaGateway:
             task.add_done_callback(lambda _: self._adding.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _add(self, room: str, member: Member) -> Participant:
+    def _media_room(self, room: str) -> MediaRoom:
         media_room = self._rooms.get(room)
         if media_room is None:
             media_room = self._rooms[room] = MediaRoom(
@@ -384,6 +415,10 @@ class MediaGateway:
                 data=self._data,
                 store=self._store,
             )
+        return media_room
+
+    async def _add(self, room: str, member: Member) -> Participant:
+        media_room = self._media_room(room)
         return await media_room.add_participant(
             member.id,
             can_publish=member.grants.can_publish,
