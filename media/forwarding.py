@@ -400,6 +400,8 @@ class TrackHub:
         self.frames_in = 0  # video frames whose last packet (marker bit) arrived
         self.on_audio_level: Callable[[int], None] | None = None
         """Audio only: gets each packet's RFC 6464 level (0-127), for active speaker detection."""
+        # A recording's tap (media/recording.py): None unless this track is being recorded.
+        self.recorder: Callable[[RtpPacket], None] | None = None
 
     # ---- wiring
 
@@ -466,6 +468,8 @@ class TrackHub:
                 level = pkt.extensions.audio_level
                 if level is not None:
                     on_level(level[1] & 0x7F)
+        if self.recorder is not None:
+            self.recorder(pkt)
         legs = self._leg_list
         if not legs:
             return

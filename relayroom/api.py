@@ -46,6 +46,8 @@ __all__ = [
     "Grants",
     "ParticipantInfo",
     "PublishedTrack",
+    "Recording",
+    "RecordingFile",
     "RoomDetail",
     "RoomInfo",
     "RoomService",
@@ -207,6 +209,37 @@ class Event:
 
 
 @dataclass(frozen=True)
+class RecordingFile:
+    """One track's file in a recording (docs/recording.md, "The manifest")."""
+
+    participant_id: str
+    identity: str | None
+    track_id: str
+    kind: str
+    codec: str
+    file: str  # name inside the recording's directory
+    started_at: float  # unix time of its first frame
+    start_rtp_timestamp: int
+    start_ntp: float | None  # the publisher's NTP time of that frame (unix), from an SR
+    duration_s: float
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    room: str
+    state: str  # active, finished, failed
+    reason: str | None  # api, room_ended, time_limit, size_limit, write_error, server_shutdown
+    error: str | None
+    started_at: float
+    ended_at: float | None
+    directory: str  # on the server's disk
+    bytes: int
+    files: tuple[RecordingFile, ...]
+
+
+@dataclass(frozen=True)
 class StatsHistory:
     room: str
     participant_id: str
@@ -337,6 +370,42 @@ def _event(value: Any) -> Event:
 # ------------------------------------------------------------------ the admin client
 
 
+def _recording(value: Any) -> Recording:
+    body = _Body(value, "recording")
+    files = []
+    for item in body.items("files"):
+        f = _Body(item, "recording file")
+        ntp = f.raw().get("start_ntp")
+        files.append(
+            RecordingFile(
+                participant_id=f.text("participant_id"),
+                identity=f.opt_text("identity"),
+                track_id=f.text("track_id"),
+                kind=f.text("kind"),
+                codec=f.text("codec"),
+                file=f.text("file"),
+                started_at=f.number("started_at"),
+                start_rtp_timestamp=f.integer("start_rtp_timestamp"),
+                start_ntp=float(ntp) if isinstance(ntp, int | float) else None,
+                duration_s=f.number("duration_s"),
+                bytes=f.integer("bytes"),
+            )
+        )
+    ended = body.raw().get("ended_at")
+    return Recording(
+        id=body.text("recording_id"),
+        room=body.text("room"),
+        state=body.text("state"),
+        reason=body.opt_text("reason"),
+        error=body.opt_text("error"),
+        started_at=body.number("started_at"),
+        ended_at=float(ended) if isinstance(ended, int | float) else None,
+        directory=body.text("directory"),
+        bytes=body.integer("bytes"),
+        files=tuple(files),
+    )
+
+
 class RoomService:
     """Typed async client of the admin API of one server (or of any node of a cluster).
 
@@ -449,6 +518,40 @@ class RoomService:
             thresholds={k: thresholds.number(k) for k in thresholds.raw()},
             samples=tuple(_Body(s, "sample").raw() for s in body.items("samples")),
         )
+
+    # ---- recordings
+
+    async def start_recording(
+        self,
+        room: str,
+        *,
+        participants: list[str] | None = None,
+        tracks: list[str] | None = None,
+    ) -> Recording:
+        """Record the room's published tracks, or those of `participants` (ids or identities)
+        / with these `tracks` ids; tracks published later are recorded too. Errors: `conflict`
+        (already recording), `nothing_to_record`, `limit`, `not_found` (no such room)."""
+        payload: dict[str, list[str]] = {}
+        if participants is not None:
+            payload["participants"] = participants
+        if tracks is not None:
+            payload["tracks"] = tracks
+        path = ("api", "rooms", room, "recordings")
+        return _recording(await self._call("POST", path, payload=payload))
+
+    async def list_recordings(self, room: str) -> list[Recording]:
+        """The room's active and recently finished recordings, oldest first."""
+        body = _Body(await self._call("GET", ("api", "rooms", room, "recordings")), "recordings")
+        return [_recording(r) for r in body.items("recordings")]
+
+    async def get_recording(self, room: str, recording_id: str) -> Recording:
+        path = ("api", "rooms", room, "recordings", recording_id)
+        return _recording(await self._call("GET", path))
+
+    async def stop_recording(self, room: str, recording_id: str) -> Recording:
+        """Stop it (reason `api`); the files are complete when this returns."""
+        path = ("api", "rooms", room, "recordings", recording_id)
+        return _recording(await self._call("DELETE", path))
 
     # ---- events, stats, feed
 

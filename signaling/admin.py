@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from relayroom.media.errors import Closed, UnknownTrack
 from relayroom.media.events import MediaEvent, TrackInfo, TrackPublished, TrackUnpublished
+from relayroom.media.recording import Recording, RecordingError, Selection
 from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_json
 
 from . import protocol
@@ -199,6 +200,7 @@ class AdminApi:
             "created_at": round(room.created_at, 3),
             "participants": len(room.members),
             "tracks": self.server.media.track_count(room.name),
+            "recording": self.server.media.active_recording(room.name),
             "health": _worst(healths),
             "bitrate_in_bps": round(bitrate_in, 1),
             "bitrate_out_bps": round(bitrate_out, 1),
@@ -305,6 +307,56 @@ class AdminApi:
             extra=about(room.name, member.id),
         )
         return web.json_response({"participant_id": member.id, "track": track_json(info)})
+
+    # ---- recordings
+
+    def _recording(self, request: web.Request) -> tuple[RoomState | None, Recording]:
+        """The recording named in the URL, checked against the room in it."""
+        name = request.match_info["room"]
+        authorize(request, self.server.secret, name)
+        recording = self.server.media.recording(request.match_info["recording_id"])
+        if recording is None or recording.room != name:
+            raise ApiError(404, "not_found", "no such recording in this room")
+        return self.server.registry.get(name), recording
+
+    async def start_recording(self, request: web.Request) -> web.Response:
+        room, access = self._room(request)
+        body: Any = {}
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                raise ApiError(400, "invalid_request", "body must be JSON") from None
+        selection = _selection(body)
+        try:
+            recording = self.server.media.start_recording(room.name, selection)
+        except RecordingError as exc:
+            status = {"conflict": 409, "nothing_to_record": 409, "limit": 429}.get(exc.code, 500)
+            raise ApiError(status, exc.code, str(exc)) from None
+        log.info(
+            "room=%s recording %s started by admin %s",
+            room.name,
+            recording.id,
+            access.identity,
+            extra=about(room.name),
+        )
+        return web.json_response(recording.to_json(), status=201)
+
+    async def list_recordings(self, request: web.Request) -> web.Response:
+        name = request.match_info["room"]
+        authorize(request, self.server.secret, name)
+        return web.json_response(
+            {"recordings": [r.to_json() for r in self.server.media.recordings(name)]}
+        )
+
+    async def get_recording(self, request: web.Request) -> web.Response:
+        _, recording = self._recording(request)
+        return web.json_response(recording.to_json())
+
+    async def stop_recording(self, request: web.Request) -> web.Response:
+        _, recording = self._recording(request)
+        self.server.media.stop_recording(recording.id)
+        return web.json_response(recording.to_json())
 
     async def participant_stats(self, request: web.Request) -> web.Response:
         room, member, _ = self._member(request)
@@ -613,6 +665,30 @@ class _ClientReports:
 FEED_KEY = web.AppKey("feed", Feed)
 
 
+def _selection(body: Any) -> Selection:
+    """`{"participants": [...], "tracks": [...]}`, both optional: which tracks to record."""
+    if not isinstance(body, dict) or set(body) - {"participants", "tracks"}:
+        raise ApiError(
+            400,
+            "invalid_request",
+            'body must be {} or {"participants": [ids], "tracks": [track ids]}',
+        )
+    picked: dict[str, frozenset[str] | None] = {}
+    for key in ("participants", "tracks"):
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, list)
+            or not value
+            or len(value) > 64
+            or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value)
+        ):
+            raise ApiError(
+                400, "invalid_request", f"'{key}' must be a list of 1-64 ids (1-64 characters)"
+            )
+        picked[key] = frozenset(value) if value is not None else None
+    return Selection(participants=picked["participants"], tracks=picked["tracks"])
+
+
 def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
     reports = _ClientReports(server)
@@ -636,6 +712,11 @@ def setup_admin(app: web.Application, server: Server) -> None:
     stats.add_pre_tick(RoomWatcher(server, stats, reports))
     stats.add_listener(feed.on_tick)
     app[STATS_KEY] = stats
+
+    def recording_event(kind: str, fields: dict[str, Any]) -> None:
+        stats.record_event(kind, **fields)
+
+    server.media.add_recording_listener(recording_event)
     app[FEED_KEY] = feed
     app[METRICS_KEY] = metrics
     app.middlewares.append(_api_errors)
@@ -649,6 +730,10 @@ def setup_admin(app: web.Application, server: Server) -> None:
     router.add_post(
         "/api/rooms/{room}/participants/{participant_id}/tracks/{track_id}/mute", api.mute_track
     )
+    router.add_post("/api/rooms/{room}/recordings", api.start_recording)
+    router.add_get("/api/rooms/{room}/recordings", api.list_recordings)
+    router.add_get("/api/rooms/{room}/recordings/{recording_id}", api.get_recording)
+    router.add_delete("/api/rooms/{room}/recordings/{recording_id}", api.stop_recording)
     router.add_get("/api/events", api.list_events)
     router.add_get("/api/stats", api.stats_info)
     router.add_get("/api/feed", feed.handler)

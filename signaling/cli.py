@@ -22,6 +22,7 @@ from relayroom.api import AccessToken
 from relayroom.loadtest import cli as loadtest_cli
 from relayroom.turn.credentials import rest_credentials
 
+from . import cli_recording
 from .addresses import display_url
 from .config import Config, ConfigError, load_config
 from .logs import LOG_FORMATS, set_node, setup_logging
@@ -116,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_flags(load)
     loadtest_cli.add_arguments(load)
+    cli_recording.add_parsers(sub, _add_config_flags)
     return parser
 
 
@@ -164,8 +166,12 @@ def parse_grants(items: Sequence[str]) -> Grants:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "recording":
+        return cli_recording.cmd_recording(args)
     try:
         config = config_from_args(args)
+        if args.command == "record":
+            return cli_recording.cmd_record(config, client_secret(config), args)
         if args.command == "token":
             return _cmd_token(config, args)
         if args.command == "turn-credentials":

@@ -296,6 +296,34 @@ class Config:
         minimum=0.05,
     )
 
+    # --- recording --------------------------------------------------------------------------
+    recording_dir: Path | None = _setting(
+        None,
+        "Where recordings are written, one directory each. Empty: `recordings` under data_dir.",
+    )
+    recording_max_duration_s: float = _setting(
+        4 * 3600.0, "A recording stops (reason `time_limit`) after this long.", minimum=1
+    )
+    recording_max_bytes: int = _setting(
+        2 * 1024**3,
+        "A recording stops (reason `size_limit`) once its files hold this many bytes.",
+        minimum=65536,
+    )
+    recording_max_active: int = _setting(16, "Recordings running at once on this node.", minimum=1)
+    recording_reorder_s: float = _setting(
+        0.3,
+        "How long a recording waits for a missing packet (its retransmission) before the frame "
+        "is dropped and a keyframe requested.",
+        minimum=0,
+        maximum=5,
+    )
+    recording_cluster_ms: int = _setting(
+        1000,
+        "Media a recording holds in memory before writing it: what a crash can lose.",
+        minimum=100,
+        maximum=30000,
+    )
+
     # --- TURN -------------------------------------------------------------------------------
     turn_enabled: bool = _setting(True, "Run the embedded TURN server (`--no-turn` turns it off).")
     turn_host: str | None = _setting(

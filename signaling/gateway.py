@@ -30,6 +30,13 @@ from relayroom.media.events import (
 )
 from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
+from relayroom.media.recording import (
+    Recording,
+    RecordingError,
+    Recordings,
+    RecordingSettings,
+    Selection,
+)
 from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
 from relayroom.media.tasks import TaskOwner
@@ -88,6 +95,18 @@ def media_settings(config: Config) -> MediaSettings:
     )
 
 
+def recording_settings(config: Config) -> RecordingSettings:
+    """The recorder's settings from the Config's `recording_*` fields."""
+    return RecordingSettings(
+        directory=config.recording_dir or config.data_dir / "recordings",
+        max_duration_s=config.recording_max_duration_s,
+        max_bytes=config.recording_max_bytes,
+        max_active=config.recording_max_active,
+        reorder_s=config.recording_reorder_s,
+        cluster_ms=config.recording_cluster_ms,
+    )
+
+
 def data_settings(config: Config) -> DataSettings:
     """The DataChannel relay's settings, derived from the one Config."""
     return DataSettings(
@@ -138,9 +157,11 @@ class MediaGateway:
         *,
         data: DataSettings | None = None,
         store: TopicStore | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         self.settings = settings
         self._registry = registry
+        self._recordings = recordings
         self._rooms: dict[str, MediaRoom] = {}
         self._data = data or DataSettings()
         self._store = store
@@ -215,6 +236,62 @@ class MediaGateway:
         if participant is None:
             return None
         return await participant.set_muted(track_id, muted)
+
+    # ---- recording (media/recording.py)
+
+    def _recorder(self) -> Recordings:
+        if self._recordings is None:
+            raise RecordingError("unavailable", "recording is not configured on this node")
+        return self._recordings
+
+    def add_recording_listener(self, sink: Callable[[str, dict[str, Any]], None]) -> None:
+        """`sink(kind, fields)` gets `recording_started` and `recording_finished`."""
+        if self._recordings is not None:
+            self._recordings.add_listener(sink)
+
+    def start_recording(self, room: str, selection: Selection) -> Recording:
+        """Record `room`'s published tracks (or those `selection` takes); `RecordingError`."""
+        media_room = self._rooms.get(room)
+        hubs = (
+            [(p.id, hub) for p in media_room.participants.values() for hub in p.published_hubs()]
+            if media_room is not None
+            else []
+        )
+        members = self._members.get(room, {})
+        identities = {pid: m.identity for pid, m in members.items()}
+        return self._recorder().start(room, hubs, selection, identities)
+
+    def stop_recording(self, recording_id: str) -> Recording:
+        recording = self._recorder().get(recording_id)
+        if recording is None:
+            raise RecordingError("not_found", f"no recording {recording_id[:64]!r}")
+        recording.stop("api")
+        return recording
+
+    def active_recording(self, room: str) -> str | None:
+        """The id of the recording running in `room`, if any."""
+        recording = self._recordings.active(room) if self._recordings is not None else None
+        return recording.id if recording is not None else None
+
+    def recording(self, recording_id: str) -> Recording | None:
+        return self._recordings.get(recording_id) if self._recordings is not None else None
+
+    def recordings(self, room: str | None = None) -> list[Recording]:
+        return self._recordings.list(room) if self._recordings is not None else []
+
+    def _recording_event(self, room: str, event: TrackPublished | TrackUnpublished) -> None:
+        recordings = self._recordings
+        if recordings is None or recordings.active(room) is None:
+            return
+        if isinstance(event, TrackUnpublished):
+            recordings.track_unpublished(room, event.participant_id, event.track.id)
+            return
+        participant = self._participant(room, event.participant_id)
+        for hub in participant.published_hubs() if participant is not None else []:
+            if hub.info.id == event.track.id:
+                member = self._members.get(room, {}).get(event.participant_id)
+                identity = member.identity if member is not None else None
+                recordings.track_published(room, event.participant_id, hub, identity)
 
     def _participant(self, room: str, participant_id: str) -> Participant | None:
         media_room = self._rooms.get(room)
@@ -311,6 +388,8 @@ class MediaGateway:
         ):
             del self._rooms[room.name]
             self._retire(media_room)
+            if self._recordings is not None:
+                self._recordings.room_ended(room.name)
             await media_room.close()
 
     async def _ensure(self, room: str, member: Member) -> Participant | None:
@@ -368,6 +447,8 @@ class MediaGateway:
 
     async def close(self) -> None:
         await self._tasks.close()
+        if self._recordings is not None:
+            self._recordings.close()
         rooms, self._rooms = list(self._rooms.values()), {}
         for media_room in rooms:
             self._retire(media_room)
@@ -388,6 +469,8 @@ class MediaGateway:
                 room, event.participant_id, {"type": "subscribe_offer", "sdp": event.sdp}
             )
         elif isinstance(event, TrackPublished | TrackUnpublished | TrackMuted):
+            if isinstance(event, TrackPublished | TrackUnpublished):
+                self._recording_event(room, event)
             if isinstance(event, TrackPublished):
                 self._tasks.spawn(
                     self._ensure_subscribers(room), "ensure-subscribers", context_about(room)

@@ -64,7 +64,8 @@ SCHEMAS: dict[str, Schema] = {
             "health": HEALTH,
             "bitrate_in_bps": NUMBER,
             "bitrate_out_bps": NUMBER,
-        }
+        },
+        {"recording": {**_nullable("string"), "description": "Id of the running recording."}},
     ),
     "RoomList": _obj({"rooms": _array(_ref("RoomSummary"))}),
     "RoomDetail": _obj(
@@ -205,7 +206,8 @@ SCHEMAS: dict[str, Schema] = {
     "Event": {
         **_obj({"seq": INTEGER, "t": NUMBER, "type": STRING}),
         "description": "participant_joined, participant_left, participant_removed, room_closed, "
-        "track_muted, errors, threshold_crossed, threshold_cleared; more fields by type.",
+        "track_muted, errors, threshold_crossed, threshold_cleared, recording_started, "
+        "recording_finished; more fields by type.",
     },
     "EventList": _obj({"events": _array(_ref("Event"))}),
     "StatsInfo": _obj({"settings": {"type": "object"}, "cost": {"type": "object"}}),
@@ -214,6 +216,53 @@ SCHEMAS: dict[str, Schema] = {
     "MuteRequest": _obj({"muted": BOOLEAN}),
     "MuteResult": _obj({"participant_id": STRING, "track": _ref("Track")}),
     "AdminToken": _obj({"token": STRING, "expires_in": INTEGER}),
+    "RecordingRequest": {
+        "type": "object",
+        "properties": {"participants": _array(STRING), "tracks": _array(STRING)},
+        "additionalProperties": False,
+        "description": "Both optional: record only these participants' tracks / these track ids.",
+    },
+    "RecordingFile": _obj(
+        {
+            "participant_id": STRING,
+            "identity": _nullable("string"),
+            "track_id": STRING,
+            "kind": STRING,
+            "codec": STRING,
+            "file": STRING,
+            "container": {"type": "string", "enum": ["webm", "mkv"]},
+            "clock_rate": INTEGER,
+            "started_at": NUMBER,
+            "start_rtp_timestamp": INTEGER,
+            "start_ntp": _nullable("number"),
+            "ended_at": _nullable("number"),
+            "duration_s": NUMBER,
+            "frames": INTEGER,
+            "bytes": INTEGER,
+            "packets_lost": INTEGER,
+            "frames_dropped": INTEGER,
+            "source_restarts": INTEGER,
+        }
+    ),
+    "Recording": _obj(
+        {
+            "version": INTEGER,
+            "recording_id": STRING,
+            "room": STRING,
+            "state": {"type": "string", "enum": ["active", "finished", "failed"]},
+            "reason": _nullable("string"),
+            "error": _nullable("string"),
+            "started_at": NUMBER,
+            "ended_at": _nullable("number"),
+            "files": _array(_ref("RecordingFile")),
+            "directory": STRING,
+            "bytes": INTEGER,
+            "tracks": _array(
+                _obj({"participant_id": STRING, "track_id": STRING, "recording": BOOLEAN})
+            ),
+        }
+    ),
+    "RecordingList": _obj({"recordings": _array(_ref("Recording"))}),
 }
 
 
@@ -244,6 +293,7 @@ def _path_param(name: str, description: str) -> Schema:
 ROOM = _path_param("room", "Room name.")
 PARTICIPANT = _path_param("participant_id", "Participant id (PA_...).")
 TRACK = _path_param("track_id", "Track id of a published track.")
+RECORDING = _path_param("recording_id", "Recording id, as POST .../recordings returned it.")
 SINCE = {
     "name": "since",
     "in": "query",
@@ -312,6 +362,42 @@ def openapi_document(*, dev: bool = False) -> Schema:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("MuteRequest")}},
                 },
+            ),
+        },
+        "/api/rooms/{room}/recordings": {
+            "parameters": [ROOM],
+            "post": _op(
+                "Start recording the room's published tracks (or the selected ones) without "
+                "transcoding: one file per track and a manifest (docs/recording.md).",
+                {
+                    "201": _json("Recording", "The recording, active."),
+                    **NOT_FOUND,
+                    **BAD_REQUEST,
+                    "409": _json(
+                        "Error", "conflict: already recording; nothing_to_record: no track."
+                    ),
+                    "429": _json("Error", "limit: recording_max_active recordings run."),
+                    "500": _json("Error", "storage_error: the directory cannot be made."),
+                },
+                requestBody={
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("RecordingRequest")}},
+                },
+            ),
+            "get": _op(
+                "The room's recordings on this node: active and recently finished.",
+                {"200": _json("RecordingList", "Oldest first.")},
+            ),
+        },
+        "/api/rooms/{room}/recordings/{recording_id}": {
+            "parameters": [ROOM, RECORDING],
+            "get": _op(
+                "One recording: state, reason, files.",
+                {"200": _json("Recording", "The recording."), **NOT_FOUND},
+            ),
+            "delete": _op(
+                "Stop a recording (reason api); stopping a finished one changes nothing.",
+                {"200": _json("Recording", "The recording, finished."), **NOT_FOUND},
             ),
         },
         "/api/events": {

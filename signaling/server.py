@@ -15,6 +15,7 @@ from aiohttp import web
 
 from relayroom import __version__
 from relayroom.media.persistence import open_store
+from relayroom.media.recording import Recordings
 from relayroom.web import STATIC_DIR
 
 from . import protocol
@@ -23,7 +24,7 @@ from .bus import LocalBus, NodeBus
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
 from .config import Config, ConfigError
-from .gateway import MediaGateway, data_settings, media_settings
+from .gateway import MediaGateway, data_settings, media_settings, recording_settings
 from .handler import Connection
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
@@ -120,6 +121,7 @@ class Server:
                     ttl_s=config.data_room_ttl_s,
                     fence=bus.fence if isinstance(bus, RedisBus) else None,
                 ),
+                recordings=Recordings(recording_settings(config)),
             ),
             turn=TurnService(config, secret),
         )

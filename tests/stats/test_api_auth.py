@@ -21,6 +21,11 @@ ROOM_ROUTES = [
     ("GET", "/api/rooms/r/participants/{pid}/stats", 200),
     # alice joined without media, so there is no track to mute
     ("POST", "/api/rooms/r/participants/{pid}/tracks/no-such-track/mute", 409),
+    # nothing published, so nothing to record
+    ("POST", "/api/rooms/r/recordings", 409),
+    ("GET", "/api/rooms/r/recordings", 200),
+    ("GET", "/api/rooms/r/recordings/no-such-recording", 404),
+    ("DELETE", "/api/rooms/r/recordings/no-such-recording", 404),
     ("DELETE", "/api/rooms/r/participants/{pid}", 202),
     ("DELETE", "/api/rooms/r", 202),
 ]
@@ -73,7 +78,8 @@ async def test_admin_routes_authorization(admin_server, connect, label, header, 
         for routes, expected in ((GLOBAL_ROUTES, on_global), (ROOM_ROUTES, on_room)):
             for method, path, allowed_status in routes:
                 url = ts.make_url(path.format(pid=pid))
-                kwargs: dict[str, Any] = {"json": {"muted": True}} if method == "POST" else {}
+                body_json = {"muted": True} if path.endswith("/mute") else {}
+                kwargs: dict[str, Any] = {"json": body_json} if method == "POST" else {}
                 async with http.request(method, url, headers=headers, **kwargs) as response:
                     body = await response.json()
                     if expected == ALLOWED:

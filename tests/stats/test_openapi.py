@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from tests.stats.conftest import admin_token, api, bearer
@@ -93,6 +95,17 @@ async def test_real_responses_match_the_openapi_schemas(admin_server, connect):
             assert history["samples"]
             await call("GET", "/api/events", 200)
             await call("GET", "/api/stats", 200)
+            recordings = "/api/rooms/{room}/recordings"
+            recording = recordings + "/{recording_id}"
+            started = await call("POST", recordings, 201, json={}, room="call")
+            await call("POST", recordings, 409, json={}, room="call")
+            await call("GET", recordings, 200, room="call")
+            await asyncio.sleep(1)
+            rid = started["recording_id"]
+            await call("GET", recording, 200, room="call", recording_id=rid)
+            stopped = await call("DELETE", recording, 200, room="call", recording_id=rid)
+            assert stopped["state"] == "finished" and stopped["files"]
+            await call("GET", recording, 404, room="call", recording_id="no-such-recording")
             body = await call(
                 "POST",
                 mute,

@@ -151,7 +151,8 @@ function renderRooms() {
       return el(
         "li",
         { dataset: { room: room.name } },
-        el("div", { class: "room-name" }, el("span", { class: "health", dataset: { health: room.health } }), room.name),
+        el("div", { class: "room-name" }, el("span", { class: "health", dataset: { health: room.health } }), room.name,
+          room.recording ? el("span", { class: "rec", title: `recording ${room.recording}` }, "REC") : ""),
         el("div", { class: "room-meta" },
           `${room.mode} · ${room.participants} participants · ${room.tracks} tracks · ` +
           `${fmtBitrate(room.bitrate_in_bps)} in${room.node ? ` · node ${room.node}` : ""}`),
@@ -326,6 +327,10 @@ function describe(e) {
         `crossed ${metricText(e.metric, e.threshold)} (${e.view} view)`;
     case "threshold_cleared":
       return `${who} ${METRIC_NAMES[e.metric] || e.metric} back to ${metricText(e.metric, e.value)} (${e.view} view)`;
+    case "recording_started": return `recording ${e.recording_id} of ${e.room} started (${(e.tracks || []).length} tracks)`;
+    case "recording_finished":
+      return `recording ${e.recording_id} of ${e.room} ${e.reason === "write_error" ? "failed" : "finished"} (${e.reason}` +
+        `${e.error ? `: ${e.error}` : ""}), ${(e.files || []).length} files`;
     case "errors": return e.counts ? `errors: ${Object.entries(e.counts).map(([k, v]) => `${k} ×${v}`).join(", ")}` : e.message;
     default: return `${e.type} ${who}`;
   }
