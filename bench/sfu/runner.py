@@ -1,0 +1,93 @@
+"""One server session: start it, sign in the publisher, add subscribers step by step, measure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from typing import Any
+
+from bench.sfu import measure, procstat
+from bench.sfu.clients import Child
+from bench.sfu.servers import Server
+
+
+async def _wait_decoding(subscribers: list[Child], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        status = await asyncio.gather(*(s.acall("status") for s in subscribers))
+        if all(st["stamped"] > 0 for st in status):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            stuck = [i for i, st in enumerate(status) if st["stamped"] == 0]
+            raise RuntimeError(f"subscribers {stuck} decoded no stamped frame in {timeout} s")
+        await asyncio.sleep(0.2)
+
+
+def start_hogs(count: int, cpu: int | None) -> list[subprocess.Popen[bytes]]:
+    """Busy processes pinned to the server's core: CPU starvation that both servers share."""
+    argv = [sys.executable, "-c", "while True: pass"]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu), *argv]
+    return [subprocess.Popen(argv) for _ in range(count)]
+
+
+def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
+    for hog in hogs:
+        hog.kill()
+        hog.wait(5)
+
+
+async def session(
+    server: Server,
+    publisher: Child,
+    subscribers: list[Child],
+    steps: list[int],
+    *,
+    warmup: float,
+    seconds: float,
+    idle_seconds: float,
+    hogs: int = 0,
+    hog_cpu: int | None = None,
+) -> dict[str, Any]:
+    """Measure ``server`` with each number of subscribers in ``steps`` (ascending)."""
+    result: dict[str, Any] = {"windows": {}}
+    running: list[subprocess.Popen[bytes]] = []
+    try:
+        await server.start()
+        await asyncio.sleep(idle_seconds / 2)
+        result["rss_idle_mb"] = procstat.rss_bytes(server.pid) / 2**20
+        cpu0 = procstat.cpu_seconds(server.pid)
+        await asyncio.sleep(idle_seconds)
+        result["idle_cpu"] = (procstat.cpu_seconds(server.pid) - cpu0) / idle_seconds
+
+        offer = await publisher.acall("offer")
+        await publisher.acall("answer", await server.publish(offer))
+        await asyncio.sleep(1.0)
+        result["rss_publisher_mb"] = procstat.rss_bytes(server.pid) / 2**20
+
+        joined = 0
+        for n in steps:
+            while joined < n:
+                sub = subscribers[joined]
+
+                async def answer(sdp: str, sub: Child = sub) -> str:
+                    return str(await sub.acall("answer_offer", sdp))
+
+                await server.subscribe(joined, answer)
+                joined += 1
+            await _wait_decoding(subscribers[:n], 20)
+            if hogs and not running:
+                running = start_hogs(hogs, hog_cpu)
+            await asyncio.sleep(warmup)
+            result["windows"][n] = await measure.window(
+                server.pid, publisher, subscribers[:n], seconds
+            )
+        return result
+    finally:
+        stop_hogs(running)
+        for client in [publisher, *subscribers]:
+            with contextlib.suppress(Exception):
+                await client.acall("reset", timeout=15)
+        await server.stop()
