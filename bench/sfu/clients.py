@@ -81,7 +81,8 @@ async def _publisher(
 
     # Both servers must get the same stream: the encoder ignores REMB and keeps this bitrate.
     bitrate = kbps * 1000
-    vpx.Vp8Encoder.target_bitrate = property(lambda self: bitrate, lambda self, value: None)
+    encoder_class: Any = vpx.Vp8Encoder
+    encoder_class.target_bitrate = property(lambda self: bitrate, lambda self, value: None)
 
     width, height = size
     video_times: list[float] = []
@@ -254,7 +255,7 @@ async def _subscriber(conn: Connection, host: str) -> None:
                     continue
                 record.decoded += 1
                 plane = frame.planes[0]
-                y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                y = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
                 got = stamp.read(y)
                 if got is not None:
                     counter, ms = got

@@ -62,7 +62,8 @@ def aggregate(
     reps = min(len(runs[s]) for s in SERVERS)
     rows = []
     for n in steps:
-        clean, saturated = [], []
+        clean: list[tuple[int, list[str]]] = []
+        saturated: list[tuple[int, list[str]]] = []
         for i in range(reps):
             windows = {s: runs[s][i].get("windows", {}).get(n) for s in SERVERS}
             reasons = [
