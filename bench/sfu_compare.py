@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -80,6 +81,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "about 1/(hogs+1) of its core when it wants more)",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1, 2; 1 repetition, short")
+    p.add_argument("--keep", metavar="DIR", help="keep the servers' logs and configs in DIR")
     args = p.parse_args(argv)
     if args.quick:
         args.subscribers = "1,2" if not args.starve else "2"
@@ -137,7 +139,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for child in [publisher, *subscribers]:
             await child.acall("ping", timeout=60)
-        with tempfile.TemporaryDirectory(prefix="sfu-compare-") as tmp:
+        with contextlib.ExitStack() as stack:
+            tmp = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="sfu-"))
             for rep in range(args.repetitions):
                 for name in args.server_list:
                     server = _make(name, Path(tmp) / f"rep{rep}", server_cpu)
@@ -150,6 +153,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                             warmup=args.warmup,
                             seconds=args.window,
                             idle_seconds=args.idle,
+                            target_fps=args.fps,
                             hogs=args.starve_hogs if args.starve else 0,
                             hog_cpu=server_cpu,
                         )

@@ -192,7 +192,11 @@ class JanusServer:
         argv += ["-F", str(self.workdir), "--disable-colors"]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                pinned(self.cpu, argv), stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir
+                pinned(self.cpu, argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.workdir,
             )
         await wait_port(self.port, self.proc, log, 30)
         self._http = aiohttp.ClientSession()

@@ -7,11 +7,13 @@ import statistics
 import time
 from typing import Any
 
-from bench.sfu import procstat
+from bench.sfu import netns, procstat
 from bench.sfu.clients import Child
 
 SATURATED_CPU = 0.95  # of the one core the server is pinned to
 COLLAPSED_FPS = 0.8  # subscribers' median fps below this share of the publisher's
+SLOW_PUBLISHER = 0.9  # the publisher below this share of its target fps: the load generator
+# itself is starved, and the window says nothing about the server
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -22,13 +24,15 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def window(
-    server_pid: int, publisher: Child, subscribers: list[Child], seconds: float
+    server_pid: int, publisher: Child, subscribers: list[Child], seconds: float, target_fps: int
 ) -> dict[str, Any]:
     """Measure for ``seconds``; figures are per second of wall time unless named otherwise."""
     clients = [publisher, *subscribers]
     t0, cpu0 = time.time(), procstat.cpu_seconds(server_pid)
     client0 = sum(procstat.cpu_seconds(c.pid) for c in clients)
+    drops0 = netns.udp_drops()
     await asyncio.sleep(seconds)
+    drops = netns.drops_between(drops0, netns.udp_drops())
     t1, cpu1 = time.time(), procstat.cpu_seconds(server_pid)
     client1 = sum(procstat.cpu_seconds(c.pid) for c in clients)
     elapsed = t1 - t0
@@ -64,6 +68,9 @@ async def window(
         ),
         "rtp_loss_pct": 100 * sum(s["rtp_lost"] for s in subs) / expected if expected else None,
         "frames_decoded": [s["decoded_total"] for s in subs],
+        # Where datagrams were lost: a full receive buffer at the server or at a client.
+        "udp_drops_server": drops["server"],
+        "udp_drops_clients": drops["client"],
         "client_cpu": (client1 - client0) / elapsed,
         "load_1min": load,
     }
@@ -72,5 +79,7 @@ async def window(
         reasons.append("server_cpu")
     if out["fps_median"] < COLLAPSED_FPS * sent_fps or sent_fps == 0:
         reasons.append("fps_collapsed")
+    if sent_fps < SLOW_PUBLISHER * target_fps:
+        reasons.append("publisher_slow")
     out["saturated"] = reasons
     return out

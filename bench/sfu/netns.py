@@ -69,3 +69,33 @@ def setup_veth() -> None:
 
 def teardown_veth() -> None:
     subprocess.run(["ip", "link", "del", SERVER_IF], capture_output=True)
+
+
+def _hex_ipv4(addr: str) -> str:
+    """An IPv4 address as /proc/net/udp writes it (host byte order on little-endian machines)."""
+    return "".join(f"{int(part):02X}" for part in reversed(addr.split(".")))
+
+
+def udp_drops() -> dict[str, dict[str, int]]:
+    """Datagrams the kernel dropped per UDP socket of this namespace (receive buffer full),
+    keyed by side ("server" / "client" address of the veth pair) then socket inode."""
+    sides = {_hex_ipv4(SERVER_ADDR): "server", _hex_ipv4(CLIENT_ADDR): "client"}
+    out: dict[str, dict[str, int]] = {"server": {}, "client": {}}
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            side = sides.get(fields[1].split(":")[0])
+            if side is not None:
+                out[side][fields[9]] = int(fields[12])
+    return out
+
+
+def drops_between(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+) -> dict[str, int]:
+    """Datagrams dropped per side between two `udp_drops()` readings (sockets alive at the end)."""
+    return {
+        side: sum(n - before[side].get(inode, 0) for inode, n in after[side].items())
+        for side in after
+    }

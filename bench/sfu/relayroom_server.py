@@ -59,7 +59,12 @@ class RelayroomServer:
         argv += ["--no-turn", "--ice-host", self.media_addr, "--data-dir", str(self.workdir)]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                pinned(self.cpu, argv), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+                pinned(self.cpu, argv),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                cwd=ROOT,
             )
         await wait_port(self.port, self.proc, log, 30)
         self._http = aiohttp.ClientSession()

@@ -19,6 +19,8 @@ FIGURES = (
     "latency_ms_p99",
     "audio_delivered_pct",
     "rtp_loss_pct",
+    "udp_drops_server",
+    "udp_drops_clients",
     "client_cpu",
     "load_1min",
 )

@@ -26,11 +26,15 @@ async def _wait_decoding(subscribers: list[Child], timeout: float) -> None:
 
 
 def start_hogs(count: int, cpu: int | None) -> list[subprocess.Popen[bytes]]:
-    """Busy processes pinned to the server's core: CPU starvation that both servers share."""
+    """Busy processes pinned to the server's core: CPU starvation that both servers share.
+
+    Each is in a session of its own, as the server is, so autogroup scheduling weighs the
+    server against each of them: it gets about 1/(count+1) of its core when all want it.
+    """
     argv = [sys.executable, "-c", "while True: pass"]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
-    return [subprocess.Popen(argv) for _ in range(count)]
+    return [subprocess.Popen(argv, start_new_session=True) for _ in range(count)]
 
 
 def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
@@ -48,6 +52,7 @@ async def session(
     warmup: float,
     seconds: float,
     idle_seconds: float,
+    target_fps: int,
     hogs: int = 0,
     hog_cpu: int | None = None,
 ) -> dict[str, Any]:
@@ -82,7 +87,7 @@ async def session(
                 running = start_hogs(hogs, hog_cpu)
             await asyncio.sleep(warmup)
             result["windows"][n] = await measure.window(
-                server.pid, publisher, subscribers[:n], seconds
+                server.pid, publisher, subscribers[:n], seconds, target_fps
             )
         return result
     finally:

@@ -72,5 +72,11 @@ async def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0)
 
 
 def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    """``argv`` run on one CPU (every thread it starts inherits the affinity)."""
+    """``argv`` run on one CPU (every thread it starts inherits the affinity).
+
+    Servers are also started in a session of their own (``start_new_session``): with the
+    kernel's autogroup scheduling, a server in the benchmark's session would share one
+    scheduling group with the busy client processes, and the group's weight follows where its
+    load is (the clients' core), starving the server on its own core.
+    """
     return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
