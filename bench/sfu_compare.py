@@ -16,13 +16,20 @@ relayroom / Janus. A repetition where either server is saturated (CPU >= 95% of 
 subscribers' fps below 80% of the publisher's) is left out; an N where every repetition is
 saturated is reported as saturated, with no ratio.
 
+--starve: N = 8 (by default), and once every subscriber decodes, a busy process pinned to the
+server's core competes with it while the server's CPU weight is lowered (autogroup nice 10:
+about 10% of its core while both want it; --starve-hogs, --starve-nice). Reports latency
+p50/p99, audio delivered %, fps and RTP loss of both servers under that same limit (medians of
+every repetition: here a starved server is the point, not a reason to drop the run).
+
 The server is pinned to one core and every client to the other(s) (taskset), so the load
-generator does not take the server's CPU. Media runs over a veth pair inside a private network
-namespace (Janus skips loopback); outside one, the script re-executes itself under
-`unshare -rn`. It never sends a packet outside that namespace.
+generator does not take the server's CPU; each server runs in a session of its own. Media
+runs over a veth pair inside a private network namespace (Janus skips loopback); outside one,
+the script re-executes itself under `unshare -rn`. It never sends a packet outside that
+namespace.
 
     .venv/bin/python bench/sfu_compare.py            # N = 1, 4, 8; 3 repetitions
-    .venv/bin/python bench/sfu_compare.py --starve   # N = 8, busy processes on the server's core
+    .venv/bin/python bench/sfu_compare.py --starve   # N = 8, the server's CPU limited
     .venv/bin/python bench/sfu_compare.py --quick    # smoke run (the test suite runs it)
 
 Prints one JSON object, then one summary line per N.
@@ -72,13 +79,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--video-kbps", type=int, default=1000, help="fixed publisher bitrate")
     p.add_argument("--servers", default="relayroom,janus", help="order within a repetition")
     p.add_argument("--server-cpu", type=int, default=None, help="default: the last CPU")
-    p.add_argument("--starve", action="store_true", help="CPU-starved mode (see --starve-hogs)")
+    p.add_argument("--starve", action="store_true", help="CPU-starved mode (see above)")
     p.add_argument(
         "--starve-hogs",
         type=int,
-        default=3,
-        help="busy processes pinned to the server's core in --starve mode (the server gets "
-        "about 1/(hogs+1) of its core when it wants more)",
+        default=1,
+        help="busy processes pinned to the server's core in --starve mode",
+    )
+    p.add_argument(
+        "--starve-nice",
+        type=int,
+        default=10,
+        help="in --starve mode the server's CPU weight is lowered to this nice value (0-19): "
+        "with one busy process, nice 10 leaves it about 10%% of its core when both want it",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1, 2; 1 repetition, short")
     p.add_argument("--keep", metavar="DIR", help="keep the servers' logs and configs in DIR")
@@ -95,6 +108,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error("--subscribers must be comma-separated integers")
     if not args.steps or args.steps[0] < 1:
         p.error("--subscribers values must be >= 1")
+    if not 0 <= args.starve_nice <= 19 or args.starve_hogs < 1:
+        p.error("--starve-nice must be 0-19 and --starve-hogs >= 1")
     if args.repetitions < 1 or args.window <= 0:
         p.error("--repetitions must be >= 1 and --window > 0")
     if args.width < 256 or args.height < 96:
@@ -156,6 +171,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                             target_fps=args.fps,
                             hogs=args.starve_hogs if args.starve else 0,
                             hog_cpu=server_cpu,
+                            starve_nice=args.starve_nice,
                         )
                         report.derive(session)
                     except Exception as exc:  # one failed session is reported, not fatal
@@ -232,7 +248,17 @@ def main(argv: list[str] | None = None) -> int:
             "video": f"VP8 {args.width}x{args.height} {args.fps} fps at {args.video_kbps} kbit/s"
             " (REMB ignored) + Opus",
             "quick": args.quick,
-            "starve_hogs": args.starve_hogs if args.starve else 0,
+            "starve": (
+                {
+                    "busy_processes_on_server_core": args.starve_hogs,
+                    "server_nice": args.starve_nice,
+                    "nominal_server_share_of_core": runner.nominal_share(
+                        args.starve_hogs, args.starve_nice
+                    ),
+                }
+                if args.starve
+                else None
+            ),
             "cpus": os.cpu_count(),
             "pinning": (
                 f"server on CPU {result['server_cpu']}, clients on CPUs {result['client_cpus']}"
@@ -257,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(out, indent=2, default=str))
     for row in rows:
         if args.starve:
-            print(report.starve_line(row, args.starve_hogs))
+            print(report.starve_line(row, runner.nominal_share(args.starve_hogs, args.starve_nice)))
         else:
             print(report.summary_line(row))
     return 1 if out["errors"] else 0

@@ -128,7 +128,7 @@ def summary_line(row: dict[str, Any]) -> str:
     return line
 
 
-def starve_line(row: dict[str, Any], hogs: int) -> str:
+def starve_line(row: dict[str, Any], share: float) -> str:
     parts = []
     for s in SERVERS:
         v = row[s]
@@ -139,6 +139,6 @@ def starve_line(row: dict[str, Any], hogs: int) -> str:
             f" fps {_f(v['fps_median'], '.1f')}, loss {_f(v['rtp_loss_pct'], '.1f')}%"
         )
     return (
-        f"sfu_compare starved N={row['subscribers']} ({hogs} busy processes on the server's core,"
-        f" {row['repetitions']} reps): " + " | ".join(parts)
+        f"sfu_compare starved N={row['subscribers']} (server limited to ~{share:.0%} of its core"
+        f" by a busy process, {row['repetitions']} reps): " + " | ".join(parts)
     )

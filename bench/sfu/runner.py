@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from typing import Any
@@ -44,6 +45,58 @@ def start_hogs(count: int, cpu: int | None) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen(argv, start_new_session=True) for _ in range(count)]
 
 
+# The kernel's CFS weight per nice value 0..19 (kernel/sched/core.c, sched_prio_to_weight).
+_WEIGHTS = (
+    1024,
+    820,
+    655,
+    526,
+    423,
+    335,
+    272,
+    215,
+    172,
+    137,
+    110,
+    87,
+    70,
+    56,
+    45,
+    36,
+    29,
+    23,
+    18,
+    15,
+)
+
+
+def nominal_share(hogs: int, nice: int) -> float:
+    """The share of its core the server gets while ``hogs`` busy processes (nice 0) want it."""
+    return _WEIGHTS[nice] / (_WEIGHTS[nice] + 1024 * hogs)
+
+
+def lower_priority(pid: int, nice: int) -> str:
+    """Give the server (all its threads) a lower CPU weight; returns how it was done.
+
+    With autogroup scheduling the weight that counts is the server's session group's, set
+    through /proc/<pid>/autogroup (raising it needs no privilege); otherwise each thread's nice.
+    """
+    if nice == 0:
+        return "none"
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            autogroup = f.read().strip() == "1"
+    except OSError:
+        autogroup = False
+    if autogroup:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+        return f"autogroup nice {nice}"
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+    return f"nice {nice} on every thread"
+
+
 def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
     for hog in hogs:
         hog.kill()
@@ -62,6 +115,7 @@ async def session(
     target_fps: int,
     hogs: int = 0,
     hog_cpu: int | None = None,
+    starve_nice: int = 0,
 ) -> dict[str, Any]:
     """Measure ``server`` with each number of subscribers in ``steps`` (ascending)."""
     result: dict[str, Any] = {"windows": {}}
@@ -95,6 +149,7 @@ async def session(
                 joined += 1
             if hogs and not running:
                 running = start_hogs(hogs, hog_cpu)
+                result["starved_by"] = lower_priority(server.pid, starve_nice)
             await asyncio.sleep(warmup)
             result["windows"][n] = await measure.window(
                 server.pid, publisher, subscribers[:n], seconds, target_fps

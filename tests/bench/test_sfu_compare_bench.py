@@ -61,6 +61,32 @@ def test_quick_run_measures_both_servers_side_by_side() -> None:
                 assert min(window["frames_decoded"]) > 0, window
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_starved_run_limits_both_servers_the_same_way() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/sfu_compare.py", "--quick", "--starve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    body, _, lines = result.stdout.rpartition("\n}\n")
+    out = json.loads(body + "\n}")
+    assert lines.startswith("sfu_compare starved N=2 (server limited to ~10% of its core")
+    assert out["mode"] == "starve"
+    assert out["config"]["starve"]["nominal_server_share_of_core"] == pytest.approx(110 / 1134)
+    assert out["errors"] == []
+    (row,) = out["results"]
+    for server in report.SERVERS:
+        got = row[server]
+        assert got["latency_ms_p99"] is not None and got["audio_delivered_pct"] is not None
+        assert got["fps_median"] is not None and got["rtp_loss_pct"] is not None
+        (run,) = out["runs"][server]
+        assert run["starved_by"] in ("autogroup nice 10", "nice 10 on every thread"), run
+
+
 def _window(cpu: float, pps: float, saturated: list[str]) -> dict[str, Any]:
     return {
         "server_cpu": cpu,
