@@ -24,6 +24,13 @@ VIDEO_CLOCK = 90000
 
 
 def _pin(cpus: list[int]) -> None:
+    """Run on the clients' CPUs, in a session of one's own.
+
+    With autogroup scheduling every session is one scheduling group: nine busy clients in the
+    benchmark's session would share one group's CPU against every other session on a shared
+    machine, and the publisher would fall behind its frame rate.
+    """
+    os.setsid()
     if cpus:
         os.sched_setaffinity(0, cpus)
 
