@@ -122,7 +122,8 @@ def summary_line(row: dict[str, Any]) -> str:
         f"; latency p50 {_f(r['latency_ms_p50'], '.0f')} / {_f(j['latency_ms_p50'], '.0f')} ms,"
         f" p99 {_f(r['latency_ms_p99'], '.0f')} / {_f(j['latency_ms_p99'], '.0f')}"
         f"; audio {_f(r['audio_delivered_pct'], '.1f')} / {_f(j['audio_delivered_pct'], '.1f')}%"
-        f"; load {_f(r['load_1min'], '.2f')}"
+        f"; clients {_f(r['client_cpu'], '.0%')} / {_f(j['client_cpu'], '.0%')} of a core"
+        f"; load {_f(r['load_1min'], '.1f')}"
         f"; {row['repetitions_used']}/{row['repetitions']} clean reps"
     )
     return line
