@@ -31,7 +31,8 @@ def ensure_private_netns(argv: list[str]) -> None:
     if os.environ.get(_REEXEC_FLAG) or shutil.which("unshare") is None:
         sys.exit(
             "sfu_compare: refusing to run outside a private network namespace "
-            "(this one has other interfaces) and `unshare -rn` is not available"
+            "(this one has other interfaces), and `unshare -rn` is not available or did not "
+            "give one"
         )
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
     if probe.returncode != 0:
