@@ -35,7 +35,7 @@ def _pin(cpus: list[int]) -> None:
         os.sched_setaffinity(0, cpus)
 
 
-def _client_pc(hosts: tuple[str, ...]) -> Any:
+def _client_pc() -> Any:
     from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCBundlePolicy
 
@@ -151,7 +151,7 @@ async def _publisher(
         nonlocal pc
         if op == "offer":
             await close()
-            pc = _client_pc((host,))
+            pc = _client_pc()
             pc.addTransceiver(StampedVideo(), direction="sendonly")
             pc.addTransceiver(CountedAudio(), direction="sendonly")
             configure_ice(pc, (host,))
@@ -283,7 +283,7 @@ async def _subscriber(conn: Connection, host: str) -> None:
         nonlocal pc
         if op == "answer_offer":
             if pc is None:
-                pc = _client_pc((host,))
+                pc = _client_pc()
 
                 @pc.on("track")
                 def on_track(track: Any) -> None:
