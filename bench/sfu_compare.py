@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         [str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)]
     )
     started = time.monotonic()
+    versions = _versions()  # before the run: the code measured, not what was committed since
     netns.setup_veth()
     try:
         result = asyncio.run(_run(args))
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 if result["server_cpu"] is not None
                 else "none: a single CPU is available, server and clients share it"
             ),
-            **_versions(),
+            **versions,
         },
         "load_1min": {"min": min(loads), "max": max(loads), "samples": loads},
         "results": rows,
