@@ -741,6 +741,18 @@ def add_send_transceiver(
     return transceiver
 
 
+def prepare_answer_sender(transceiver: RTCRtpTransceiver, *, stream_id: str, track_id: str) -> None:
+    """Make a transceiver created by a remote recvonly offer send, with ``msid:<stream> <track>``.
+
+    For a WHEP viewer: the client offers, so the server's transceivers come from
+    ``setRemoteDescription``; this gives one a silent track and the sendonly direction before
+    ``createAnswer``.
+    """
+    transceiver.sender.replaceTrack(SilentTrack(transceiver.kind, track_id))
+    _private(transceiver.sender)._stream_id = stream_id
+    transceiver.direction = "sendonly"
+
+
 class SenderTap:
     """Gives a forwarder direct access to an ``RTCRtpSender``'s transport and RTP history.
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .speakers import SpeakerLevel
+
 TrackKind = Literal["audio", "video"]
 
 
@@ -75,6 +77,19 @@ class DataNotice:
     message: str
 
 
+@dataclass(frozen=True)
+class ActiveSpeakers:
+    """The room's loudest publishers now, loudest first (empty: nobody speaks)."""
+
+    speakers: tuple[SpeakerLevel, ...]
+
+
 MediaEvent = (
-    SubscribeOffer | TrackPublished | TrackUnpublished | TrackMuted | ParticipantFailed | DataNotice
+    SubscribeOffer
+    | TrackPublished
+    | TrackUnpublished
+    | TrackMuted
+    | ParticipantFailed
+    | DataNotice
+    | ActiveSpeakers
 )

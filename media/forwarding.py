@@ -393,6 +393,8 @@ class TrackHub:
         self.octets_in = 0
         self.keyframes_in = 0
         self.frames_in = 0  # video frames whose last packet (marker bit) arrived
+        self.on_audio_level: Callable[[int], None] | None = None
+        """Audio only: gets each packet's RFC 6464 level (0-127), for active speaker detection."""
 
     # ---- wiring
 
@@ -448,6 +450,11 @@ class TrackHub:
                     self._gop_seqs = set()
         else:
             keyframe = self._detect(pkt.payload)
+            on_level = self.on_audio_level
+            if on_level is not None:
+                level = pkt.extensions.audio_level
+                if level is not None:
+                    on_level(level[1] & 0x7F)
         legs = self._leg_list
         if not legs:
             return

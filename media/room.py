@@ -8,6 +8,8 @@ never waits for them. It reports to signaling through ``on_event`` only.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Callable
 
@@ -15,6 +17,7 @@ from .aiortc_hooks import StunGuard, check_compatibility
 from .datachannels import DataSettings, RoomData
 from .errors import Closed
 from .events import (
+    ActiveSpeakers,
     MediaEvent,
     ParticipantFailed,
     TrackInfo,
@@ -26,7 +29,9 @@ from .participant import Participant, ParticipantCallbacks
 from .persistence import TopicStore
 from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
+from .speakers import SpeakerDetector
 from .tasks import TaskOwner
+from .viewer import Selector, Viewer
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ class Room:
         self.settings = settings
         self._on_event = on_event
         self._participants: dict[str, Participant] = {}
+        self._viewers: dict[str, Viewer] = {}  # WHEP sessions (media/viewer.py)
         self._guard = StunGuard()
         self._tasks = TaskOwner()
         self._closed = False
@@ -60,6 +66,10 @@ class Room:
             closed=self._participant_closed,
         )
         self._data = RoomData(name, data, store, self._emit) if data is not None else None
+        self._speakers = SpeakerDetector(
+            settings.active_speaker_threshold_dbov, settings.active_speaker_max
+        )
+        self._ranking_speakers = False
 
     # ---------------------------------------------------------------- queries
 
@@ -73,6 +83,17 @@ class Room:
     def tracks(self) -> list[tuple[str, TrackInfo]]:
         """(publisher participant id, track) of every track currently published."""
         return [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+
+    def hubs(self) -> list[TrackHub]:
+        """Every published track's hub, in the order participants joined and published."""
+        return [h for p in self._participants.values() for h in p.published_hubs()]
+
+    @property
+    def viewers(self) -> dict[str, Viewer]:
+        return dict(self._viewers)
+
+    def viewer(self, viewer_id: str) -> Viewer | None:
+        return self._viewers.get(viewer_id)
 
     @property
     def data(self) -> RoomData | None:
@@ -147,6 +168,40 @@ class Room:
                 await participant.renegotiate()
         return participant
 
+    async def add_viewer(self, viewer_id: str, offer_sdp: str, selector: Selector) -> str:
+        """A WHEP viewer answering ``offer_sdp``; fed by the selected publishers' tracks.
+
+        Returns the answer SDP. A viewer with the same id is closed first.
+        """
+        if self._closed:
+            raise Closed(f"room {self.name} is closed")
+        await self.remove_viewer(viewer_id)
+        viewer = Viewer(
+            viewer_id,
+            room_name=self.name,
+            settings=self.settings,
+            stun_guard=self._guard,
+            selector=selector,
+            on_failed=self._viewer_failed,
+        )
+        self._viewers[viewer_id] = viewer
+        try:
+            return await viewer.answer(offer_sdp, self.hubs())
+        except BaseException:
+            await self.remove_viewer(viewer_id)
+            raise
+
+    async def remove_viewer(self, viewer_id: str) -> None:
+        """Close a WHEP viewer (idempotent; unknown ids are ignored)."""
+        viewer = self._viewers.pop(viewer_id, None)
+        if viewer is not None:
+            await viewer.close()
+
+    def _viewer_failed(self, viewer: Viewer, reason: str) -> None:
+        if self._viewers.get(viewer.id) is viewer:
+            self._emit(ParticipantFailed(viewer.id, reason))
+            self._tasks.spawn(self.remove_viewer(viewer.id), "remove-failed-viewer")
+
     async def remove_participant(self, participant_id: str, reason: str) -> None:
         """Close a participant (idempotent; unknown ids are ignored)."""
         participant = self._participants.get(participant_id)
@@ -156,6 +211,8 @@ class Room:
     async def close(self) -> None:
         """Close every participant; idempotent."""
         self._closed = True
+        for viewer_id in list(self._viewers):
+            await self.remove_viewer(viewer_id)
         for participant in list(self._participants.values()):
             await participant.close("room closed")
         if self._data is not None:
@@ -179,6 +236,9 @@ class Room:
         participant in its own task: nothing here waits for a subscriber."""
         for hub in added:
             self._emit(TrackPublished(publisher.id, hub.info))
+            if not hub.is_video:
+                hub.on_audio_level = functools.partial(self._speakers.observe, publisher.id)
+                self._start_ranking_speakers()
         # While the room closes, every participant is closing too: no renegotiation.
         others = [] if self._closed else list(self._participants.values())
         for other in others:
@@ -191,8 +251,26 @@ class Room:
                 changed |= other.subscribe(hub)
             if changed:
                 self._tasks.spawn(other.renegotiate(), f"renegotiate-{other.id}")
+        if not self._closed and self._viewers:
+            # Before a removed hub closes: viewers move their legs off it (media/viewer.py).
+            hubs = self.hubs()
+            for viewer in list(self._viewers.values()):
+                viewer.tracks_changed(hubs)
         for hub in removed:
             self._emit(TrackUnpublished(publisher.id, hub.info))
+
+    def _start_ranking_speakers(self) -> None:
+        if not self._ranking_speakers and not self._closed:
+            self._ranking_speakers = True
+            self._tasks.spawn(self._rank_speakers(), "active-speakers")
+
+    async def _rank_speakers(self) -> None:
+        """Once per window: report the ranking of speakers when it changed."""
+        while True:
+            await asyncio.sleep(self.settings.active_speaker_interval_s)
+            ranking = self._speakers.rank()
+            if ranking is not None:
+                self._emit(ActiveSpeakers(tuple(ranking)))
 
     def _failed(self, participant: Participant, reason: str) -> None:
         self._emit(ParticipantFailed(participant.id, reason))
@@ -202,6 +280,7 @@ class Room:
         if self._participants.get(participant.id) is participant:
             self._retired_timeouts += participant.negotiation_timeouts
             del self._participants[participant.id]
+            self._speakers.forget(participant.id)
             if self._data is not None:
                 self._data.detach(participant.id)
             logger.info(

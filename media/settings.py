@@ -55,6 +55,14 @@ class MediaSettings:
     remb_subscriber_ttl_s: float = 5.0
     """A subscriber's REMB counts for this long after it arrived."""
 
+    # active speakers
+    active_speaker_interval_s: float = 0.5
+    """Audio levels are averaged over windows this long; a changed ranking is sent after each."""
+    active_speaker_threshold_dbov: float = -50.0
+    """A publisher quieter than this (mean over a window) is not speaking."""
+    active_speaker_max: int = 3
+    """At most this many speakers in an ``active_speakers`` message, loudest first."""
+
     def __post_init__(self) -> None:
         if (self.udp_port_min, self.udp_port_max) != (0, 0) and not (
             1 <= self.udp_port_min <= self.udp_port_max <= 65535
@@ -68,6 +76,8 @@ class MediaSettings:
             raise ValueError("invalid track or m-line limit")
         if not self.codecs:
             raise ValueError("the codec allowlist is empty")
+        if self.active_speaker_interval_s <= 0 or self.active_speaker_max < 0:
+            raise ValueError("invalid active speaker interval or count")
 
     @property
     def port_range(self) -> tuple[int, int] | None:

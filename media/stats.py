@@ -303,13 +303,31 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 2)
 
 
+EventListener = Callable[[Json], None]
+
+
 class EventLog:
-    """A bounded log of room events and threshold crossings, newest last."""
+    """A bounded log of room events and threshold crossings, newest last.
+
+    Listeners (`add_listener`) get every event synchronously as it is added, in order: the
+    webhooks are fed here, so every event kind logged anywhere reaches them without more
+    wiring. A listener must be quick (queue the event, never wait on I/O) and must not change
+    the event; its exception is logged and never reaches the code that logged the event.
+    """
 
     def __init__(self, size: int) -> None:
         self._events: deque[Json] = deque(maxlen=size)
         self._seq = 0
         self._last_t = 0.0
+        self._listeners: list[EventListener] = []
+        self.listener_failures = 0
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def add(self, kind: str, **fields_: Any) -> Json:
         self._seq += 1
@@ -318,6 +336,12 @@ class EventLog:
         t = self._last_t = max(round(time.time(), 3), round(self._last_t + 0.001, 3))
         event: Json = {"seq": self._seq, "t": t, "type": kind, **fields_}
         self._events.append(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # an observer's bug never breaks the room that logged the event
+                self.listener_failures += 1
+                logger.exception("event listener failed on a %s event", kind)
         return event
 
     def since(self, t: float | None = None, limit: int | None = None) -> list[Json]:

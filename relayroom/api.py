@@ -1,10 +1,12 @@
 """relayroom's Python server SDK: mint access tokens and call the admin API from an application.
 
-    from relayroom.api import AccessToken, Grants, RoomService
+    from relayroom.api import AccessToken, Grants, RoomService, WebhookReceiver
 
 `AccessToken` makes the same JWT as `relayroom token` (both go through
 `relayroom.signaling.tokens`). `RoomService` is a typed async client of the admin API
 (docs/operations.md); it owns one aiohttp ClientSession, closed by `async with` or `close()`.
+`WebhookReceiver` checks and parses the server's webhook requests (docs/webhooks.md), with the
+same signing code as the server (`relayroom.signaling.webhook_signing`).
 No module state: every object carries its own secret, URL and session.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -30,6 +32,13 @@ from relayroom.signaling.tokens import (
     check_request,
     mint_token,
 )
+from relayroom.signaling.webhook_signing import (
+    DEFAULT_TOLERANCE_S,
+    WebhookVerificationError,
+    check_key,
+    derive_key,
+    verify_request,
+)
 
 __all__ = [
     "AccessToken",
@@ -45,6 +54,12 @@ __all__ = [
     "Subscription",
     "TokenRequestError",
     "TrackInfo",
+    "WebhookEvent",
+    "WebhookParticipant",
+    "WebhookReceiver",
+    "WebhookRecording",
+    "WebhookRoom",
+    "WebhookVerificationError",
 ]
 
 DEFAULT_TTL_S: int = Config.token_default_ttl_s
@@ -524,3 +539,126 @@ class RoomService:
                 raise RoomServiceError(status, error["code"], str(error.get("message", "")))
             raise RoomServiceError(status, f"http_{status}", text[:200])
         return body
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+@dataclass(frozen=True)
+class WebhookRoom:
+    name: str
+    mode: str | None = None  # on room_started and room_finished: sfu or p2p
+
+
+@dataclass(frozen=True)
+class WebhookParticipant:
+    id: str
+    identity: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class WebhookRecording:
+    id: str
+    files: tuple[Any, ...]  # on recording_finished: the written files, as the recorder lists them
+    data: Mapping[str, Any]  # every field the recorder logged (tracks, files, ...)
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One verified webhook (docs/webhooks.md lists which fields each event carries)."""
+
+    id: str  # the same on every retry of this event: dedupe on it
+    event: str  # room_started, participant_joined, track_published, recording_finished...
+    created_at: float  # unix time on the server when it happened
+    room: WebhookRoom
+    participant: WebhookParticipant | None = None
+    track: TrackInfo | None = None
+    recording: WebhookRecording | None = None
+    reason: str | None = None  # participant_left: its close reason; recording_finished: why
+    body: Mapping[str, Any] = field(default_factory=dict)  # the whole JSON body
+
+
+def _webhook_event(value: Any) -> WebhookEvent:
+    body = _Body(value, "webhook")
+    room = body.child("room")
+    participant = body.opt_dict("participant")
+    recording = body.opt_dict("recording")
+    track = body.opt_dict("track")
+    people = _Body(participant, "webhook.participant") if participant is not None else None
+    files = recording.get("files") if recording is not None else None
+    return WebhookEvent(
+        id=body.text("id"),
+        event=body.text("event"),
+        created_at=body.number("created_at"),
+        room=WebhookRoom(name=room.text("name"), mode=room.opt_text("mode")),
+        participant=WebhookParticipant(
+            id=people.text("id"), identity=people.text("identity"), name=people.opt_text("name")
+        )
+        if people is not None
+        else None,
+        track=_track(track) if track is not None else None,
+        recording=WebhookRecording(
+            id=_Body(recording, "webhook.recording").text("id"),
+            files=tuple(files) if isinstance(files, list) else (),
+            data=recording,
+        )
+        if recording is not None
+        else None,
+        reason=body.opt_text("reason"),
+        body=body.raw(),
+    )
+
+
+class WebhookReceiver:
+    """Verify and parse relayroom's webhook requests, in any web framework::
+
+        receiver = WebhookReceiver(webhook_key)  # or WebhookReceiver.from_api_secret(secret)
+        event = receiver.verify(raw_body, request.headers)  # raises WebhookVerificationError
+
+    `verify` checks the HMAC-SHA256 signature of ``"<timestamp>.<body>"`` with the key, then
+    that the signed timestamp is within `tolerance_s` of this machine's clock (a captured
+    request replayed later is refused), then parses the body. Pass the body exactly as
+    received (bytes, before any JSON decoding). `clock` (unix seconds) is for tests.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_key(key)
+        if not tolerance_s > 0:
+            raise ValueError("tolerance_s must be positive")
+        self._key = key
+        self._tolerance_s = tolerance_s
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"WebhookReceiver(tolerance_s={self._tolerance_s:g})"  # never the key
+
+    @classmethod
+    def from_api_secret(
+        cls,
+        api_secret: str,
+        *,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> WebhookReceiver:
+        """A receiver for a server without `webhook_key`: its key is derived from the secret."""
+        if not isinstance(api_secret, str) or len(api_secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"api_secret must be the server's secret ({MIN_SECRET_LENGTH}+ chars)")
+        return cls(derive_key(api_secret), tolerance_s=tolerance_s, clock=clock)
+
+    def verify(self, body: bytes | str, headers: Mapping[str, str]) -> WebhookEvent:
+        """The event of a genuine, fresh request; `WebhookVerificationError` otherwise."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        verify_request(self._key, raw, headers, now=self._clock(), tolerance_s=self._tolerance_s)
+        try:
+            return _webhook_event(json.loads(raw))
+        except ValueError as exc:  # not JSON (or not UTF-8)
+            raise WebhookVerificationError("bad_body", f"not a JSON object: {exc}") from None
+        except RoomServiceError as exc:
+            raise WebhookVerificationError("bad_body", exc.message) from None

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import WSMsgType, web
 
 from relayroom.media.errors import Closed, UnknownTrack
+from relayroom.media.events import MediaEvent, TrackInfo, TrackPublished, TrackUnpublished
 from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_json
 
 from . import protocol
@@ -32,6 +33,7 @@ from .openapi import openapi_document
 from .protocol import CloseReason
 from .rooms import Member, RoomState
 from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
+from .webhooks import setup_webhooks, webhook_settings
 from .writer import BoundedWriter
 
 if TYPE_CHECKING:  # server.py imports this module to call setup_admin
@@ -504,29 +506,69 @@ class Feed:
 
 
 class RoomWatcher:
-    """Turns membership changes and error counts into events, once per tick (before sampling)."""
+    """Logs room lifecycle events as they happen (rooms starting and finishing, joins and
+    leaves, tracks published and unpublished), and error counts once per tick.
+
+    The event log feeds the webhooks, so the order here is the order receivers see: a room
+    starts before its first join; a leaving participant's tracks end before it leaves, and
+    the room finishes after its last leave (the media plane reports the tracks of a leaver
+    later, after membership: those late reports are skipped).
+    """
 
     def __init__(self, server: Server, stats: StatsCollector, reports: _ClientReports) -> None:
         self._server = server
         self._stats = stats
         self._reports = reports
         self._errors: dict[str, int] = dict(server.errors)
+        # Tracks logged as published and not yet as unpublished, by (room, participant id).
+        self._published: dict[tuple[str, str], dict[str, TrackInfo]] = {}
         server.registry.listeners.append(self._on_membership)
+        server.media.listeners.append(self._on_media)
+
+    def _who(self, member: Member) -> dict[str, Any]:
+        return {"participant_id": member.id, "identity": member.identity, "name": member.name}
 
     def _on_membership(self, room: str, member: Member, reason: CloseReason | None) -> None:
+        record = self._stats.record_event
+        state = self._server.registry.get(room)
         if reason is None:
-            self._stats.record_event(
-                "participant_joined", room=room, participant_id=member.id, name=member.name
-            )
+            if state is not None and list(state.members) == [member.id]:  # a new room
+                record("room_started", room=room, mode=state.mode)
+            record("participant_joined", room=room, **self._who(member))
             return
-        self._stats.record_event(
-            "participant_left",
-            room=room,
-            participant_id=member.id,
-            name=member.name,
-            reason=reason.value,
-        )
+        for track in self._published.pop((room, member.id), {}).values():
+            record(
+                "track_unpublished",
+                room=room,
+                **self._who(member),
+                track=track_json(track),
+                reason="participant_left",
+            )
+        record("participant_left", room=room, **self._who(member), reason=reason.value)
         self._reports.forget(room, member.id)
+        if state is not None and not state.members:  # the registry drops it right after
+            record("room_finished", room=room, mode=state.mode)
+
+    def _on_media(self, room: str, event: MediaEvent) -> None:
+        if not isinstance(event, TrackPublished | TrackUnpublished):
+            return
+        state = self._server.registry.get(room)
+        member = state.members.get(event.participant_id) if state is not None else None
+        key = (room, event.participant_id)
+        if isinstance(event, TrackPublished):
+            if member is None:  # left meanwhile
+                return
+            self._published.setdefault(key, {})[event.track.id] = event.track
+            kind = "track_published"
+        else:
+            tracks = self._published.get(key, {})
+            if member is None or tracks.pop(event.track.id, None) is None:
+                return  # logged when its publisher left
+            if not tracks:
+                del self._published[key]
+            kind = "track_unpublished"
+        track = track_json(event.track)
+        self._stats.record_event(kind, room=room, **self._who(member), track=track)
 
     def __call__(self) -> None:
         errors = self._server.errors
@@ -575,6 +617,7 @@ def setup_admin(app: web.Application, server: Server) -> None:
     """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
     reports = _ClientReports(server)
     stats = StatsCollector(lambda: server.media.rooms, stats_settings(server.config), reports)
+    webhooks = setup_webhooks(app, webhook_settings(server.config, server.secret), stats.events)
     metrics = Metrics(
         NodeState(
             registry=server.registry,
@@ -584,6 +627,7 @@ def setup_admin(app: web.Application, server: Server) -> None:
             connections=lambda: len(server.connections),
             started_at=server.started_at,
             turn_allocations=server.turn.allocations_active,
+            webhooks=webhooks.counters,
         ),
         stats,
     )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from relayroom import __version__
 from relayroom.api import AccessToken
+from relayroom.loadtest import cli as loadtest_cli
 from relayroom.turn.credentials import rest_credentials
 
 from .addresses import display_url
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="host address offered as an ICE candidate (repeatable)",
     )
     serve.add_argument("--redis", metavar="URL", help="Redis URL for multi-node mode")
+    serve.add_argument(
+        "--webhook-url",
+        action="append",
+        dest="webhook_url",
+        metavar="URL",
+        help="POST signed room events to this URL (repeatable)",
+    )
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve HTTPS/WSS")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
@@ -103,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=BOOL",
         help=f"set a grant ({', '.join(GRANT_NAMES)}); repeatable",
     )
+    load = sub.add_parser(
+        "load-test", help="start synthetic rooms against a server and measure what arrives"
+    )
+    _add_config_flags(load)
+    loadtest_cli.add_arguments(load)
     return parser
 
 
@@ -128,6 +141,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         overrides["dev"] = True
     if getattr(args, "ice_host", None):
         overrides["ice_hosts"] = tuple(args.ice_host)
+    if getattr(args, "webhook_url", None):
+        overrides["webhook_urls"] = tuple(args.webhook_url)
     return load_config(file=args.config, overrides=overrides)
 
 
@@ -155,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_token(config, args)
         if args.command == "turn-credentials":
             return _cmd_turn_credentials(config, args)
+        if args.command == "load-test":
+            return loadtest_cli.run(args, lambda: client_secret(config))
         return _cmd_serve(config)
     except (ConfigError, TokenRequestError) as exc:
         print(f"relayroom: {exc}", file=sys.stderr)

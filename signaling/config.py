@@ -194,6 +194,18 @@ class Config:
     keyframe_request_interval_s: float = _setting(
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
+    active_speaker_interval_s: float = _setting(
+        0.5,
+        "Audio levels are averaged over windows this long; a changed speaker ranking is sent "
+        "(active_speakers) after a window at most.",
+        minimum=0.05,
+    )
+    active_speaker_threshold_dbov: float = _setting(
+        -50.0, "A publisher whose mean audio level is below this (dBov) is not speaking."
+    )
+    active_speaker_max: int = _setting(
+        3, "At most this many speakers in an active_speakers message.", minimum=0
+    )
     subscriber_answer_timeout_s: float = _setting(
         10.0,
         "A subscriber offer unanswered this long is sent again (the client may have lost it).",
@@ -331,6 +343,47 @@ class Config:
         15.0, "Video frame rate below which a connection is unhealthy.", minimum=0
     )
 
+    # --- webhooks (docs/webhooks.md) -------------------------------------------------------
+    webhook_urls: tuple[str, ...] = _setting(
+        (),
+        "URLs (http or https) that get a signed POST for every room event (room_started, "
+        "participant_joined, track_published, recording_finished...). Empty: no webhooks.",
+    )
+    webhook_key: str | None = _setting(
+        None,
+        "Key of the webhooks' HMAC-SHA256 signature (at least 32 characters). Default: derived "
+        "from api_secret (HMAC-SHA256 of the label `relayroom webhook key v1`; receivers get "
+        "it with `relayroom.api.WebhookReceiver.from_api_secret`).",
+        secret=True,
+    )
+    webhook_timeout_s: float = _setting(
+        5.0,
+        "One delivery attempt waits this long for the receiver's response, then counts as "
+        "failed and is retried.",
+        minimum=0.05,
+        maximum=300,
+    )
+    webhook_retry_budget_s: float = _setting(
+        300.0,
+        "An event not delivered this long after it happened is dropped (and counted); until "
+        "then failed attempts are retried with exponential backoff and jitter.",
+        minimum=1,
+        maximum=7 * 86400,
+    )
+    webhook_backoff_max_s: float = _setting(
+        10.0,
+        "Longest wait between two attempts at one event (the first retry waits about 0.5 s, "
+        "then the wait doubles up to this).",
+        minimum=0.05,
+        maximum=3600,
+    )
+    webhook_queue_max: int = _setting(
+        1000,
+        "Events waiting per webhook URL; beyond it the oldest waiting event is dropped (and "
+        "counted), so a dead receiver costs bounded memory.",
+        minimum=1,
+    )
+
     # --- hostile input (docs/protocol.md, "Input rules") ----------------------------------
     input_max_depth: int = _setting(
         32,
@@ -359,6 +412,16 @@ class Config:
         100.0, "Widest `whiteboard` stroke (canvas pixels); wider strokes are refused.", minimum=1
     )
 
+    # --- WHIP / WHEP (docs/whip-whep.md) ---------------------------------------------------
+    whip_max_body_bytes: int = _setting(
+        65536,
+        "Largest WHIP/WHEP request body (an SDP offer or a trickle-ice-sdpfrag); HTTP 413 above.",
+        minimum=512,
+    )
+    whip_max_sessions: int = _setting(
+        1000, "Most WHIP and WHEP sessions open on this node at once; HTTP 503 above.", minimum=1
+    )
+
     def __post_init__(self) -> None:
         hints = get_type_hints(type(self))
         for f in dataclasses.fields(self):
@@ -383,6 +446,10 @@ class Config:
                 raise ConfigError("ice_hosts", f"{host!r} is not an IP address") from None
         if self.redis_url is not None:
             _check_redis_url(self.redis_url)
+        for url in self.webhook_urls:
+            _check_webhook_url(url)
+        if self.webhook_key is not None and len(self.webhook_key) < 32:
+            raise ConfigError("webhook_key", "must be at least 32 characters")
 
     @property
     def scheme(self) -> str:
@@ -415,6 +482,18 @@ def _check_redis_url(url: str) -> None:
         db = parts.path.lstrip("/")
         if db and not db.isdigit():
             raise ConfigError("redis_url", f"{url!r}: the path must be a database number")
+
+
+def _check_webhook_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            "webhook_urls", f"{url!r} is not an http(s) URL (like https://app.example/hooks)"
+        )
+    try:
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigError("webhook_urls", f"{url!r} has an invalid port") from None
 
 
 def _check_bounds(f: dataclasses.Field[Any], value: Any, hint: Any) -> None:

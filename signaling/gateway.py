@@ -18,6 +18,7 @@ from typing import Any
 from relayroom.media.datachannels import DataSettings
 from relayroom.media.errors import MediaError
 from relayroom.media.events import (
+    ActiveSpeakers,
     DataNotice,
     MediaEvent,
     ParticipantFailed,
@@ -33,6 +34,7 @@ from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
 from relayroom.media.tasks import TaskOwner
 from relayroom.media.topics import WhiteboardLimits
+from relayroom.media.viewer import Selector
 
 from .config import Config
 from .logs import about, context_about
@@ -76,6 +78,9 @@ def media_settings(config: Config) -> MediaSettings:
         keyframe_request_interval_s=config.keyframe_request_interval_s,
         subscriber_answer_timeout_s=config.subscriber_answer_timeout_s,
         subscriber_offer_retries=config.subscriber_offer_retries,
+        active_speaker_interval_s=config.active_speaker_interval_s,
+        active_speaker_threshold_dbov=config.active_speaker_threshold_dbov,
+        active_speaker_max=config.active_speaker_max,
     )
 
 
@@ -143,6 +148,9 @@ class MediaGateway:
         self._tasks = TaskOwner()
         self._closed_data_failures = 0
         self._closed_negotiation_timeouts = 0
+        # Observers of the media plane's events, (room, event), before they become messages
+        # (the event log's track events). Synchronous; an observer's exception is contained.
+        self.listeners: list[Callable[[str, MediaEvent], None]] = []
 
     def data_failures(self) -> int:
         """DataChannel messages whose handling raised and was contained (ever, this node)."""
@@ -233,6 +241,32 @@ class MediaGateway:
         except MediaError as exc:
             raise ProtocolError(ErrorCode(exc.code), exc.reason, message.id) from None
 
+    async def add_viewer(
+        self, room: RoomState, member: Member, offer_sdp: str, selector: Selector
+    ) -> str:
+        """A WHEP viewer for a member of an sfu room; returns the answer SDP.
+
+        Raises `MediaError` (bad offer, closed room) for the caller to turn into a status.
+        """
+        if room.mode != "sfu":
+            raise ProtocolError(ErrorCode.FORBIDDEN, "WHEP needs a room of mode sfu")
+        media_room = self._media_room(room.name)
+        return await media_room.add_viewer(member.id, offer_sdp, selector)
+
+    async def viewer_candidate(
+        self, room: str, member_id: str, candidate: Mapping[str, object]
+    ) -> bool:
+        """A trickled candidate for a WHEP viewer; False when it has none or it was refused."""
+        media_room = self._rooms.get(room)
+        viewer = media_room.viewer(member_id) if media_room is not None else None
+        return viewer is not None and await viewer.add_candidate(candidate)
+
+    def viewer_feed(self, room: str, member_id: str) -> dict[str, tuple[str, str] | None] | None:
+        """What feeds a WHEP viewer's slots (kind -> (publisher id, track id)); None: no viewer."""
+        media_room = self._rooms.get(room)
+        viewer = media_room.viewer(member_id) if media_room is not None else None
+        return viewer.feeding() if viewer is not None else None
+
     def tracks(self, room: RoomState) -> list[dict[str, Any]]:
         media_room = self._rooms.get(room.name)
         if media_room is None:
@@ -243,6 +277,9 @@ class MediaGateway:
         if room.mode != "sfu":
             return
         self._members.setdefault(room.name, {})[member.id] = member
+        grants = member.grants
+        if not (grants.can_publish or grants.can_subscribe or grants.can_publish_data):
+            return  # nothing to send or receive (a WHEP viewer): no PeerConnections
         media_room = self._rooms.get(room.name)
         if media_room is not None and media_room.tracks():
             await self._ensure(room.name, member)
@@ -260,6 +297,7 @@ class MediaGateway:
         if media_room is None:
             return
         await media_room.remove_participant(member.id, "left")
+        await media_room.remove_viewer(member.id)
         # Re-check after the await: a concurrent last leaver may have closed this room, or a
         # new one of the same name may be in its place (that one is not ours to drop).
         if (
@@ -288,7 +326,7 @@ class MediaGateway:
             task.add_done_callback(lambda _: self._adding.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _add(self, room: str, member: Member) -> Participant:
+    def _media_room(self, room: str) -> MediaRoom:
         media_room = self._rooms.get(room)
         if media_room is None:
             media_room = self._rooms[room] = MediaRoom(
@@ -298,6 +336,10 @@ class MediaGateway:
                 data=self._data,
                 store=self._store,
             )
+        return media_room
+
+    async def _add(self, room: str, member: Member) -> Participant:
+        media_room = self._media_room(room)
         return await media_room.add_participant(
             member.id,
             can_publish=member.grants.can_publish,
@@ -331,6 +373,11 @@ class MediaGateway:
 
     def _on_event(self, room: str, event: MediaEvent) -> None:
         """Media events become room messages (events flow up, never into media again)."""
+        for listener in self.listeners:
+            try:
+                listener(room, event)
+            except Exception:
+                log.exception("media event listener failed", extra=about(room))
         registry = self._registry
         if isinstance(event, SubscribeOffer):
             registry.send_to(
@@ -352,6 +399,17 @@ class MediaGateway:
                     "type": kind,
                     "participant_id": event.participant_id,
                     "track": track_json(event.track),
+                },
+            )
+        elif isinstance(event, ActiveSpeakers):
+            registry.broadcast(
+                room,
+                {
+                    "type": "active_speakers",
+                    "speakers": [
+                        {"participant_id": s.participant_id, "level": s.level_dbov}
+                        for s in event.speakers
+                    ],
                 },
             )
         elif isinstance(event, DataNotice):

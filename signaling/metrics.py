@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from relayroom.media.stats import StatsCollector, Tick
 
 from .gateway import MediaGateway
 from .rooms import RoomRegistry
+from .webhooks import DROP_REASONS, FAILURE_REASONS, WebhookCounters
 
 PREFIX = "relayroom"
 CONNECTION_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
@@ -53,6 +54,7 @@ class NodeState:
     connections: Callable[[], int]  # open signaling WebSockets
     started_at: float
     turn_allocations: Callable[[], int]  # 0 when the embedded TURN server is not running
+    webhooks: WebhookCounters = field(default_factory=WebhookCounters)
 
 
 class _StateCollector:
@@ -128,12 +130,38 @@ class _StateCollector:
             "Active allocations on the embedded TURN server (0 when it is not running).",
             node.turn_allocations(),
         )
+        yield from _webhook_metrics(node.webhooks)
         cost = self._stats.cost()
         yield CounterMetricFamily(
             f"{PREFIX}_stats_collection_seconds",
             "CPU-seconds spent collecting stats.",
             value=cost["busy_s"],
         )
+
+
+def _webhook_metrics(counters: WebhookCounters) -> Iterator[Metric]:
+    yield CounterMetricFamily(
+        f"{PREFIX}_webhook_deliveries",
+        "Webhook events delivered (a 2xx answer), over every URL.",
+        value=counters.delivered,
+    )
+    failed = CounterMetricFamily(
+        f"{PREFIX}_webhook_failed_attempts",
+        "Webhook delivery attempts that failed (retried within the budget), by reason.",
+        labels=["reason"],
+    )
+    for reason in FAILURE_REASONS:
+        failed.add_metric([reason], counters.failed_attempts[reason])
+    yield failed
+    dropped = CounterMetricFamily(
+        f"{PREFIX}_webhook_dropped",
+        "Webhook events given up (queue full, retry budget spent, shutdown, error), by reason.",
+        labels=["reason"],
+    )
+    for reason in DROP_REASONS:
+        dropped.add_metric([reason], counters.dropped[reason])
+    yield dropped
+    yield _gauge("webhook_queued", "Webhook events waiting or in flight.", counters.queued())
 
 
 def _uptime(started_at: float) -> float:

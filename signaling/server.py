@@ -34,6 +34,7 @@ from .serving import GUARD_KEY, ConnectionGuard, guard_middleware
 from .session import Session
 from .tokens import Grants, mint_token
 from .turn_service import TurnService
+from .whip import setup_whip
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ PAGES = {
     "/call": "call.html",
     "/whiteboard": "whiteboard.html",
     "/dashboard": "dashboard.html",
+    "/watch": "watch.html",
 }
 
 
@@ -338,6 +340,7 @@ def create_app(server: Server) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     # After the lifecycle: cleanup runs in reverse, so stats stop before the server drains.
     setup_admin(app, server)
+    setup_whip(app, server)
     if isinstance(server.bus, RedisBus) and isinstance(server.router, ClusterRouter):
         setup_cluster_admin(app, server, server.bus, server.router)
     return app

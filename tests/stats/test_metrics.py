@@ -42,7 +42,9 @@ async def test_metrics_parse_and_have_no_per_participant_labels(admin_server, co
     assert value(values, "relayroom_turn_allocations") == 0
     assert value(values, "relayroom_forwarded_packets_total", kind="video") == 0
     label_names = {name for _, labels in values for name, _ in labels}
-    assert label_names <= {"kind", "state", "type", "health", "code", "metric", "le"}, label_names
+    assert value(values, "relayroom_webhook_dropped_total", reason="queue_full") == 0
+    fixed = {"kind", "state", "type", "health", "code", "metric", "le", "reason"}
+    assert label_names <= fixed, label_names
 
 
 @pytest.mark.slow

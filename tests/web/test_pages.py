@@ -6,7 +6,13 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-PAGES = {"/": "Lobby", "/call": "Call", "/whiteboard": "Whiteboard", "/dashboard": "Dashboard"}
+PAGES = {
+    "/": "Lobby",
+    "/call": "Call",
+    "/whiteboard": "Whiteboard",
+    "/dashboard": "Dashboard",
+    "/watch": "Watch",
+}
 
 
 async def test_each_page_has_the_shared_nav_with_itself_marked(start_server, browser):

@@ -73,6 +73,15 @@ function tileFor(key, participantId, label = "") {
   return tile;
 }
 
+/** Outline the tiles of who speaks now (the server ranks them, loudest first). */
+function showSpeakers(speakers) {
+  const speaking = new Set(speakers.map((s) => s.participant_id));
+  for (const tile of $("grid").querySelectorAll(".tile")) {
+    const id = tile.classList.contains("local") ? client?.self?.id : tile.dataset.participant;
+    tile.classList.toggle("speaking", id !== undefined && speaking.has(id));
+  }
+}
+
 function tilesOf(participantId) {
   return [...tiles.entries()].filter(([, tile]) => tile.dataset.participant === participantId);
 }
@@ -239,6 +248,7 @@ async function join(event) {
     client.addEventListener("participant_connection", (e) =>
       showConnection(e.detail.participant_id, e.detail.state));
     client.addEventListener("track_muted", (e) => showMuted(e.detail.participant_id, e.detail.track));
+    client.addEventListener("active_speakers", (e) => showSpeakers(e.detail.speakers));
     client.addEventListener("close", (e) => {
       $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
       $("status").dataset.state = "closed";

@@ -1,5 +1,5 @@
 // @ts-check
-// What the bundled pages share (lobby, call, whiteboard, dashboard): the header's navigation,
+// What the bundled pages share (lobby, call, whiteboard, dashboard, watch): the header's navigation,
 // the join form filled from the address (?room=&name=), and the join token. Not part of the
 // client package: application pages have their own shell.
 import { fetchDevToken } from "./signaling.js";
@@ -10,6 +10,7 @@ export const PAGES = /** @type {const} */ ([
   ["/call", "Call"],
   ["/whiteboard", "Whiteboard"],
   ["/dashboard", "Dashboard"],
+  ["/watch", "Watch"],
 ]);
 
 /**

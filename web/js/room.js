@@ -40,6 +40,7 @@ import { StatsReporter } from "./stats-reporter.js";
  * @property {SignalingEventMap["track_published"]} track_published
  * @property {SignalingEventMap["track_unpublished"]} track_unpublished
  * @property {SignalingEventMap["track_muted"]} track_muted
+ * @property {SignalingEventMap["active_speakers"]} active_speakers
  * @property {{participantId: string, track: MediaStreamTrack, stream: MediaStream}} track a
  *   remote track arrived; `stream` gathers all of that participant's tracks
  * @property {{participantId: string, trackId: string}} trackended a remote track is gone
@@ -107,7 +108,7 @@ export class RoomClient extends Emitter {
     this.stats = new StatsReporter(this); // getStats() summary to the server every 2 s
     const forwarded = /** @type {const} */ (["participants", "close", "participant_joined",
       "participant_left", "track_published", "track_unpublished", "track_muted", "reconnecting",
-      "participant_connection"]);
+      "participant_connection", "active_speakers"]);
     for (const type of forwarded) {
       this.signaling.on(type, (detail) => this.emit(type, /** @type {any} */ (detail)));
     }

@@ -44,6 +44,8 @@ import { parseServerMessage } from "./messages.js";
  * @property {{participant_id: string, track: TrackInfo}} track_published
  * @property {{participant_id: string, track: TrackInfo}} track_unpublished
  * @property {{participant_id: string, track: TrackInfo}} track_muted
+ * @property {{speakers: {participant_id: string, level: number}[]}} active_speakers who speaks
+ *   now, loudest first (`level` in dBov, 0 the loudest); sent only when the list changes
  * @property {{sdp: string}} subscribe_offer
  * @property {{from: string, payload: unknown}} signal
  * @property {{reason: string, retry_after_ms?: number}} reconnect

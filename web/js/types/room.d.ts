@@ -174,6 +174,7 @@ export type RoomEventMap = {
     track_published: SignalingEventMap["track_published"];
     track_unpublished: SignalingEventMap["track_unpublished"];
     track_muted: SignalingEventMap["track_muted"];
+    active_speakers: SignalingEventMap["active_speakers"];
     /**
      * a
      * remote track arrived; `stream` gathers all of that participant's tracks

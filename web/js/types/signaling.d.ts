@@ -240,6 +240,16 @@ export type SignalingEventMap = {
         participant_id: string;
         track: TrackInfo;
     };
+    /**
+     * who speaks
+     * now, loudest first (`level` in dBov, 0 the loudest); sent only when the list changes
+     */
+    active_speakers: {
+        speakers: {
+            participant_id: string;
+            level: number;
+        }[];
+    };
     subscribe_offer: {
         sdp: string;
     };

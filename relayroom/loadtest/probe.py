@@ -1,0 +1,203 @@
+"""What a load-test subscriber measures on one received stream, from RTP alone (no decoding).
+
+- loss: packets missing from the sequence range seen (duplicates and retransmissions counted once);
+- frames: a video frame is complete when every packet from the one after the previous frame's
+  marker up to its own marker arrived; an audio packet is a frame;
+- latency: arrival time minus the publisher's send time of the frame, which the relay's sender
+  reports give (they map the forwarded RTP timestamps to the publisher's own NTP clock). That is
+  the network-to-network path through the relay: capture, encode and decode are not in it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+DEDUP_WINDOW = 2048
+MAX_PENDING_FRAMES = 128
+FRAME_TIMEOUT_S = 1.0  # a NACKed packet comes back well within this
+
+
+def ntp_to_unix(ntp: int) -> float:
+    """A 64-bit NTP timestamp as Unix seconds."""
+    return (ntp >> 32) - NTP_EPOCH_OFFSET + (ntp & 0xFFFFFFFF) / 2**32
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100, nearest rank) of values; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class _Frame:
+    started_at: float
+    start_seq: int | None = None  # extended seq of the packet that starts it, when known
+    marker_seq: int | None = None
+    seqs: set[int] = field(default_factory=set)
+
+
+class StreamProbe:
+    """Checks one received RTP stream (media packets, RTX already unwrapped)."""
+
+    def __init__(self, kind: str, clock_rate: int) -> None:
+        self.kind = kind
+        self.clock_rate = clock_rate
+        self.packets = 0
+        self.duplicates = 0
+        self.bytes = 0
+        self.frames = 0
+        self.incomplete_frames = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.latencies_ms: list[float] = []
+        self._base: int | None = None
+        self._max: int | None = None
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._pending: OrderedDict[int, _Frame] = OrderedDict()  # by RTP timestamp
+        self._done: OrderedDict[int, None] = OrderedDict()  # timestamps of counted frames
+        self._sr: tuple[float, int] | None = None  # (publisher's unix time, rtp timestamp)
+
+    # ------------------------------------------------------------------ input
+
+    def on_sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        self._sr = (ntp_to_unix(ntp), rtp_timestamp)
+
+    def on_packet(
+        self,
+        seq: int,
+        timestamp: int,
+        marker: bool,
+        size: int,
+        now: float,
+        frame_start: bool | None = None,
+    ) -> None:
+        """One packet arrived at `now` (Unix seconds).
+
+        `frame_start` says whether the packet starts a frame (VP8's S bit with partition 0),
+        or None when the codec is not known: the frame is then taken to start at its lowest
+        sequence number seen, and a lost first packet goes unnoticed.
+        """
+        ext = self._extend(seq)
+        if ext in self._seen:
+            self.duplicates += 1
+            return
+        self._seen[ext] = None
+        if len(self._seen) > DEDUP_WINDOW:
+            self._seen.popitem(last=False)
+        self.packets += 1
+        self.bytes += size
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+        if self.kind == "audio":
+            self.frames += 1
+            self._latency(timestamp, now)
+            return
+        if timestamp in self._done:
+            return  # a late duplicate of a counted frame's packet
+        frame = self._pending.get(timestamp)
+        if frame is None:
+            frame = self._pending[timestamp] = _Frame(now)
+        frame.seqs.add(ext)
+        if marker:
+            frame.marker_seq = ext
+        if frame_start:
+            frame.start_seq = ext
+        start = frame.start_seq if frame_start is not None else min(frame.seqs)
+        if (
+            start is not None
+            and frame.marker_seq is not None
+            and len(frame.seqs) == frame.marker_seq - start + 1
+        ):
+            self.frames += 1
+            self._latency(timestamp, now)
+            del self._pending[timestamp]
+            self._done[timestamp] = None
+            if len(self._done) > MAX_PENDING_FRAMES:
+                self._done.popitem(last=False)
+        self._expire(now)
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def expected(self) -> int:
+        if self._base is None or self._max is None:
+            return 0
+        return self._max - self._base + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.packets)
+
+    def loss_fraction(self) -> float:
+        return self.lost / self.expected if self.expected else 0.0
+
+    def fps(self) -> float:
+        """Complete frames per second over the time packets arrived."""
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return self.frames / (self.last_at - self.first_at)
+
+    def bitrate_bps(self) -> float:
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return self.bytes * 8 / (self.last_at - self.first_at)
+
+    # ------------------------------------------------------------------ internals
+
+    def _extend(self, seq: int) -> int:
+        if self._max is None:
+            self._base = self._max = seq
+            return seq
+        ext = self._max + (((seq - self._max + 0x8000) & 0xFFFF) - 0x8000)
+        if ext > self._max:
+            self._max = ext
+        if self._base is not None and ext < self._base:
+            self._base = ext
+        return ext
+
+    def _expire(self, now: float) -> None:
+        """Give up on frames still incomplete after FRAME_TIMEOUT_S (or too many waiting)."""
+        while self._pending:
+            oldest = next(iter(self._pending.values()))
+            if (
+                now - oldest.started_at < FRAME_TIMEOUT_S
+                and len(self._pending) <= MAX_PENDING_FRAMES
+            ):
+                break
+            self._pending.popitem(last=False)
+            self.incomplete_frames += 1
+
+    def _latency(self, timestamp: int, now: float) -> None:
+        if self._sr is None:
+            return
+        sent_unix, sr_rtp = self._sr
+        delta = ((timestamp - sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        sent = sent_unix + delta / self.clock_rate
+        self.latencies_ms.append(max(0.0, (now - sent) * 1000.0))
+
+
+class DataProbe:
+    """DataChannel messages a subscriber received, numbered per sender (gaps are losses)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.latencies_ms: list[float] = []
+        self._range: dict[str, tuple[int, int]] = {}  # sender -> (first n, last n) seen
+
+    def on_message(self, sender: str, n: int, sent_at: float, now: float) -> None:
+        self.received += 1
+        self.latencies_ms.append(max(0.0, (now - sent_at) * 1000.0))
+        first, last = self._range.get(sender, (n, n))
+        self._range[sender] = (min(first, n), max(last, n))
+
+    @property
+    def expected(self) -> int:
+        """Messages sent from each sender's first seen to its last seen."""
+        return sum(last - first + 1 for first, last in self._range.values())

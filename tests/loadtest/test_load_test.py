@@ -1,0 +1,78 @@
+"""`relayroom load-test` as a user runs it: a real CLI process against a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.sdk.serve import ServeProcess
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+async def load_test(*args: str, secret: str = TEST_SECRET) -> tuple[int, dict[str, Any], str]:
+    proc = await asyncio.to_thread(
+        run_cli, "load-test", "--report-interval", "2", *args, env={"RELAYROOM_API_SECRET": secret}
+    )
+    summary = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    return proc.returncode, summary, proc.stderr
+
+
+async def test_a_room_with_media_and_data_arrives_whole(tmp_path: Path) -> None:
+    async with ServeProcess(tmp_path) as server:
+        code, summary, table = await load_test(
+            "--url", server.url, "--publishers", "1", "--subscribers", "2", "--duration", "6"
+        )
+    assert code == 0, (summary, table)
+    assert "joined" in table.splitlines()[0] and "3/3" in table.splitlines()[-1], table
+    assert summary["participants"] == {"planned": 3, "joined": 3, "failed": 0}
+    assert summary["streams"] == {"expected": 4, "received": 4}
+    video, audio, data = summary["video"], summary["audio"], summary["data"]
+    # Frames the relay forwarded, checked complete from RTP; the publisher sends 30 fps.
+    assert video["fps"]["min"] >= 20, video
+    assert audio["fps"]["min"] >= 40, audio  # 50 packets/s of Opus
+    assert video["loss_pct"] < 5 and audio["loss_pct"] < 5, summary
+    assert 0 < video["latency_ms"]["p50"] < video["latency_ms"]["p99"] < 2000, video
+    assert 400 < video["bitrate_kbps_p50"] < 2000, video
+    assert data["received"] >= 0.95 * data["expected"] > 0, data
+    assert summary["errors"]["count"] == 0, summary["errors"]
+    assert summary["join_s"]["max"] < 5
+
+
+async def test_token_endpoint_and_several_rooms(tmp_path: Path) -> None:
+    async with ServeProcess(tmp_path, "--dev") as server:
+        code, summary, table = await load_test(
+            "--url",
+            server.url,
+            "--token-url",
+            server.url + "api/dev/token",
+            "--rooms",
+            "2",
+            "--subscribers",
+            "1",
+            "--no-audio",
+            "--data-rate",
+            "0",
+            "--duration",
+            "4",
+        )
+    assert code == 0, (summary, table)
+    assert summary["participants"]["joined"] == 4
+    assert summary["streams"] == {"expected": 2, "received": 2}
+    assert summary["audio"]["streams"] == 0 and summary["data"]["sent"] == 0
+
+
+async def test_refused_participants_fail_the_run(tmp_path: Path) -> None:
+    async with ServeProcess(tmp_path) as server:
+        code, summary, _ = await load_test(
+            "--url", server.url, "--duration", "1", secret="x" * 32 + "-not-the-servers-secret"
+        )
+    assert code == 1
+    assert summary["participants"]["failed"] == 3 and summary["participants"]["joined"] == 0
+    assert "unauthorized" in summary["errors"]["first"][0], summary["errors"]
