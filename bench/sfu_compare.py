@@ -17,8 +17,8 @@ subscribers' fps below 80% of the publisher's) is left out; an N where every rep
 saturated is reported as saturated, with no ratio.
 
 --starve: N = 8 (by default), and once every subscriber decodes, a busy process pinned to the
-server's core competes with it while the server's CPU weight is lowered (autogroup nice 10:
-about 10% of its core while both want it, about what relayroom needs at N = 8 unstarved;
+server's core competes with it while the server's CPU weight is lowered (autogroup nice 13:
+about 5% of its core while both want it, below what either server uses at N = 8 unstarved;
 --starve-hogs, --starve-nice). Reports latency
 p50/p99, audio delivered %, fps and RTP loss of both servers under that same limit (medians of
 every repetition: here a starved server is the point, not a reason to drop the run).
@@ -90,10 +90,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--starve-nice",
         type=int,
-        default=10,
+        default=13,
         help="in --starve mode the server's CPU weight is lowered to this nice value (0-19): "
-        "with one busy process, nice 10 leaves it about 10%% of its core when both want it "
-        "(nice 5: about 25%%)",
+        "with one busy process, nice 13 leaves it about 5%% of its core when both want it "
+        "(nice 10: about 10%%, nice 5: about 25%%)",
     )
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1, 2; 1 repetition, short")
     p.add_argument("--keep", metavar="DIR", help="keep the servers' logs and configs in DIR")

@@ -76,9 +76,9 @@ def test_quick_starved_run_limits_both_servers_the_same_way() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     body, _, lines = result.stdout.rpartition("\n}\n")
     out = json.loads(body + "\n}")
-    assert lines.startswith("sfu_compare starved N=2 (server limited to ~10% of its core")
+    assert lines.startswith("sfu_compare starved N=2 (server limited to ~5% of its core")
     assert out["mode"] == "starve"
-    assert out["config"]["starve"]["nominal_server_share_of_core"] == pytest.approx(110 / 1134)
+    assert out["config"]["starve"]["nominal_server_share_of_core"] == pytest.approx(56 / 1080)
     assert out["errors"] == []
     (row,) = out["results"]
     for server in report.SERVERS:
@@ -86,7 +86,7 @@ def test_quick_starved_run_limits_both_servers_the_same_way() -> None:
         assert got["latency_ms_p99"] is not None and got["audio_delivered_pct"] is not None
         assert got["fps_median"] is not None and got["rtp_loss_pct"] is not None
         (run,) = out["runs"][server]
-        assert run["starved_by"] in ("autogroup nice 10", "nice 10 on every thread"), run
+        assert run["starved_by"] in ("autogroup nice 13", "nice 13 on every thread"), run
 
 
 def _window(cpu: float, pps: float, saturated: list[str]) -> dict[str, Any]:
