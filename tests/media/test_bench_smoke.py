@@ -25,7 +25,7 @@ def test_forwarding_benchmark_quick_run_reports_every_figure() -> None:
     out = proc.stdout.strip().splitlines()
     summary = out[-1]
     report = json.loads("\n".join(out[:-1]))
-    assert summary.startswith("forwarding: 2 subs; relayroom")
+    assert summary.startswith("forwarding (in-process): 2 subs; relayroom")
     ours, base = report["relays"]["relayroom"], report["relays"]["mediarelay"]
     for relay in (ours, base):
         for key in (
@@ -37,11 +37,17 @@ def test_forwarding_benchmark_quick_run_reports_every_figure() -> None:
         ):
             assert relay[key] is not None, key
         assert relay["forwarded_pps_n_subs"] > 100
-    # relayroom forwards without re-encoding: far cheaper per subscriber, even on a smoke run
-    assert ours["cpu_per_added_subscriber"] < base["cpu_per_added_subscriber"] / 3
     assert ours["join_to_first_frame_s_median"] < 2
-    assert set(report["floors"]) == {
-        "cpu_ratio_ge_20x",
+    assert set(report["floors"]) - {"cpu_ratio_ge_20x"} == {
         "pps_per_core_ge_20000",
         "latency_p50_le_5ms",
     }
+    if ours["saturated"] or base["saturated"]:
+        # A saturated run gives no ratio, in the JSON or the summary.
+        assert report["cpu_per_subscriber_ratio"] is None
+        assert "cpu_ratio_ge_20x" not in report["floors"]
+        assert "saturated: no ratio" in summary
+    else:
+        # relayroom forwards without re-encoding: far cheaper per subscriber, even on a smoke run
+        assert report["cpu_per_subscriber_ratio"] > 3
+        assert "cpu_ratio_ge_20x" in report["floors"]
