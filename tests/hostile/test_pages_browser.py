@@ -92,7 +92,9 @@ async def _draw(page: Any) -> None:
 
 
 def test_the_pages_checked_here_are_every_page_served() -> None:
-    assert set(PAGES) == {"/", "/call", "/whiteboard", "/dashboard"}, "check the new page here"
+    assert set(PAGES) == {"/", "/call", "/whiteboard", "/dashboard", "/watch"}, (
+        "check the new page here"
+    )
 
 
 async def test_every_page_works_under_its_content_security_policy(start_server, browser):
@@ -120,13 +122,23 @@ async def test_every_page_works_under_its_content_security_policy(start_server, 
             timeout=30000,
         )
 
+    watch = await _open(browser, url("/watch"), "watch")
+    await watch.page.fill("#name", "viewer")
+    await watch.page.fill("#room", "csp-call")
+    await watch.page.click("#watch")
+    await watch.page.wait_for_function(
+        "() => { const v = document.getElementById('player');"
+        " return v.videoWidth > 0 && v.currentTime > 0; }",
+        timeout=30000,
+    )
+
     dashboard = await _open(browser, url("/dashboard"), "dashboard")
     await dashboard.page.wait_for_selector("#feed-status[data-state='live']", timeout=10000)
     # Participants are drawn from ticks (the hello message has none).
     await dashboard.page.wait_for_function(
         "() => document.querySelectorAll('[data-participant]').length >= 5", timeout=10000
     )
-    for watched in (lobby, *boards, *calls, dashboard):
+    for watched in (lobby, *boards, *calls, watch, dashboard):
         await watched.assert_clean()
 
 
