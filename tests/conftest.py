@@ -51,7 +51,7 @@ def token_for(
     identity: str,
     *,
     secret: str = TEST_SECRET,
-    ttl_s: int = 600,
+    ttl_s: int = 6 * 3600,  # parametrized tokens are minted at collection, hours before use
     name: str | None = None,
     mode: str | None = None,
     **grants: bool,

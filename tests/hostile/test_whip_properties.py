@@ -71,8 +71,16 @@ class Target:
             state = self.live.server.registry.get("live")
             return len(state.members) if state is not None else 0
 
+        async def connected() -> bool:
+            # Under load the canary's connection can be caught between consent checks.
+            for _ in range(50):
+                if self.canary.pc.connectionState == "connected":
+                    return True
+                await asyncio.sleep(0.1)
+            return False
+
         assert self.live.call(members()) == 1  # the canary only
-        assert self.canary.pc.connectionState == "connected"
+        assert self.live.call(connected()), self.canary.pc.connectionState
 
     def close(self) -> None:
         self.live.call(self.canary.close())

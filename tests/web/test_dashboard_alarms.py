@@ -127,7 +127,12 @@ async def test_events_name_people_with_readable_values_and_fit_390px(start_serve
     )
     await asyncio.sleep(1.5)
     width = await phone.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= 390, f"the page is {width}px wide at a 390px viewport"
+    wide = await phone.evaluate(
+        "() => [...document.querySelectorAll('body > *')]"
+        ".filter(e => e.getBoundingClientRect().right > 391)"
+        ".map(e => `${e.tagName}#${e.id} ${e.getBoundingClientRect().right}`)"
+    )
+    assert width <= 390, f"the page is {width}px wide at a 390px viewport: {wide}"
     scrolls = await phone.evaluate(
         "() => { const t = document.querySelector('#tracks');"
         " return t.scrollWidth > t.clientWidth && getComputedStyle(t).overflowX === 'auto'; }"
