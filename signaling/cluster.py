@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
@@ -27,9 +27,6 @@ from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
 from .redis_bus import BusUnavailable, RedisBus
 from .router import Link, LocalRouter
 from .tokens import AccessToken, TokenError, verify_token
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +100,10 @@ class RemoteLink:
 class ClusterRouter:
     """A Router for multi-node mode; wraps the LocalRouter for the rooms this node owns."""
 
-    def __init__(self, server: Server, bus: RedisBus) -> None:
-        self._server = server
+    def __init__(self, local: LocalRouter, bus: RedisBus, secret: str) -> None:
+        self._secret = secret  # verifies the joins other nodes forward here
         self._bus = bus
-        self.local = LocalRouter(server)
+        self.local = local
         self.local.token_issued = self._token_issued
         self.local.token_retired = self._token_retired
         self._edges: dict[str, Endpoint] = {}
@@ -272,7 +269,7 @@ class ClusterRouter:
             message = protocol.parse_client_message(str(op["text"]))
             if not isinstance(message, Join):
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, "expected join")
-            access = verify_token(self._server.secret, message.token, room=message.room)
+            access = verify_token(self._secret, message.token, room=message.room)
             if not message.resume and not await self._bus.claim_room(access.room):
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry")
             session = await self.local.join(access, message, edge)

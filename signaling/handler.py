@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType
 
 from relayroom.media.ratelimit import TokenBucket
 
 from . import protocol
+from .counts import NodeCounts
 from .logs import about, bind
 from .protocol import (
     RECONNECT_REASONS,
@@ -23,7 +26,7 @@ from .protocol import (
     ProtocolError,
 )
 from .ratelimit import WindowCounter
-from .router import Link
+from .router import Link, Router
 from .session import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -33,9 +36,6 @@ from .session import (
     Session,
 )
 from .tokens import TokenError, verify_token
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,38 @@ RESUMABLE = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class EdgeSettings:
+    msgs_per_s: float
+    burst: int
+    close_after: int
+    """Rejected messages within `ABUSE_WINDOW_S` that close the connection."""
+    join_timeout_s: float
+    resume_ttl_s: float
+    """0: a dropped WebSocket leaves the room at once."""
+    max_frame_bytes: int
+    input_max_depth: int
+
+
+@dataclass(frozen=True)
+class EdgeParts:
+    """What every WebSocket edge of this node uses (wired in server.py)."""
+
+    settings: EdgeSettings
+    secret: str  # verifies join tokens
+    router: Router
+    counts: NodeCounts
+    draining: Callable[[], bool]  # joins are refused while the node drains
+
+
 class Connection:
     """Drives one WebSocket. Implements `Endpoint` for the room side of its participant."""
 
-    def __init__(self, server: Server, session: Session) -> None:
-        self.server = server
+    def __init__(self, parts: EdgeParts, session: Session) -> None:
+        self._parts = parts
+        self._settings = settings = parts.settings
         self.session = session
-        cfg = server.config
-        self._bucket = TokenBucket(cfg.rate_limit_msgs_per_s, cfg.rate_limit_burst)
+        self._bucket = TokenBucket(settings.msgs_per_s, settings.burst)
         self._rejections = WindowCounter(ABUSE_WINDOW_S)
         self._last_rate_notice = 0.0
         self.participant: Link | None = None
@@ -90,7 +114,7 @@ class Connection:
     async def run(self) -> None:
         ws = self.session.ws
         join_timer = asyncio.get_running_loop().call_later(
-            self.server.config.join_timeout_s, self._join_timed_out
+            self._settings.join_timeout_s, self._join_timed_out
         )
         try:
             async for frame in ws:
@@ -125,7 +149,7 @@ class Connection:
         aborted = self.session.close_reason
         if aborted in (CloseReason.SLOW_CLIENT, CloseReason.HEARTBEAT_TIMEOUT):
             reason = CloseReason(aborted)
-        if reason in RESUMABLE and self.server.config.resume_ttl_s > 0:
+        if reason in RESUMABLE and self._settings.resume_ttl_s > 0:
             participant.detach()
         else:
             await participant.leave(reason)
@@ -137,7 +161,7 @@ class Connection:
             log.info(
                 "%s frame over %d bytes: closed 1009",
                 self.session.label,
-                self.server.config.ws_max_frame_bytes,
+                self._settings.max_frame_bytes,
             )
         else:
             log.info("%s websocket error: %s", self.session.label, exc)
@@ -147,15 +171,15 @@ class Connection:
             self._on_rate_limited()
             return
         try:
-            message = protocol.parse_client_message(text, self.server.config.input_max_depth)
+            message = protocol.parse_client_message(text, self._settings.input_max_depth)
             await self.dispatch(message)
         except ProtocolError as exc:
             self._reply_error(exc.code, exc.message, exc.ref)
 
     def _on_rate_limited(self) -> None:
         rejected = self._rejections.add()
-        self.server.metrics_error(ErrorCode.RATE_LIMITED)
-        if rejected >= self.server.config.rate_limit_close_after:
+        self._parts.counts.error(ErrorCode.RATE_LIMITED)
+        if rejected >= self._settings.close_after:
             log.warning("%s sustained message flood: closing 1008", self.session.label)
             self._close_reason = CloseReason.ABUSE
             self.session.close(CLOSE_POLICY, "rate limit exceeded")
@@ -175,7 +199,7 @@ class Connection:
         self.session.send(protocol.encode(protocol.with_ref(message, ref)))
 
     def _reply_error(self, code: ErrorCode, message: str, ref: str | int | None = None) -> None:
-        self.server.metrics_error(code)
+        self._parts.counts.error(code)
         self._reply(protocol.error(code, message), ref)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -193,15 +217,15 @@ class Connection:
     async def _join(self, message: Join) -> None:
         if self.participant is not None:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "already joined", message.id)
-        server = self.server
-        if server.draining:
+        parts = self._parts
+        if parts.draining():
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down", message.id)
         try:
-            access = verify_token(server.secret, message.token, room=message.room)
+            access = verify_token(parts.secret, message.token, room=message.room)
         except TokenError as exc:
             raise ProtocolError(ErrorCode(exc.code), exc.message, message.id) from None
         try:
-            self.participant = await server.router.join(access, message, self)
+            self.participant = await parts.router.join(access, message, self)
         except ProtocolError as exc:
             exc.ref = message.id
             raise

@@ -7,17 +7,14 @@ by another node there, and keeps this interface.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from . import protocol
 from .bus import Endpoint
-from .participant import ParticipantSession
+from .participant import ParticipantSession, RoomSideParts
 from .protocol import ClientMessage, CloseReason, Join
 from .rooms import Member, RoomState
 from .tokens import AccessToken
-
-if TYPE_CHECKING:
-    from .server import Server
 
 
 class Link(Protocol):
@@ -39,11 +36,21 @@ class Link(Protocol):
     async def leave(self, reason: CloseReason) -> None: ...
 
 
+class Router(Protocol):
+    """What an edge asks to join: `LocalRouter`, or `cluster.ClusterRouter` (multi-node)."""
+
+    async def join(self, access: AccessToken, message: Join, edge: Endpoint) -> Link:
+        """Admit the client; replies `joined` (or raises ProtocolError)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class LocalRouter:
     """Joins and resumes for rooms held in this process."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
+    def __init__(self, parts: RoomSideParts) -> None:
+        self._parts = parts
         self._sessions: dict[str, ParticipantSession] = {}
         self._by_resume_token: dict[str, ParticipantSession] = {}
         # Told about every resume token issued and retired (the cluster records owners).
@@ -60,17 +67,17 @@ class LocalRouter:
             resumed = self._resume(access, message, edge)
             if resumed is not None:
                 return resumed
-        server = self._server
+        parts = self._parts
 
         def make_session(room: RoomState, member: Member) -> ParticipantSession:
-            return ParticipantSession(server, room, member, edge, self._forget)
+            return ParticipantSession(parts, room, member, edge, self._forget)
 
-        room, member, endpoint = await server.registry.join(access, message.name, make_session)
+        room, member, endpoint = await parts.registry.join(access, message.name, make_session)
         assert isinstance(endpoint, ParticipantSession)
         self._sessions[member.id] = endpoint
         self._remember_token(endpoint)
         edge.send(protocol.encode(protocol.with_ref(endpoint.joined_message(False), message.id)))
-        await server.media.on_joined(room, member)
+        await parts.media.on_joined(room, member)
         return endpoint
 
     def _resume(

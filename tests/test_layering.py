@@ -3,7 +3,9 @@
 - everything imports relayroom's own code as ``relayroom.*``, never by the bare folder names;
 - ``relayroom.media`` never imports ``relayroom.signaling``;
 - ``relayroom.turn`` imports nothing else of relayroom;
-- ``relayroom.web`` is static: it imports nothing of relayroom.
+- ``relayroom.web`` is static: it imports nothing of relayroom;
+- only the CLI imports ``relayroom.signaling.server`` (the wiring): the other parts are given
+  their collaborators and never reach back for the Server, not even for a type.
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ def test_package_respects_layering(package: str) -> None:
             if any(name == f or name.startswith(f + ".") for f in FORBIDDEN[package]):
                 violations.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not violations, "\n".join(violations)
+
+
+def test_only_the_cli_imports_the_server() -> None:
+    server = "relayroom.signaling.server"
+    importers = [
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in sources(package)
+        if server in absolute_imports(path, package)
+    ]
+    assert importers == ["signaling/cli.py"]
 
 
 @pytest.mark.parametrize("folder", [*PACKAGES, "tests", "bench", "scripts"])

@@ -197,7 +197,7 @@ def test_hostile_join_names_never_hurt_the_room(room: Room, name: Any, room_name
 def test_after_the_attack_everyone_is_still_served(room: Room, caplog: Any) -> None:
     assert room.sent >= 1300
     assert room.call(room.feed.ticked())
-    assert room.live.server.failures.get("ws_write", 0) == 0
+    assert room.live.server.counts.failures.get("ws_write", 0) == 0
     # Nothing raised inside the server's tasks (the containment counters stayed at zero).
     assert room.live.app is not None
     logging.getLogger(__name__).info("hostile signaling inputs: %d", room.sent)
