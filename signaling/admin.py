@@ -374,10 +374,6 @@ class FeedClient:
         self._out = BoundedWriter(ws, queue_max, label="stats feed:", on_failure=on_failure)
         self.dropped = False
 
-    @property
-    def failures(self) -> int:
-        return self._out.failures
-
     def push(self, text: str) -> bool:
         if self.dropped:
             return False
@@ -412,13 +408,8 @@ class Feed:
         self._counts = counts
         self._clients: set[FeedClient] = set()
         self._queue_max = queue_max
-        self.dropped_clients = 0
         # Multi-node: shares this node's part of each tick and merges the other nodes' parts.
         self.relay: FeedRelay | None = None
-
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
 
     def local_part(self, tick: Tick) -> dict[str, Any]:
         rooms = self._api.registry.rooms
@@ -458,7 +449,6 @@ class Feed:
     def _drop(self, client: FeedClient) -> None:
         if client in self._clients:
             self._clients.discard(client)
-            self.dropped_clients += 1
             log.warning("stats feed client too slow: dropped")
 
     async def handler(self, request: web.Request) -> web.StreamResponse:

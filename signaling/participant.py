@@ -88,10 +88,6 @@ class ParticipantSession:
     def participant_id(self) -> str:
         return self.member.id
 
-    @property
-    def attached(self) -> bool:
-        return self._edge is not None
-
     # --- Endpoint -------------------------------------------------------------------------
 
     def send(self, data: str) -> None:

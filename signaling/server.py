@@ -35,7 +35,7 @@ from .rooms import RoomRegistry
 from .router import LocalRouter
 from .serving import GUARD_KEY, ConnectionGuard, guard_middleware
 from .session import Session
-from .tokens import Grants, mint_token
+from .tokens import MIN_SECRET_LENGTH, Grants, mint_token
 from .turn_service import TurnService
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ PAGES = {
 def resolve_secret(config: Config) -> str:
     """The API secret: configured, or in dev mode generated once and kept in the data dir."""
     if config.api_secret:
-        if len(config.api_secret) < 32:
+        if len(config.api_secret) < MIN_SECRET_LENGTH:
             raise ConfigError("api_secret", "must be at least 32 characters (HS256 key)")
         return config.api_secret
     if not config.dev:
