@@ -20,21 +20,21 @@ from relayroom.web import STATIC_DIR
 from . import protocol
 from .admin import setup_admin, stats_settings
 from .bus import LocalBus, NodeBus
+from .client_socket import ClientSocket
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
 from .config import Config, ConfigError
 from .counts import NodeCounts
+from .edge import ClientEdge, EdgeParts, EdgeSettings
 from .gateway import MediaGateway, data_settings, media_settings
-from .handler import Connection, EdgeParts, EdgeSettings
 from .metrics import NodeState
-from .participant import RoomSideParts, RoomSideSettings
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
 from .redis_bus import RedisBus
+from .room_side import RoomSideParts, RoomSideSettings
 from .rooms import RoomRegistry
 from .router import LocalRouter
 from .serving import GUARD_KEY, ConnectionGuard, guard_middleware
-from .session import Session
 from .tokens import MIN_SECRET_LENGTH, Grants, mint_token
 from .turn_service import TurnService
 
@@ -128,10 +128,11 @@ class Server:
     turn: TurnService
     router: LocalRouter | ClusterRouter
     counts: NodeCounts = field(default_factory=NodeCounts)
-    connections: set[Connection] = field(default_factory=set)
+    edges: set[ClientEdge] = field(default_factory=set)
+    """One per open signaling WebSocket."""
     draining: bool = False
     started_at: float = field(default_factory=time.time)
-    edge: EdgeParts = field(init=False)
+    edge_parts: EdgeParts = field(init=False)
     """What each WebSocket's edge uses."""
 
     @classmethod
@@ -178,7 +179,7 @@ class Server:
         )
 
     def __post_init__(self) -> None:
-        self.edge = EdgeParts(
+        self.edge_parts = EdgeParts(
             settings=edge_settings(self.config),
             secret=self.secret,
             router=self.router,
@@ -192,7 +193,7 @@ class Server:
             registry=self.registry,
             media=self.media,
             counts=self.counts,
-            connections=lambda: len(self.connections),
+            connections=lambda: len(self.edges),
             started_at=self.started_at,
             turn_allocations=self.turn.allocations_active,
         )
@@ -208,16 +209,16 @@ class Server:
             return
         self.draining = True
         cfg = self.config
-        log.info("draining %d connections", len(self.connections))
-        for conn in list(self.connections):
-            conn.end(CloseReason.SHUTDOWN.value)
-        waits = [asyncio.ensure_future(conn.finished.wait()) for conn in self.connections]
+        log.info("draining %d connections", len(self.edges))
+        for edge in list(self.edges):
+            edge.end(CloseReason.SHUTDOWN.value)
+        waits = [asyncio.ensure_future(edge.finished.wait()) for edge in self.edges]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=cfg.drain_timeout_s)
             for task in pending:
                 task.cancel()
-        for conn in list(self.connections):
-            conn.session.abort(CloseReason.SHUTDOWN.value)
+        for edge in list(self.edges):
+            edge.socket.abort(CloseReason.SHUTDOWN.value)
         await self.router.close()
         await self.media.close()
 
@@ -255,7 +256,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         )
         await ws.prepare(request)
         request.app[GUARD_KEY].upgraded(request.transport)
-        session = Session(
+        socket = ClientSocket(
             ws,
             request.transport,
             peer=ip,
@@ -265,13 +266,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             close_timeout_s=cfg.close_timeout_s,
             on_write_failure=lambda: server.counts.failure("ws_write"),
         )
-        conn = Connection(server.edge, session)
-        server.connections.add(conn)
+        edge = ClientEdge(server.edge_parts, socket)
+        server.edges.add(edge)
         try:
-            await conn.run()
+            await edge.run()
         finally:
-            server.connections.discard(conn)
-            await session.shutdown()
+            server.edges.discard(edge)
+            await socket.shutdown()
         return ws
     finally:
         server.admission.release(ip)
@@ -289,7 +290,7 @@ async def readyz(request: web.Request) -> web.Response:
         {
             "status": "ready",
             "rooms": len(server.registry.rooms),
-            "connections": len(server.connections),
+            "connections": len(server.edges),
         }
     )
 

@@ -45,11 +45,9 @@ async def test_a_page_that_goes_away_leaves_the_room_at_once(start_server, brows
 
 async def test_peers_see_reconnecting_while_a_websocket_is_down(start_server, browser):
     server, _, (ada, bob) = await _in_call(start_server, browser, ["Ada", "Bob"])
-    conn = next(
-        c for c in server.connections if c.participant and c.participant.member.name == "Bob"
-    )
+    conn = next(c for c in server.edges if c.room_side and c.room_side.member.name == "Bob")
     # The server drops Bob's socket without a close handshake (a network loss).
-    conn.session.abort("disconnected")
+    conn.socket.abort("disconnected")
     await ada.wait_for_selector(
         ".tile.remote[data-connection='reconnecting'] .state:not([hidden])", timeout=5000
     )

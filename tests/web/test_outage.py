@@ -101,8 +101,8 @@ async def test_two_call_pages_ride_out_a_45s_outage_without_a_reconnect_storm(tm
     assert ts.runner is not None
     for site in list(ts.runner.sites):
         await site.stop()
-    for conn in list(server.connections):
-        conn.session.abort("disconnected")
+    for conn in list(server.edges):
+        conn.socket.abort("disconnected")
     down_at = time.monotonic()
     await ts.close()
     await asyncio.sleep(OUTAGE_S - (time.monotonic() - down_at))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import protocol
-from .bus import Endpoint
+from .bus import Recipient
 from .gateway import MediaGateway
 from .logs import about
 from .protocol import (
@@ -58,16 +58,16 @@ class RoomSideParts:
     settings: RoomSideSettings
 
 
-class ParticipantSession:
-    """Implements `Endpoint` for the bus: forwards to the current edge or buffers."""
+class RoomSideParticipant:
+    """Implements `Recipient` for the bus: forwards to the current edge or buffers."""
 
     def __init__(
         self,
         parts: RoomSideParts,
         room: RoomState,
         member: Member,
-        edge: Endpoint,
-        on_gone: Callable[[ParticipantSession], Awaitable[None]],
+        edge: Recipient,
+        on_gone: Callable[[RoomSideParticipant], Awaitable[None]],
     ) -> None:
         self._registry = parts.registry
         self._media = parts.media
@@ -76,7 +76,7 @@ class ParticipantSession:
         self.room = room
         self.member = member
         self.resume_token = secrets.token_urlsafe(24)
-        self._edge: Endpoint | None = edge
+        self._edge: Recipient | None = edge
         self._buffer: deque[str] = deque()
         self._buffer_overflowed = False
         self._expiry: asyncio.TimerHandle | None = None
@@ -88,7 +88,7 @@ class ParticipantSession:
     def participant_id(self) -> str:
         return self.member.id
 
-    # --- Endpoint -------------------------------------------------------------------------
+    # --- Recipient -------------------------------------------------------------------------
 
     def send(self, data: str) -> None:
         if self._edge is not None:
@@ -107,7 +107,7 @@ class ParticipantSession:
 
     # --- edge attachment ------------------------------------------------------------------
 
-    def attached_to(self, edge: Endpoint) -> bool:
+    def attached_to(self, edge: Recipient) -> bool:
         return self._edge is edge
 
     def detach(self) -> None:
@@ -128,7 +128,7 @@ class ParticipantSession:
         )
         self._announce_connection(protocol.ConnectionState.RECONNECTING)
 
-    def resume(self, edge: Endpoint) -> str | None:
+    def resume(self, edge: Recipient) -> str | None:
         """Attach a new edge; returns why it cannot resume, or None on success."""
         if self.left:
             return "the session has ended"

@@ -1,4 +1,5 @@
-"""One WebSocket connection: bounded send queue, writer task, heartbeat, close.
+"""The sending side of one client's WebSocket (edge): bounded queue, writer task, heartbeat,
+close.
 
 Everything that sends to a client goes through `send()`, which never blocks: a client that
 stops reading overflows its queue and is cut off, so it never delays anyone else.
@@ -26,7 +27,7 @@ CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
 CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
 
 
-class Session:
+class ClientSocket:
     """Owns one WebSocket's outgoing side. `close()` is idempotent."""
 
     def __init__(
