@@ -89,6 +89,23 @@ def test_nothing_imports_bare_folder_names(folder: str) -> None:
     assert not violations, "\n".join(violations)
 
 
+def test_test_modules_import_no_other_test_module() -> None:
+    """Shared helpers live in tests/support/ (or a folder's helper module), not in a test."""
+    violations = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("tests.") and name.split(".")[-1].startswith("test_"):
+                    violations.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not violations, "\n".join(violations)
+
+
 def test_relayroom_folder_links_the_source_folders() -> None:
     for package in PACKAGES:
         link = ROOT / "relayroom" / package

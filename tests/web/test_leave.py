@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.conftest import artifact_path
-from tests.web.test_call import _join
+from tests.support.pages import join_call_page
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ ONE_TILE = "() => document.querySelectorAll('.tile.remote').length === {}"
 async def _in_call(start_server, browser, names):
     server, ts = await start_server(dev=True, resume_ttl_s=30)
     url = str(ts.make_url("/call"))
-    pages = [await _join(browser, url, name) for name in names]
+    pages = [await join_call_page(browser, url, name) for name in names]
     for page in pages:
         await page.wait_for_function(ONE_TILE.format(len(names) - 1), timeout=20000)
     return server, ts, pages

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
-from tests.web.test_call import REMOTE_VIDEO_STATE, _join
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page
 
 pytestmark = pytest.mark.browser
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.browser
 async def test_call_survives_a_dropped_websocket_through_resume(start_server, browser):
     server, ts = await start_server(dev=True, resume_ttl_s=30)
     url = str(ts.make_url("/call"))
-    ada = await _join(browser, url, "Ada")
-    bob = await _join(browser, url, "Bob")
+    ada = await join_call_page(browser, url, "Ada")
+    bob = await join_call_page(browser, url, "Bob")
     for page in (ada, bob):
         await page.wait_for_function(
             "() => [...document.querySelectorAll('.tile.remote video')]"
