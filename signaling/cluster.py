@@ -22,6 +22,7 @@ from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
 from .bus import Recipient
+from .logs import about
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
 from .redis_bus import BusUnavailable, RedisBus
 from .room_side import RoomSideParticipant
@@ -70,11 +71,25 @@ class RemoteEdge:
 class RemoteRoomSide:
     """Edge side: the RoomSide of a participant whose room is on another node."""
 
-    def __init__(self, router: ClusterRouter, owner: str, conn: str, participant_id: str) -> None:
+    def __init__(
+        self, router: ClusterRouter, owner: str, conn: str, room: str, participant_id: str
+    ) -> None:
         self.owner, self.conn = owner, conn
         self._router = router
+        self._room = room
         self._participant_id = participant_id
         self.left = False
+        self._log("joined here; its room is on node %s", owner)
+
+    def _log(self, what: str, *args: object) -> None:
+        # The edge node's own lines about the participant (the room's node logs the rest).
+        log.info(
+            "room=%s participant=%s " + what,
+            self._room,
+            self._participant_id,
+            *args,
+            extra=about(self._room, self._participant_id),
+        )
 
     @property
     def participant_id(self) -> str:
@@ -87,14 +102,22 @@ class RemoteRoomSide:
         return True  # one RemoteRoomSide per edge; a resume elsewhere marks it `left` (op "end")
 
     def detach(self) -> None:
+        self._log("disconnected from this node")
         self._router.send_op(self, "detach")
         self._router.forget_remote(self)
 
     async def leave(self, reason: CloseReason) -> None:
         if not self.left:
+            self._log("left: %s", reason.value)
             self.left = True
             self._router.send_op(self, "leave", reason=reason.value)
             self._router.forget_remote(self)
+
+    def ended(self, reason: str) -> None:
+        """The room's node ended the participant's session, or died."""
+        self._log("ended: %s", reason)
+        self.left = True
+        self._router.forget_remote(self)
 
 
 class ClusterRouter:
@@ -185,7 +208,7 @@ class ClusterRouter:
         if not result.get("ok"):
             self._edges.pop(conn, None)
             raise ProtocolError(ErrorCode(result["code"]), str(result["message"]), message.id)
-        remote = RemoteRoomSide(self, owner, conn, str(result["participant_id"]))
+        remote = RemoteRoomSide(self, owner, conn, message.room, str(result["participant_id"]))
         self._remotes[conn] = remote
         return remote
 
@@ -226,8 +249,7 @@ class ClusterRouter:
             log.warning("node %s is gone: moving its participants' sessions", owner)
             for remote in [r for r in self._remotes.values() if r.owner == owner]:
                 edge = self._edges.get(remote.conn)
-                remote.left = True
-                self.forget_remote(remote)
+                remote.ended(CloseReason.NODE_FAILED.value)
                 if edge is not None:
                     edge.end(CloseReason.NODE_FAILED.value)
 
@@ -243,8 +265,7 @@ class ClusterRouter:
             edge = self._edges.get(str(op.get("conn")))
             remote = self._remotes.get(str(op.get("conn")))
             if remote is not None:
-                remote.left = True
-                self.forget_remote(remote)
+                remote.ended(str(op["reason"]))
             if edge is not None:
                 edge.end(str(op["reason"]))
         elif kind == "join_result":
