@@ -63,14 +63,6 @@ DECODED = """async () => {
 }"""
 
 
-async def playing_streams(viewer: Viewer) -> list[float]:
-    """Decoded frames per second of each inbound video stream, over one second."""
-    before = await viewer.evaluate(DECODED)
-    await asyncio.sleep(1.0)
-    after = await viewer.evaluate(DECODED)
-    return sorted(after[k] - before.get(k, 0) for k in after)
-
-
 SENT = """async () => {
   const out = {};
   if (!window.client.publisher) return out;
@@ -81,10 +73,12 @@ SENT = """async () => {
 }"""
 
 
-async def pub_rates(viewer: Viewer) -> list[float]:
-    before = await viewer.evaluate(SENT)
+async def frame_rates(viewer: Viewer, counters: str) -> list[float]:
+    """Per second, over one second, of each counter the script `counters` returns by stream id:
+    frames decoded per inbound video stream (DECODED), or encoded per outbound one (SENT)."""
+    before = await viewer.evaluate(counters)
     await asyncio.sleep(1.0)
-    after = await viewer.evaluate(SENT)
+    after = await viewer.evaluate(counters)
     return sorted(after[k] - before.get(k, 0) for k in after)
 
 
@@ -95,7 +89,7 @@ async def assert_playing(viewer: Viewer, pub: Viewer, count: int, step: str) -> 
     rates: list[float] = []
     sent: list[float] = []
     while time.monotonic() < deadline:
-        rates, sent = await asyncio.gather(playing_streams(viewer), pub_rates(pub))
+        rates, sent = await asyncio.gather(frame_rates(viewer, DECODED), frame_rates(pub, SENT))
         live = [r for r in sent if r > 0]
         floor = min([FPS_FLOOR] + [0.8 * r for r in live])
         decoding = [r for r in rates if r > 0]

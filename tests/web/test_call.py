@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
-from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -18,11 +18,7 @@ async def test_three_call_pages_each_play_two_remote_videos(start_server, browse
     names = ["Ada", "Brian", "Chen"]
     pages = [await join_call_page(browser, url, name) for name in names]
     for page in pages:
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".filter(v => v.videoWidth > 0).length >= 2",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page, 2)
     first = [await page.evaluate(REMOTE_VIDEO_STATE) for page in pages]
     await asyncio.sleep(2)
     second = [await page.evaluate(REMOTE_VIDEO_STATE) for page in pages]

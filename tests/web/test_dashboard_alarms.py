@@ -13,7 +13,7 @@ import pytest
 
 from relayroom.signaling.admin import STATS_KEY
 from tests.conftest import artifact_path
-from tests.support.pages import join_call_page
+from tests.support.pages import join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -64,11 +64,7 @@ async def test_muting_and_leaving_do_not_turn_the_receiver_red(start_server, bro
     ada = await join_call_page(browser, url, "Ada")
     bob = await join_call_page(browser, url, "Bob")
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
     ids = _member_ids(server)
     dashboard = await browser.new_page(viewport={"width": 1200, "height": 900})
     await dashboard.goto(str(ts.make_url("/dashboard")))

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, artifact_path, make_config
-from tests.support.pages import REMOTE_VIDEO_STATE
+from tests.support.pages import REMOTE_VIDEO_STATE, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -90,11 +90,7 @@ async def test_two_call_pages_ride_out_a_45s_outage_without_a_reconnect_storm(tm
     url = str(ts.make_url("/call"))
     (ada, ada_log), (bob, bob_log) = [await join_call_page(browser, url, n) for n in ("Ada", "Bob")]
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
 
     # The outage, as a crash looks to clients: the port closes, every connection drops without
     # a close handshake; then the app shuts down completely and a new one starts on that port.

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
-from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -18,11 +18,7 @@ async def test_call_survives_a_dropped_websocket_through_resume(start_server, br
     ada = await join_call_page(browser, url, "Ada")
     bob = await join_call_page(browser, url, "Bob")
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
     ada_id = await ada.evaluate("() => document.querySelector('#status').textContent")
     media = server.media.rooms["browser-call"]
 
