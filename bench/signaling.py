@@ -148,7 +148,7 @@ async def run_size(n: int, rounds: int, per_round: int) -> dict[str, Any]:
             for _ in range(per_round):
                 for room in rooms:
                     server.registry.broadcast(room, message)
-            while any(c.session.queued for c in server.connections):
+            while any(c.socket.queued for c in server.edges):
                 await asyncio.sleep(0.001)
         fanout_cpu = time.process_time() - cpu_before
         fanout_wall = time.perf_counter() - wall_before

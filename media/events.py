@@ -23,8 +23,6 @@ class TrackInfo:
     muted: bool
     codec: str
     """mimeType subtype: ``opus``, ``VP8``, ``H264``."""
-    source: str | None = None
-    """``camera``, ``microphone``, ``screen``... when the client said so."""
 
 
 @dataclass(frozen=True)

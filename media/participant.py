@@ -300,13 +300,12 @@ class Participant:
 
     # ---------------------------------------------------------------- publishing
 
-    async def publish_offer(self, sdp: str, *, sources: Mapping[str, str] | None = None) -> str:
+    async def publish_offer(self, sdp: str) -> str:
         """Apply the client's publisher offer; return the answer SDP.
 
         Each m-line the client sends on becomes a published track, keyed by the track id of its
-        msid; m-lines that stopped sending are unpublished. ``sources`` optionally maps track ids
-        to ``camera``/``microphone``/``screen``. The answer does not wait for the other
-        participants: they are renegotiated in the background.
+        msid; m-lines that stopped sending are unpublished. The answer does not wait for the
+        other participants: they are renegotiated in the background.
         """
         self._check_open()
         if not self.can_publish and not _may_be_data_only(sdp):
@@ -318,7 +317,7 @@ class Participant:
             self._check_open()
             answer, sending = await self._answer_offer(checked)
             self.offers_answered += 1
-            added, removed = self._update_published(sending, sources or {})
+            added, removed = self._update_published(sending)
             # Events and the others' renegotiations go out now, without waiting for them.
             if added or removed:
                 self._cb.tracks_changed(self, added, removed)
@@ -383,7 +382,7 @@ class Participant:
             logger.debug("participant %s: stopping a rejected m-line: %r", self.id, exc)
 
     def _update_published(
-        self, sending: dict[str, _Sending], sources: Mapping[str, str]
+        self, sending: dict[str, _Sending]
     ) -> tuple[list[TrackHub], list[TrackHub]]:
         """Step 2: a hub for each track now sent, none for a track no longer sent."""
         removed: list[TrackHub] = []
@@ -402,7 +401,6 @@ class Participant:
                 kind=kind,
                 muted=False,
                 codec=codec.mimeType.split("/", 1)[-1],
-                source=sources.get(track_id),
             )
             hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
             assert t.mid is not None

@@ -329,17 +329,24 @@ def _participant(value: Any) -> ParticipantInfo:
     )
 
 
+def _room_summary(body: _Body) -> dict[str, Any]:
+    """The fields a room's summary and its detail share."""
+    return {
+        "name": body.text("name"),
+        "mode": body.text("mode"),
+        "created_at": body.number("created_at"),
+        "health": body.text("health"),
+        "bitrate_in_bps": body.number("bitrate_in_bps"),
+        "bitrate_out_bps": body.number("bitrate_out_bps"),
+    }
+
+
 def _room_info(value: Any) -> RoomInfo:
     body = _Body(value, "room")
     return RoomInfo(
-        name=body.text("name"),
-        mode=body.text("mode"),
-        created_at=body.number("created_at"),
+        **_room_summary(body),
         participants=body.integer("participants"),
         tracks=body.integer("tracks"),
-        health=body.text("health"),
-        bitrate_in_bps=body.number("bitrate_in_bps"),
-        bitrate_out_bps=body.number("bitrate_out_bps"),
         node=body.opt_text("node"),
     )
 
@@ -347,12 +354,7 @@ def _room_info(value: Any) -> RoomInfo:
 def _room_detail(value: Any) -> RoomDetail:
     body = _Body(value, "room")
     return RoomDetail(
-        name=body.text("name"),
-        mode=body.text("mode"),
-        created_at=body.number("created_at"),
-        health=body.text("health"),
-        bitrate_in_bps=body.number("bitrate_in_bps"),
-        bitrate_out_bps=body.number("bitrate_out_bps"),
+        **_room_summary(body),
         participants=tuple(_participant(p) for p in body.items("participants")),
         tracks=tuple(
             PublishedTrack(participant_id=t.text("participant_id"), track=_track(t.raw()["track"]))

@@ -6,7 +6,7 @@ a token for one room with the admin grant administers that room only. The feed, 
 takes the token in `Sec-WebSocket-Protocol` (browsers cannot set other headers on a WebSocket); a
 token in the URL is refused, since URLs end up in access logs and browser history.
 
-`setup_admin(app, server)` adds the routes and starts the stats collector with the application.
+`setup_admin(app, node, ...)` adds the routes and starts the stats collector with the application.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import replace
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -27,18 +28,16 @@ from relayroom.media.stats import StatsCollector, StatsSettings, Tick, settings_
 
 from . import protocol
 from .config import Config
-from .gateway import track_json
+from .counts import NodeCounts
+from .gateway import MediaGateway, track_json
 from .logs import about
 from .metrics import Metrics, NodeState, metrics_handler
 from .openapi import openapi_document
 from .protocol import CloseReason
-from .rooms import Member, RoomState
+from .rooms import Member, RoomRegistry, RoomState
 from .tokens import AccessToken, Grants, TokenError, mint_token, verify_token
-from .webhooks import setup_webhooks, webhook_settings
+from .webhooks import WebhookSettings, setup_webhooks
 from .writer import BoundedWriter
-
-if TYPE_CHECKING:  # server.py imports this module to call setup_admin
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -161,18 +160,22 @@ def _worst(healths: list[str]) -> str:
 
 
 class AdminApi:
-    """The handlers; state comes from the server and the stats collector."""
+    """The handlers; state comes from the registry, the media gateway and the stats collector."""
 
-    def __init__(self, server: Server, stats: StatsCollector) -> None:
-        self.server = server
+    def __init__(
+        self, registry: RoomRegistry, media: MediaGateway, secret: str, stats: StatsCollector
+    ) -> None:
+        self.registry = registry
+        self.media = media
+        self.secret = secret  # verifies admin tokens (and signs the dev admin token)
         self.stats = stats
 
     # ---- helpers
 
     def _room(self, request: web.Request) -> tuple[RoomState, AccessToken]:
         name = request.match_info["room"]
-        access = authorize(request, self.server.secret, name)
-        room = self.server.registry.get(name)
+        access = authorize(request, self.secret, name)
+        room = self.registry.get(name)
         if room is None:
             raise ApiError(404, "not_found", f"no room {name[:64]!r}")
         return room, access
@@ -199,15 +202,15 @@ class AdminApi:
             "mode": room.mode,
             "created_at": round(room.created_at, 3),
             "participants": len(room.members),
-            "tracks": self.server.media.track_count(room.name),
-            "recording": self.server.media.active_recording(room.name),
+            "tracks": self.media.track_count(room.name),
+            "recording": self.media.active_recording(room.name),
             "health": _worst(healths),
             "bitrate_in_bps": round(bitrate_in, 1),
             "bitrate_out_bps": round(bitrate_out, 1),
         }
 
     def participant_view(self, room: RoomState, member: Member) -> dict[str, Any]:
-        media = self.server.media.participant_media(room.name, member.id)
+        media = self.media.participant_media(room.name, member.id)
         latest = self.stats.latest(room.name, member.id)
         return {
             "id": member.id,
@@ -233,22 +236,22 @@ class AdminApi:
     # ---- handlers
 
     async def list_rooms(self, request: web.Request) -> web.Response:
-        authorize(request, self.server.secret)
-        rooms = [self.room_summary(r) for r in list(self.server.registry.rooms.values())]
+        authorize(request, self.secret)
+        rooms = [self.room_summary(r) for r in list(self.registry.rooms.values())]
         return web.json_response({"rooms": rooms})
 
     async def get_room(self, request: web.Request) -> web.Response:
         room, _ = self._room(request)
         body = self.room_summary(room)
         body["participants"] = [self.participant_view(room, m) for m in room.members.values()]
-        body["tracks"] = self.server.media.tracks(room)
+        body["tracks"] = self.media.tracks(room)
         return web.json_response(body)
 
     async def close_room(self, request: web.Request) -> web.Response:
         room, access = self._room(request)
         ids = list(room.members)
         for pid in ids:
-            self.server.registry.end(room.name, pid, CloseReason.ROOM_CLOSED)
+            self.registry.end(room.name, pid, CloseReason.ROOM_CLOSED)
         self.stats.record_event(
             "room_closed", room=room.name, participants=len(ids), by=access.identity
         )
@@ -263,7 +266,7 @@ class AdminApi:
 
     async def remove_participant(self, request: web.Request) -> web.Response:
         room, member, access = self._member(request)
-        self.server.registry.end(room.name, member.id, CloseReason.REMOVED)
+        self.registry.end(room.name, member.id, CloseReason.REMOVED)
         self.stats.record_event(
             "participant_removed", room=room.name, participant_id=member.id, by=access.identity
         )
@@ -287,7 +290,7 @@ class AdminApi:
             raise ApiError(400, "invalid_request", 'body must be {"muted": true|false}')
         track_id = request.match_info["track_id"]
         try:
-            info = await self.server.media.set_muted(room.name, member.id, track_id, muted)
+            info = await self.media.set_muted(room.name, member.id, track_id, muted)
         except UnknownTrack:
             raise ApiError(404, "not_found", f"no published track {track_id[:64]!r}") from None
         except Closed as exc:
@@ -313,11 +316,11 @@ class AdminApi:
     def _recording(self, request: web.Request) -> tuple[RoomState | None, Recording]:
         """The recording named in the URL, checked against the room in it."""
         name = request.match_info["room"]
-        authorize(request, self.server.secret, name)
-        recording = self.server.media.recording(request.match_info["recording_id"])
+        authorize(request, self.secret, name)
+        recording = self.media.recording(request.match_info["recording_id"])
         if recording is None or recording.room != name:
             raise ApiError(404, "not_found", "no such recording in this room")
-        return self.server.registry.get(name), recording
+        return self.registry.get(name), recording
 
     async def start_recording(self, request: web.Request) -> web.Response:
         room, access = self._room(request)
@@ -329,7 +332,7 @@ class AdminApi:
                 raise ApiError(400, "invalid_request", "body must be JSON") from None
         selection = _selection(body)
         try:
-            recording = self.server.media.start_recording(room.name, selection)
+            recording = self.media.start_recording(room.name, selection)
         except RecordingError as exc:
             status = {"conflict": 409, "nothing_to_record": 409, "limit": 429}.get(exc.code, 500)
             raise ApiError(status, exc.code, str(exc)) from None
@@ -344,10 +347,8 @@ class AdminApi:
 
     async def list_recordings(self, request: web.Request) -> web.Response:
         name = request.match_info["room"]
-        authorize(request, self.server.secret, name)
-        return web.json_response(
-            {"recordings": [r.to_json() for r in self.server.media.recordings(name)]}
-        )
+        authorize(request, self.secret, name)
+        return web.json_response({"recordings": [r.to_json() for r in self.media.recordings(name)]})
 
     async def get_recording(self, request: web.Request) -> web.Response:
         _, recording = self._recording(request)
@@ -355,7 +356,7 @@ class AdminApi:
 
     async def stop_recording(self, request: web.Request) -> web.Response:
         _, recording = self._recording(request)
-        self.server.media.stop_recording(recording.id)
+        self.media.stop_recording(recording.id)
         return web.json_response(recording.to_json())
 
     async def participant_stats(self, request: web.Request) -> web.Response:
@@ -381,7 +382,7 @@ class AdminApi:
         return web.Response(text=text, content_type="application/json")
 
     async def list_events(self, request: web.Request) -> web.Response:
-        authorize(request, self.server.secret)
+        authorize(request, self.secret)
         since: float | None = None
         if "since" in request.query:
             try:
@@ -391,7 +392,7 @@ class AdminApi:
         return web.json_response({"events": self.stats.events.since(since)})
 
     async def stats_info(self, request: web.Request) -> web.Response:
-        authorize(request, self.server.secret)
+        authorize(request, self.secret)
         return web.json_response(
             {"settings": settings_json(self.stats.settings), "cost": self.stats.cost()}
         )
@@ -399,7 +400,7 @@ class AdminApi:
     async def dev_admin_token(self, request: web.Request) -> web.Response:
         """Dev mode only: an admin token for the bundled dashboard."""
         token = mint_token(
-            self.server.secret,
+            self.secret,
             room=ALL_ROOMS,
             identity="dashboard-dev",
             ttl_s=DEV_ADMIN_TTL_S,
@@ -425,10 +426,6 @@ class FeedClient:
         self.ws = ws
         self._out = BoundedWriter(ws, queue_max, label="stats feed:", on_failure=on_failure)
         self.dropped = False
-
-    @property
-    def failures(self) -> int:
-        return self._out.failures
 
     def push(self, text: str) -> bool:
         if self.dropped:
@@ -459,20 +456,16 @@ class FeedRelay(Protocol):
 class Feed:
     """Fans each stats tick (new samples, events, room overview) out to dashboard sockets."""
 
-    def __init__(self, api: AdminApi, queue_max: int = FEED_QUEUE_MAX) -> None:
+    def __init__(self, api: AdminApi, counts: NodeCounts, queue_max: int = FEED_QUEUE_MAX) -> None:
         self._api = api
+        self._counts = counts
         self._clients: set[FeedClient] = set()
         self._queue_max = queue_max
-        self.dropped_clients = 0
         # Multi-node: shares this node's part of each tick and merges the other nodes' parts.
         self.relay: FeedRelay | None = None
 
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
-
     def local_part(self, tick: Tick) -> dict[str, Any]:
-        rooms = self._api.server.registry.rooms
+        rooms = self._api.registry.rooms
         return {
             "rooms": [self._api.room_summary(r) for r in list(rooms.values())],
             "participants": [
@@ -489,10 +482,10 @@ class Feed:
             self._on_tick(tick)
         except Exception:
             # Counted and logged once in a while; the next tick is tried afresh.
-            server = self._api.server
-            server.count_failure("feed")
-            if server.failures["feed"] in (1, 10, 100) or server.failures["feed"] % 1000 == 0:
-                log.exception("stats feed: a tick failed (%d so far)", server.failures["feed"])
+            counts = self._counts
+            counts.failure("feed")
+            if counts.failures["feed"] in (1, 10, 100) or counts.failures["feed"] % 1000 == 0:
+                log.exception("stats feed: a tick failed (%d so far)", counts.failures["feed"])
 
     def _on_tick(self, tick: Tick) -> None:
         part = self.local_part(tick) if self._clients or self.relay else None
@@ -509,11 +502,10 @@ class Feed:
     def _drop(self, client: FeedClient) -> None:
         if client in self._clients:
             self._clients.discard(client)
-            self.dropped_clients += 1
             log.warning("stats feed client too slow: dropped")
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        authorize(request, self._api.server.secret, token=feed_token(request))
+        authorize(request, self._api.secret, token=feed_token(request))
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4096, protocols=(FEED_PROTOCOL,))
         if not ws.can_prepare(request).ok:
             raise ApiError(400, "invalid_request", "expected a WebSocket upgrade")
@@ -524,11 +516,11 @@ class Feed:
             "type": "hello",
             "settings": settings_json(stats.settings),
             "thresholds": stats.settings.thresholds(),
-            "rooms": [api.room_summary(r) for r in list(api.server.registry.rooms.values())],
+            "rooms": [api.room_summary(r) for r in list(api.registry.rooms.values())],
             "events": stats.events.since(None, limit=100),
         }
         await ws.send_str(protocol.encode(hello))
-        client = FeedClient(ws, self._queue_max, lambda: api.server.count_failure("feed"))
+        client = FeedClient(ws, self._queue_max, lambda: self._counts.failure("feed"))
         self._clients.add(client)
         writer = asyncio.create_task(client.write_loop(), name="stats-feed-writer")
         try:
@@ -567,22 +559,30 @@ class RoomWatcher:
     later, after membership: those late reports are skipped).
     """
 
-    def __init__(self, server: Server, stats: StatsCollector, reports: _ClientReports) -> None:
-        self._server = server
+    def __init__(
+        self,
+        registry: RoomRegistry,
+        media: MediaGateway,
+        counts: NodeCounts,
+        stats: StatsCollector,
+        reports: _ClientReports,
+    ) -> None:
+        self._counts = counts
         self._stats = stats
         self._reports = reports
-        self._errors: dict[str, int] = dict(server.errors)
+        self._registry = registry
+        self._errors: dict[str, int] = dict(counts.errors)
         # Tracks logged as published and not yet as unpublished, by (room, participant id).
         self._published: dict[tuple[str, str], dict[str, TrackInfo]] = {}
-        server.registry.listeners.append(self._on_membership)
-        server.media.listeners.append(self._on_media)
+        registry.listeners.append(self._on_membership)
+        media.listeners.append(self._on_media)
 
     def _who(self, member: Member) -> dict[str, Any]:
         return {"participant_id": member.id, "identity": member.identity, "name": member.name}
 
     def _on_membership(self, room: str, member: Member, reason: CloseReason | None) -> None:
         record = self._stats.record_event
-        state = self._server.registry.get(room)
+        state = self._registry.get(room)
         if reason is None:
             if state is not None and list(state.members) == [member.id]:  # a new room
                 record("room_started", room=room, mode=state.mode)
@@ -604,7 +604,7 @@ class RoomWatcher:
     def _on_media(self, room: str, event: MediaEvent) -> None:
         if not isinstance(event, TrackPublished | TrackUnpublished):
             return
-        state = self._server.registry.get(room)
+        state = self._registry.get(room)
         member = state.members.get(event.participant_id) if state is not None else None
         key = (room, event.participant_id)
         if isinstance(event, TrackPublished):
@@ -623,7 +623,7 @@ class RoomWatcher:
         self._stats.record_event(kind, room=room, **self._who(member), track=track)
 
     def __call__(self) -> None:
-        errors = self._server.errors
+        errors = self._counts.errors
         grown = {
             code: count - self._errors.get(code, 0)
             for code, count in errors.items()
@@ -640,12 +640,12 @@ class RoomWatcher:
 class _ClientReports:
     """Browser summaries from `Member.client_stats`, stamped with the time they arrived."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
+    def __init__(self, registry: RoomRegistry) -> None:
+        self._registry = registry
         self._seen: dict[tuple[str, str], tuple[Mapping[str, Any], float]] = {}
 
     def __call__(self, room: str, participant_id: str) -> Mapping[str, Any] | None:
-        state = self._server.registry.get(room)
+        state = self._registry.get(room)
         member = state.members.get(participant_id) if state else None
         report = member.client_stats if member else None
         key = (room, participant_id)
@@ -689,34 +689,32 @@ def _selection(body: Any) -> Selection:
     return Selection(participants=picked["participants"], tracks=picked["tracks"])
 
 
-def setup_admin(app: web.Application, server: Server) -> None:
-    """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector."""
-    reports = _ClientReports(server)
-    stats = StatsCollector(lambda: server.media.rooms, stats_settings(server.config), reports)
-    webhooks = setup_webhooks(app, webhook_settings(server.config, server.secret), stats.events)
-    metrics = Metrics(
-        NodeState(
-            registry=server.registry,
-            media=server.media,
-            errors=server.errors,
-            failures=server.failures,
-            connections=lambda: len(server.connections),
-            started_at=server.started_at,
-            turn_allocations=server.turn.allocations_active,
-            webhooks=webhooks.counters,
-        ),
-        stats,
-    )
-    api = AdminApi(server, stats)
-    feed = Feed(api)
-    stats.add_pre_tick(RoomWatcher(server, stats, reports))
+def setup_admin(
+    app: web.Application,
+    node: NodeState,
+    *,
+    secret: str,
+    settings: StatsSettings,
+    webhooks: WebhookSettings,
+    dev: bool,
+) -> None:
+    """Add the admin API, the feed, `/metrics` and the OpenAPI doc; run the stats collector
+    and the webhooks."""
+    media = node.media
+    reports = _ClientReports(node.registry)
+    stats = StatsCollector(lambda: media.rooms, settings, reports)
+    dispatcher = setup_webhooks(app, webhooks, stats.events)
+    metrics = Metrics(replace(node, webhooks=dispatcher.counters), stats)
+    api = AdminApi(node.registry, media, secret, stats)
+    feed = Feed(api, node.counts)
+    stats.add_pre_tick(RoomWatcher(node.registry, media, node.counts, stats, reports))
     stats.add_listener(feed.on_tick)
     app[STATS_KEY] = stats
 
     def recording_event(kind: str, fields: dict[str, Any]) -> None:
         stats.record_event(kind, **fields)
 
-    server.media.add_recording_listener(recording_event)
+    media.add_recording_listener(recording_event)
     app[FEED_KEY] = feed
     app[METRICS_KEY] = metrics
     app.middlewares.append(_api_errors)
@@ -738,9 +736,9 @@ def setup_admin(app: web.Application, server: Server) -> None:
     router.add_get("/api/stats", api.stats_info)
     router.add_get("/api/feed", feed.handler)
     router.add_get("/metrics", metrics_handler(metrics))
-    if server.config.dev:
+    if dev:
         router.add_post("/api/dev/admin-token", api.dev_admin_token)
-    document = openapi_document(dev=server.config.dev)
+    document = openapi_document(dev=dev)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)

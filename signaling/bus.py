@@ -2,7 +2,7 @@
 
 A session's WebSocket may live on another node than the room it joined (multi-node mode), so
 the room logic never writes to a socket: it hands encoded messages to the bus, which delivers
-them to each participant's endpoint. `LocalBus` delivers in-process; a Redis implementation
+them to each participant's recipient. `LocalBus` delivers in-process; a Redis implementation
 routes between nodes through pub/sub and keeps the same interface.
 """
 
@@ -12,8 +12,9 @@ from abc import ABC, abstractmethod
 from typing import Protocol
 
 
-class Endpoint(Protocol):
-    """Where one participant's messages go (a WebSocket session, here or on another node)."""
+class Recipient(Protocol):
+    """Where the bus delivers one participant's messages: its room side, which passes them to
+    its WebSocket edge (`edge.ClientEdge`, here, or `cluster.RemoteEdge`, on another node)."""
 
     def send(self, data: str) -> None:
         """Queue one encoded message; never blocks."""
@@ -41,8 +42,8 @@ class NodeBus(ABC):
     async def release_room(self, room: str) -> None: ...
 
     @abstractmethod
-    def attach(self, room: str, participant_id: str, endpoint: Endpoint) -> None:
-        """Route the participant's messages to `endpoint`."""
+    def attach(self, room: str, participant_id: str, recipient: Recipient) -> None:
+        """Route the participant's messages to `recipient`."""
 
     @abstractmethod
     def detach(self, room: str, participant_id: str) -> None: ...
@@ -65,7 +66,7 @@ class LocalBus(NodeBus):
 
     def __init__(self, node_id: str = "local") -> None:
         self.node_id = node_id
-        self._rooms: dict[str, dict[str, Endpoint]] = {}
+        self._rooms: dict[str, dict[str, Recipient]] = {}
         self._owned: set[str] = set()
 
     async def start(self) -> None:
@@ -82,8 +83,8 @@ class LocalBus(NodeBus):
     async def release_room(self, room: str) -> None:
         self._owned.discard(room)
 
-    def attach(self, room: str, participant_id: str, endpoint: Endpoint) -> None:
-        self._rooms.setdefault(room, {})[participant_id] = endpoint
+    def attach(self, room: str, participant_id: str, recipient: Recipient) -> None:
+        self._rooms.setdefault(room, {})[participant_id] = recipient
 
     def detach(self, room: str, participant_id: str) -> None:
         members = self._rooms.get(room)
@@ -93,21 +94,21 @@ class LocalBus(NodeBus):
                 del self._rooms[room]
 
     def send_to(self, room: str, participant_id: str, data: str) -> bool:
-        endpoint = self._rooms.get(room, {}).get(participant_id)
-        if endpoint is None:
+        recipient = self._rooms.get(room, {}).get(participant_id)
+        if recipient is None:
             return False
-        endpoint.send(data)
+        recipient.send(data)
         return True
 
     def broadcast(self, room: str, data: str, exclude: str | None = None) -> int:
         count = 0
-        for participant_id, endpoint in tuple(self._rooms.get(room, {}).items()):
+        for participant_id, recipient in tuple(self._rooms.get(room, {}).items()):
             if participant_id != exclude:
-                endpoint.send(data)
+                recipient.send(data)
                 count += 1
         return count
 
     def end(self, room: str, participant_id: str, reason: str) -> None:
-        endpoint = self._rooms.get(room, {}).get(participant_id)
-        if endpoint is not None:
-            endpoint.end(reason)
+        recipient = self._rooms.get(room, {}).get(participant_id)
+        if recipient is not None:
+            recipient.end(reason)

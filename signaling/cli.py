@@ -239,7 +239,6 @@ def _cmd_turn_credentials(config: Config, args: argparse.Namespace) -> int:
 
 def _cmd_serve(config: Config) -> int:
     setup_logging(config.log_level, config.log_format)
-    log.debug("settings: %s", config.redacted())
     if config.redis_url:
         require_redis()
     secret = resolve_secret(config)
@@ -276,6 +275,7 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None) -> int:
     server = Server.build(config, secret)
     set_node(server.bus.node_id)
+    log.debug("settings: %s", config.redacted())  # after set_node: this line names the node too
     app = create_app(server)
     try:
         runner = await start_serving(app, config.host, config.port, ssl_context=ssl_context)

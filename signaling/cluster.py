@@ -16,20 +16,18 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
-from .bus import Endpoint
-from .participant import ParticipantSession
+from .bus import Recipient
+from .logs import about
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
 from .redis_bus import BusUnavailable, RedisBus
-from .router import Link, LocalRouter
+from .room_side import RoomSideParticipant
+from .router import LocalRouter, RoomSide
 from .tokens import AccessToken, TokenError, verify_token
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +36,10 @@ RESUME_KEY_TTL_S = 24 * 3600
 
 
 class RemoteEdge:
-    """Owner side: the Endpoint of a participant whose WebSocket is on another node.
+    """Owner side: the Recipient of a participant whose WebSocket is on another node.
 
     What the participant is sent during its join (`joined` first) waits here until the join's
-    reply is published: the edge node registers the participant's RemoteLink on that reply, and
+    reply is published: the edge node registers the participant's RemoteRoomSide on that reply, and
     a client told `joined` before then would be missing from the sessions the edge moves away
     when this node dies (it would never get `reconnect`).
     """
@@ -70,14 +68,28 @@ class RemoteEdge:
             self._held.append(op)
 
 
-class RemoteLink:
-    """Edge side: the Link of a participant whose room is on another node."""
+class RemoteRoomSide:
+    """Edge side: the RoomSide of a participant whose room is on another node."""
 
-    def __init__(self, router: ClusterRouter, owner: str, conn: str, participant_id: str) -> None:
+    def __init__(
+        self, router: ClusterRouter, owner: str, conn: str, room: str, participant_id: str
+    ) -> None:
         self.owner, self.conn = owner, conn
         self._router = router
+        self._room = room
         self._participant_id = participant_id
         self.left = False
+        self._log("joined here; its room is on node %s", owner)
+
+    def _log(self, what: str, *args: object) -> None:
+        # The edge node's own lines about the participant (the room's node logs the rest).
+        log.info(
+            "room=%s participant=%s " + what,
+            self._room,
+            self._participant_id,
+            *args,
+            extra=about(self._room, self._participant_id),
+        )
 
     @property
     def participant_id(self) -> str:
@@ -87,31 +99,39 @@ class RemoteLink:
         self._router.send_op(self, "msg", text=protocol.to_wire(message))
 
     def attached_to(self, edge: object) -> bool:
-        return True  # one link per edge; a resume elsewhere marks it `left` (op "end")
+        return True  # one RemoteRoomSide per edge; a resume elsewhere marks it `left` (op "end")
 
     def detach(self) -> None:
+        self._log("disconnected from this node")
         self._router.send_op(self, "detach")
-        self._router.forget_link(self)
+        self._router.forget_remote(self)
 
     async def leave(self, reason: CloseReason) -> None:
         if not self.left:
+            self._log("left: %s", reason.value)
             self.left = True
             self._router.send_op(self, "leave", reason=reason.value)
-            self._router.forget_link(self)
+            self._router.forget_remote(self)
+
+    def ended(self, reason: str) -> None:
+        """The room's node ended the participant's session, or died."""
+        self._log("ended: %s", reason)
+        self.left = True
+        self._router.forget_remote(self)
 
 
 class ClusterRouter:
     """A Router for multi-node mode; wraps the LocalRouter for the rooms this node owns."""
 
-    def __init__(self, server: Server, bus: RedisBus) -> None:
-        self._server = server
+    def __init__(self, local: LocalRouter, bus: RedisBus, secret: str) -> None:
+        self._secret = secret  # verifies the joins other nodes forward here
         self._bus = bus
-        self.local = LocalRouter(server)
+        self.local = local
         self.local.token_issued = self._token_issued
         self.local.token_retired = self._token_retired
-        self._edges: dict[str, Endpoint] = {}
-        self._links: dict[str, RemoteLink] = {}
-        self._hosted: dict[tuple[str, str], ParticipantSession] = {}
+        self._edges: dict[str, Recipient] = {}
+        self._remotes: dict[str, RemoteRoomSide] = {}
+        self._hosted: dict[tuple[str, str], RoomSideParticipant] = {}
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks = TaskOwner()
         self._watcher: asyncio.Task[None] | None = None
@@ -120,8 +140,8 @@ class ClusterRouter:
         bus.on_room_lost = self._room_lost
 
     @property
-    def sessions(self) -> dict[str, ParticipantSession]:
-        return self.local.sessions
+    def participants(self) -> dict[str, RoomSideParticipant]:
+        return self.local.participants
 
     def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_owners())
@@ -132,7 +152,7 @@ class ClusterRouter:
 
     # --- joining --------------------------------------------------------------------------
 
-    async def join(self, access: AccessToken, message: Join, edge: Endpoint) -> Link:
+    async def join(self, access: AccessToken, message: Join, edge: Recipient) -> RoomSide:
         try:
             owner = await self._resume_owner(message)
             if owner is None:
@@ -160,7 +180,7 @@ class ClusterRouter:
             return owner
         return None
 
-    async def _remote_join(self, owner: str, message: Join, edge: Endpoint) -> Link:
+    async def _remote_join(self, owner: str, message: Join, edge: Recipient) -> RoomSide:
         conn, req = secrets.token_hex(8), secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req] = future
@@ -188,20 +208,20 @@ class ClusterRouter:
         if not result.get("ok"):
             self._edges.pop(conn, None)
             raise ProtocolError(ErrorCode(result["code"]), str(result["message"]), message.id)
-        link = RemoteLink(self, owner, conn, str(result["participant_id"]))
-        self._links[conn] = link
-        return link
+        remote = RemoteRoomSide(self, owner, conn, message.room, str(result["participant_id"]))
+        self._remotes[conn] = remote
+        return remote
 
     # --- edge-side helpers ----------------------------------------------------------------
 
-    def send_op(self, link: RemoteLink, op: str, **fields: Any) -> None:
+    def send_op(self, remote: RemoteRoomSide, op: str, **fields: Any) -> None:
         self._bus.publish(
-            link.owner, {"op": op, "node": self._bus.node_id, "conn": link.conn, **fields}
+            remote.owner, {"op": op, "node": self._bus.node_id, "conn": remote.conn, **fields}
         )
 
-    def forget_link(self, link: RemoteLink) -> None:
-        self._links.pop(link.conn, None)
-        self._edges.pop(link.conn, None)
+    def forget_remote(self, remote: RemoteRoomSide) -> None:
+        self._remotes.pop(remote.conn, None)
+        self._edges.pop(remote.conn, None)
 
     async def _watch_owners(self) -> None:
         """Edges whose room's node died are asked to reconnect (they land on a live node)."""
@@ -213,12 +233,12 @@ class ClusterRouter:
                 log.exception("checking the owner nodes failed")
 
     async def _check_owners(self) -> None:
-        for key, session in list(self._hosted.items()):
-            if session.left:
+        for key, participant in list(self._hosted.items()):
+            if participant.left:
                 del self._hosted[key]
         if self._bus.settling:
             return
-        owners = {link.owner for link in self._links.values()}
+        owners = {remote.owner for remote in self._remotes.values()}
         for owner in owners:
             try:
                 alive = await self._bus.node_alive(owner)
@@ -227,10 +247,9 @@ class ClusterRouter:
             if alive:
                 continue
             log.warning("node %s is gone: moving its participants' sessions", owner)
-            for link in [lk for lk in self._links.values() if lk.owner == owner]:
-                edge = self._edges.get(link.conn)
-                link.left = True
-                self.forget_link(link)
+            for remote in [r for r in self._remotes.values() if r.owner == owner]:
+                edge = self._edges.get(remote.conn)
+                remote.ended(CloseReason.NODE_FAILED.value)
                 if edge is not None:
                     edge.end(CloseReason.NODE_FAILED.value)
 
@@ -244,10 +263,9 @@ class ClusterRouter:
                 edge.send(str(op["data"]))
         elif kind == "end":
             edge = self._edges.get(str(op.get("conn")))
-            link = self._links.get(str(op.get("conn")))
-            if link is not None:
-                link.left = True
-                self.forget_link(link)
+            remote = self._remotes.get(str(op.get("conn")))
+            if remote is not None:
+                remote.ended(str(op["reason"]))
             if edge is not None:
                 edge.end(str(op["reason"]))
         elif kind == "join_result":
@@ -272,13 +290,13 @@ class ClusterRouter:
             message = protocol.parse_client_message(str(op["text"]))
             if not isinstance(message, Join):
                 raise ProtocolError(ErrorCode.INVALID_MESSAGE, "expected join")
-            access = verify_token(self._server.secret, message.token, room=message.room)
+            access = verify_token(self._secret, message.token, room=message.room)
             if not message.resume and not await self._bus.claim_room(access.room):
                 raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry")
-            session = await self.local.join(access, message, edge)
-            assert isinstance(session, ParticipantSession)
-            self._hosted[(node, conn)] = session
-            reply.update(ok=True, participant_id=session.participant_id)
+            participant = await self.local.join(access, message, edge)
+            assert isinstance(participant, RoomSideParticipant)
+            self._hosted[(node, conn)] = participant
+            reply.update(ok=True, participant_id=participant.participant_id)
         except TokenError as exc:
             reply.update(ok=False, code=exc.code, message=exc.message)
         except ProtocolError as exc:
@@ -291,29 +309,29 @@ class ClusterRouter:
 
     async def _host_op(self, kind: str, op: dict[str, Any]) -> None:
         key = (str(op["node"]), str(op["conn"]))
-        session = self._hosted.get(key)
-        if session is None:
+        participant = self._hosted.get(key)
+        if participant is None:
             return
         if kind == "detach":
             self._hosted.pop(key, None)
-            session.detach()
+            participant.detach()
             return
         if kind == "leave":
             self._hosted.pop(key, None)
-            await session.leave(CloseReason(str(op.get("reason", "disconnected"))))
+            await participant.leave(CloseReason(str(op.get("reason", "disconnected"))))
             return
         try:
-            await session.handle(protocol.parse_client_message(str(op["text"])))
+            await participant.handle(protocol.parse_client_message(str(op["text"])))
         except ProtocolError as exc:
-            session.send(protocol.encode(protocol.error(exc.code, exc.message, exc.ref)))
+            participant.send(protocol.encode(protocol.error(exc.code, exc.message, exc.ref)))
 
     # --- ownership and tokens -------------------------------------------------------------
 
     async def _room_lost(self, room: str) -> None:
         """Fencing: another node owns the room now; our participants reconnect to it."""
-        for session in list(self.local.sessions.values()):
-            if session.room.name == room:
-                session.end(CloseReason.ROOM_MOVED.value)
+        for participant in list(self.local.participants.values()):
+            if participant.room.name == room:
+                participant.end(CloseReason.ROOM_MOVED.value)
 
     def _token_issued(self, token: str) -> None:
         self._spawn(self._bus.set_resume(token, RESUME_KEY_TTL_S))
@@ -324,8 +342,8 @@ class ClusterRouter:
     async def close(self) -> None:
         if self._watcher is not None:
             await cancel_and_wait([self._watcher])
-        for (_, _), session in list(self._hosted.items()):
-            session.end(CloseReason.SHUTDOWN.value)
+        for (_, _), participant in list(self._hosted.items()):
+            participant.end(CloseReason.SHUTDOWN.value)
         self._hosted.clear()
         await self.local.close()
         await self._tasks.close()

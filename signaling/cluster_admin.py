@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -26,11 +26,9 @@ from aiohttp.typedefs import Handler
 from relayroom.media.tasks import cancel_and_wait
 
 from .admin import FEED_KEY
+from .cluster import ClusterRouter
 from .redis_bus import BusUnavailable, RedisBus
-
-if TYPE_CHECKING:
-    from .cluster import ClusterRouter
-    from .server import Server
+from .rooms import RoomRegistry
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,7 @@ class ClusterFeedRelay:
 
 
 def setup_cluster_admin(
-    app: web.Application, server: Server, bus: RedisBus, router: ClusterRouter
+    app: web.Application, registry: RoomRegistry, bus: RedisBus, router: ClusterRouter
 ) -> None:
     """Add the cross-node middleware in front of the admin API and relay the dashboard feed
     between nodes (multi-node mode only)."""
@@ -136,7 +134,7 @@ def setup_cluster_admin(
             return await _merged_room_list(request, handler, bus, await http())
         if request.path.startswith(ROOM_PREFIX):
             room = request.match_info.get("room") or request.path[len(ROOM_PREFIX) :].split("/")[0]
-            if server.registry.get(room) is None:
+            if registry.get(room) is None:
                 url = await _owner_url(bus, room)
                 if url is not None:
                     return await _proxy(request, url, await http())

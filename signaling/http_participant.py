@@ -1,7 +1,7 @@
 """A participant without a WebSocket (a WHIP publisher, a WHEP viewer): the edge is HTTP.
 
-`HttpEdge` is the `Endpoint` such a participant's room side writes to. It speaks the same
-protocol as a WebSocket edge: a request is a typed client message handed to the `Link`, and
+`HttpEdge` is the `Recipient` such a participant's room side writes to. It speaks the same
+protocol as a WebSocket edge: a request is a typed client message handed to the `RoomSide`, and
 its reply (`publish_answer`, or `error`) comes back through `send()` matched by `ref`. Room
 broadcasts (participant lists, track news) have no one to read them and are dropped. When the
 room side ends the participant (removed by an admin, media failed, duplicate identity,
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .protocol import ClientMessage, ErrorCode, ProtocolError
-from .router import Link
+from .router import RoomSide
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ _refs = itertools.count(1)
 
 
 class HttpEdge:
-    """Implements `Endpoint` for a participant whose client talks HTTP."""
+    """Implements `Recipient` for a participant whose client talks HTTP."""
 
     def __init__(self, label: str, on_end: Callable[[str], None]) -> None:
         self.label = label
@@ -34,7 +34,7 @@ class HttpEdge:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.ended: str | None = None
 
-    # --- Endpoint -------------------------------------------------------------------------
+    # --- Recipient ------------------------------------------------------------------------
 
     def send(self, data: str) -> None:
         if not self._waiting or '"ref"' not in data:
@@ -56,7 +56,7 @@ class HttpEdge:
     # --- requests -------------------------------------------------------------------------
 
     async def request(
-        self, link: Link, make: Callable[[str], ClientMessage], timeout_s: float
+        self, link: RoomSide, make: Callable[[str], ClientMessage], timeout_s: float
     ) -> dict[str, Any] | None:
         """Hand `make(ref)` to the room side; return its reply (None: it sends none).
 

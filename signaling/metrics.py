@@ -9,7 +9,6 @@ every label has a small fixed set of values.
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from relayroom.media.stats import StatsCollector, Tick
 
+from .counts import NodeCounts
 from .gateway import MediaGateway
 from .rooms import RoomRegistry
 from .webhooks import DROP_REASONS, FAILURE_REASONS, WebhookCounters
@@ -45,12 +45,12 @@ COLLECT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 @dataclass(frozen=True)
 class NodeState:
-    """What the scrape-time gauges read, each from its owner (wired in `admin.setup_admin`)."""
+    """What the scrape-time gauges (and the admin API) read, each from its owner (wired in
+    `server.create_app`)."""
 
     registry: RoomRegistry
     media: MediaGateway
-    errors: Tally[str]  # protocol errors sent to clients, by code
-    failures: Tally[str]  # failures contained to one participant or client, by place
+    counts: NodeCounts  # protocol errors sent to clients; failures contained
     connections: Callable[[], int]  # open signaling WebSockets
     started_at: float
     turn_allocations: Callable[[], int]  # 0 when the embedded TURN server is not running
@@ -107,7 +107,7 @@ class _StateCollector:
         errors = CounterMetricFamily(
             f"{PREFIX}_errors", "Protocol errors sent to clients, by code.", labels=["code"]
         )
-        for code, count in sorted(node.errors.items()):
+        for code, count in sorted(node.counts.errors.items()):
             errors.add_metric([code], count)
         yield errors
         failures = CounterMetricFamily(
@@ -117,7 +117,7 @@ class _StateCollector:
             labels=["type"],
         )
         counts = {
-            **node.failures,
+            **node.counts.failures,
             "stats_sample": self._stats.participant_failures,
             "data_message": node.media.data_failures(),
             "subscriber_answer_timeout": node.media.negotiation_timeouts(),

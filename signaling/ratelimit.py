@@ -73,9 +73,6 @@ class IpAdmission:
         else:
             self._open.pop(ip, None)
 
-    def open_connections(self, ip: str) -> int:
-        return self._open.get(ip, 0)
-
     def _forget_idle(self) -> None:
         # Buckets of addresses with no open connection refill in burst/rate seconds anyway.
         for ip in [ip for ip in self._buckets if ip not in self._open]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from relayroom.media.tasks import TaskOwner
 
-from .bus import Endpoint, LocalBus, NodeBus
+from .bus import LocalBus, NodeBus, Recipient
 from .config import ConfigError
 from .logs import about
 
@@ -286,8 +286,8 @@ class RedisBus(NodeBus):
         return True
 
     # Local delivery: endpoints attached here (WebSocket edges or remote-edge proxies).
-    def attach(self, room: str, participant_id: str, endpoint: Endpoint) -> None:
-        self._local.attach(room, participant_id, endpoint)
+    def attach(self, room: str, participant_id: str, recipient: Recipient) -> None:
+        self._local.attach(room, participant_id, recipient)
 
     def detach(self, room: str, participant_id: str) -> None:
         self._local.detach(room, participant_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol
-from .bus import Endpoint, NodeBus
+from .bus import NodeBus, Recipient
 from .logs import about
 from .protocol import CloseReason, ErrorCode, ProtocolError
 from .tokens import AccessToken, Grants
@@ -69,11 +69,11 @@ class RoomRegistry:
         self,
         access: AccessToken,
         name: str | None,
-        make_endpoint: Callable[[RoomState, Member], Endpoint],
-    ) -> tuple[RoomState, Member, Endpoint]:
+        make_recipient: Callable[[RoomState, Member], Recipient],
+    ) -> tuple[RoomState, Member, Recipient]:
         """Admit a participant, replacing an older session of the same identity.
 
-        `make_endpoint` builds where the new member's messages go once it is admitted.
+        `make_recipient` builds where the new member's messages go once it is admitted.
         """
         existing = self._rooms.get(access.room)
         previous = existing.by_identity.get(access.identity) if existing else None
@@ -99,8 +99,8 @@ class RoomRegistry:
         )
         state.members[member.id] = member
         state.by_identity[member.identity] = member.id
-        endpoint = make_endpoint(state, member)
-        self._bus.attach(state.name, member.id, endpoint)
+        recipient = make_recipient(state, member)
+        self._bus.attach(state.name, member.id, recipient)
         self._bus.broadcast(
             state.name,
             protocol.encode({"type": "participant_joined", "participant": member.public()}),
@@ -114,7 +114,7 @@ class RoomRegistry:
             len(state.members),
             extra=about(state.name, member.id),
         )
-        return state, member, endpoint
+        return state, member, recipient
 
     async def leave(self, room: str, participant_id: str, reason: CloseReason) -> Member | None:
         """Remove a participant and tell the others; idempotent."""

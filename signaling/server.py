@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,23 +19,27 @@ from relayroom.media.recording import Recordings
 from relayroom.web import STATIC_DIR
 
 from . import protocol
-from .admin import setup_admin
+from .admin import setup_admin, stats_settings
 from .bus import LocalBus, NodeBus
+from .client_socket import ClientSocket
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
 from .config import Config, ConfigError
+from .counts import NodeCounts
+from .edge import ClientEdge, EdgeParts, EdgeSettings
 from .gateway import MediaGateway, data_settings, media_settings, recording_settings
-from .handler import Connection
+from .metrics import NodeState
 from .protocol import CloseReason, ErrorCode
 from .ratelimit import IpAdmission
 from .redis_bus import RedisBus
+from .room_side import RoomSideParts, RoomSideSettings
 from .rooms import RoomRegistry
 from .router import LocalRouter
 from .serving import GUARD_KEY, ConnectionGuard, guard_middleware
-from .session import Session
-from .tokens import Grants, mint_token
+from .tokens import MIN_SECRET_LENGTH, Grants, mint_token
 from .turn_service import TurnService
-from .whip import setup_whip
+from .webhooks import webhook_settings
+from .whip import WhipParts, WhipSettings, setup_whip
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ PAGES = {
 def resolve_secret(config: Config) -> str:
     """The API secret: configured, or in dev mode generated once and kept in the data dir."""
     if config.api_secret:
-        if len(config.api_secret) < 32:
+        if len(config.api_secret) < MIN_SECRET_LENGTH:
             raise ConfigError("api_secret", "must be at least 32 characters (HS256 key)")
         return config.api_secret
     if not config.dev:
@@ -75,9 +79,49 @@ def resolve_secret(config: Config) -> str:
         raise ConfigError("data_dir", f"cannot store the dev secret in {path}: {exc}") from None
 
 
+def client_limits(config: Config) -> Mapping[str, Any]:
+    """The limits a client is told in `joined`."""
+    return {
+        "max_frame_bytes": config.ws_max_frame_bytes,
+        "msgs_per_s": config.rate_limit_msgs_per_s,
+        "burst": config.rate_limit_burst,
+        "room_max_participants": config.room_max_participants,
+        "join_timeout_s": config.join_timeout_s,
+        "data_max_message_bytes": config.data_max_message_bytes,
+        "data_msgs_per_s": config.data_msgs_per_s,
+    }
+
+
+def edge_settings(config: Config) -> EdgeSettings:
+    """A WebSocket edge's settings from the Config."""
+    return EdgeSettings(
+        msgs_per_s=config.rate_limit_msgs_per_s,
+        burst=config.rate_limit_burst,
+        close_after=config.rate_limit_close_after,
+        join_timeout_s=config.join_timeout_s,
+        resume_ttl_s=config.resume_ttl_s,
+        max_frame_bytes=config.ws_max_frame_bytes,
+        input_max_depth=config.input_max_depth,
+    )
+
+
+def room_side_settings(config: Config) -> RoomSideSettings:
+    """A participant's room-side settings from the Config."""
+    return RoomSideSettings(
+        buffer_max=config.send_queue_max,
+        resume_ttl_s=config.resume_ttl_s,
+        heartbeat_s=config.heartbeat_interval_s,
+        client_limits=client_limits(config),
+    )
+
+
 @dataclass
 class Server:
-    """Application state shared by every request (stored under SERVER_KEY)."""
+    """The node: its parts, built from the Config in one place (`build`), and its lifecycle.
+
+    Stored under SERVER_KEY for this module's handlers. The other parts get only the
+    collaborators they use (`EdgeParts`, `RoomSideParts`, `NodeState`), never the Server.
+    """
 
     config: Config
     secret: str
@@ -86,22 +130,45 @@ class Server:
     admission: IpAdmission
     media: MediaGateway
     turn: TurnService
-    router: LocalRouter | ClusterRouter = field(init=False)
-    connections: set[Connection] = field(default_factory=set)
+    router: LocalRouter | ClusterRouter
+    counts: NodeCounts = field(default_factory=NodeCounts)
+    edges: set[ClientEdge] = field(default_factory=set)
+    """One per open signaling WebSocket."""
     draining: bool = False
     started_at: float = field(default_factory=time.time)
-    errors: Counter[str] = field(default_factory=Counter)
-    # Failures contained to one participant or one client (metric relayroom_contained_failures).
-    failures: Counter[str] = field(default_factory=Counter)
+    edge_parts: EdgeParts = field(init=False)
+    """What each WebSocket's edge uses."""
 
     @classmethod
     def build(cls, config: Config, secret: str, bus: NodeBus | None = None) -> Server:
+        """Wire the parts from the Config."""
         if bus is None:
             bus = RedisBus(config.redis_url) if config.redis_url else LocalBus()
         registry = RoomRegistry(
             bus,
             max_participants=config.room_max_participants,
             default_mode=config.default_room_mode,
+        )
+        media = MediaGateway(
+            media_settings(config),
+            registry,
+            data=data_settings(config),
+            store=open_store(
+                data_dir=config.data_dir,
+                redis_url=config.redis_url,
+                ttl_s=config.data_room_ttl_s,
+                fence=bus.fence if isinstance(bus, RedisBus) else None,
+            ),
+            recordings=Recordings(recording_settings(config)),
+        )
+        turn = TurnService(config, secret)
+        local = LocalRouter(
+            RoomSideParts(
+                registry=registry,
+                media=media,
+                ice_servers=turn.ice_servers,
+                settings=room_side_settings(config),
+            )
         )
         return cls(
             config=config,
@@ -111,53 +178,52 @@ class Server:
             admission=IpAdmission(
                 config.ip_max_connections, config.ip_handshakes_per_s, config.ip_handshake_burst
             ),
-            media=MediaGateway(
-                media_settings(config),
-                registry,
-                data=data_settings(config),
-                store=open_store(
-                    data_dir=config.data_dir,
-                    redis_url=config.redis_url,
-                    ttl_s=config.data_room_ttl_s,
-                    fence=bus.fence if isinstance(bus, RedisBus) else None,
-                ),
-                recordings=Recordings(recording_settings(config)),
-            ),
-            turn=TurnService(config, secret),
+            media=media,
+            turn=turn,
+            router=ClusterRouter(local, bus, secret) if isinstance(bus, RedisBus) else local,
         )
 
     def __post_init__(self) -> None:
-        if isinstance(self.bus, RedisBus):
-            self.router = ClusterRouter(self, self.bus)
-        else:
-            self.router = LocalRouter(self)
+        self.edge_parts = EdgeParts(
+            settings=edge_settings(self.config),
+            secret=self.secret,
+            router=self.router,
+            counts=self.counts,
+            draining=lambda: self.draining,
+        )
+
+    def whip_parts(self) -> WhipParts:
+        """What the WHIP/WHEP service uses."""
+        config = self.config
+        return WhipParts(
+            settings=WhipSettings(
+                allowed_origins=config.allowed_origins,
+                max_body_bytes=config.whip_max_body_bytes,
+                max_sessions=config.whip_max_sessions,
+                answer_timeout_s=config.join_timeout_s,
+            ),
+            secret=self.secret,
+            router=self.router,
+            media=self.media,
+            ice_servers=self.turn.ice_servers,
+            draining=lambda: self.draining,
+        )
+
+    def node_state(self) -> NodeState:
+        """What the metrics and the admin API read."""
+        return NodeState(
+            registry=self.registry,
+            media=self.media,
+            counts=self.counts,
+            connections=lambda: len(self.edges),
+            started_at=self.started_at,
+            turn_allocations=self.turn.allocations_active,
+        )
 
     def advertise(self, url: str) -> None:
         """Tell the other nodes where this node's HTTP API is (multi-node mode)."""
         if isinstance(self.bus, RedisBus):
             self.bus.advertise(self.config.node_url or url)
-
-    def metrics_error(self, code: ErrorCode) -> None:
-        self.errors[code.value] += 1
-
-    def count_failure(self, where: str) -> None:
-        """A failure was contained (one message dropped, one client cut off): count it."""
-        self.failures[where] += 1
-
-    def ice_servers(self, identity: str) -> list[dict[str, Any]]:
-        return self.turn.ice_servers(identity)
-
-    def client_limits(self) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "max_frame_bytes": cfg.ws_max_frame_bytes,
-            "msgs_per_s": cfg.rate_limit_msgs_per_s,
-            "burst": cfg.rate_limit_burst,
-            "room_max_participants": cfg.room_max_participants,
-            "join_timeout_s": cfg.join_timeout_s,
-            "data_max_message_bytes": cfg.data_max_message_bytes,
-            "data_msgs_per_s": cfg.data_msgs_per_s,
-        }
 
     async def drain(self) -> None:
         """Stop taking clients, ask everyone to reconnect elsewhere, wait for them to go."""
@@ -165,16 +231,16 @@ class Server:
             return
         self.draining = True
         cfg = self.config
-        log.info("draining %d connections", len(self.connections))
-        for conn in list(self.connections):
-            conn.end(CloseReason.SHUTDOWN.value)
-        waits = [asyncio.ensure_future(conn.finished.wait()) for conn in self.connections]
+        log.info("draining %d connections", len(self.edges))
+        for edge in list(self.edges):
+            edge.end(CloseReason.SHUTDOWN.value)
+        waits = [asyncio.ensure_future(edge.finished.wait()) for edge in self.edges]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=cfg.drain_timeout_s)
             for task in pending:
                 task.cancel()
-        for conn in list(self.connections):
-            conn.session.abort(CloseReason.SHUTDOWN.value)
+        for edge in list(self.edges):
+            edge.socket.abort(CloseReason.SHUTDOWN.value)
         await self.router.close()
         await self.media.close()
 
@@ -201,7 +267,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ip = request.remote or "unknown"
     refusal = server.admission.admit(ip)
     if refusal is not None:
-        server.metrics_error(ErrorCode.RATE_LIMITED)
+        server.counts.error(ErrorCode.RATE_LIMITED)
         raise web.HTTPTooManyRequests(text=refusal + "\n", headers={"Retry-After": "1"})
     try:
         ws = web.WebSocketResponse(
@@ -212,7 +278,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         )
         await ws.prepare(request)
         request.app[GUARD_KEY].upgraded(request.transport)
-        session = Session(
+        socket = ClientSocket(
             ws,
             request.transport,
             peer=ip,
@@ -220,15 +286,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             heartbeat_interval_s=cfg.heartbeat_interval_s,
             heartbeat_timeout_s=cfg.heartbeat_timeout_s,
             close_timeout_s=cfg.close_timeout_s,
-            on_write_failure=lambda: server.count_failure("ws_write"),
+            on_write_failure=lambda: server.counts.failure("ws_write"),
         )
-        conn = Connection(server, session)
-        server.connections.add(conn)
+        edge = ClientEdge(server.edge_parts, socket)
+        server.edges.add(edge)
         try:
-            await conn.run()
+            await edge.run()
         finally:
-            server.connections.discard(conn)
-            await session.shutdown()
+            server.edges.discard(edge)
+            await socket.shutdown()
         return ws
     finally:
         server.admission.release(ip)
@@ -246,7 +312,7 @@ async def readyz(request: web.Request) -> web.Response:
         {
             "status": "ready",
             "rooms": len(server.registry.rooms),
-            "connections": len(server.connections),
+            "connections": len(server.edges),
         }
     )
 
@@ -313,7 +379,7 @@ def create_app(server: Server) -> web.Application:
     guard = ConnectionGuard(
         cfg.http_header_timeout_s,
         cfg.ip_max_pending_connections,
-        lambda why: server.count_failure("http_refused"),
+        lambda why: server.counts.failure("http_refused"),
     )
     app = web.Application(client_max_size=64 * 1024, middlewares=[guard_middleware(guard)])
     app[SERVER_KEY] = server
@@ -341,8 +407,15 @@ def create_app(server: Server) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     # After the lifecycle: cleanup runs in reverse, so stats stop before the server drains.
-    setup_admin(app, server)
-    setup_whip(app, server)
+    setup_admin(
+        app,
+        server.node_state(),
+        secret=server.secret,
+        settings=stats_settings(cfg),
+        webhooks=webhook_settings(cfg, server.secret),
+        dev=cfg.dev,
+    )
+    setup_whip(app, server.whip_parts())
     if isinstance(server.bus, RedisBus) and isinstance(server.router, ClusterRouter):
-        setup_cluster_admin(app, server, server.bus, server.router)
+        setup_cluster_admin(app, server.registry, server.bus, server.router)
     return app

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
@@ -27,15 +27,13 @@ from relayroom.media.errors import MediaError
 from relayroom.media.events import TrackInfo
 from relayroom.media.tasks import TaskOwner
 
+from .gateway import MediaGateway
 from .http_participant import HttpEdge
-from .participant import ParticipantSession
 from .protocol import Candidate, CloseReason, ErrorCode, Join, ProtocolError, PublishOffer
-from .router import Link
+from .room_side import RoomSideParticipant
+from .router import Router
 from .sdpfrag import FragError, parse_sdpfrag
 from .tokens import AccessToken, TokenError, verify_token
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ class HttpSession:
     id: str
     kind: Kind
     room: str
-    link: Link
+    link: RoomSideParticipant  # WHIP/WHEP rooms live on this node
     edge: HttpEdge
     etag: str
     ufrag: str | None  # the client's ICE ufrag from its offer (a different one: ICE restart)
@@ -109,11 +107,32 @@ def link_header(servers: list[dict[str, object]]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class WhipSettings:
+    allowed_origins: tuple[str, ...]  # empty: any origin (CORS)
+    max_body_bytes: int
+    max_sessions: int  # WHIP and WHEP sessions on this node
+    answer_timeout_s: float  # for the room side's answer to a WHIP offer
+
+
+@dataclass(frozen=True)
+class WhipParts:
+    """What the WHIP/WHEP service uses (wired in server.py)."""
+
+    settings: WhipSettings
+    secret: str  # verifies tokens
+    router: Router
+    media: MediaGateway
+    ice_servers: Callable[[str], list[dict[str, Any]]]
+    draining: Callable[[], bool]  # new sessions are refused while the node drains
+
+
 class WhipService:
     """The WHIP and WHEP session resources of this node."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
+    def __init__(self, parts: WhipParts) -> None:
+        self._parts = parts
+        self._settings = parts.settings
         self._sessions: dict[str, HttpSession] = {}
         self._tasks = TaskOwner()
 
@@ -125,7 +144,7 @@ class WhipService:
 
     def _cors(self, request: web.Request) -> dict[str, str]:
         origin = request.headers.get("Origin")
-        allowed = self._server.config.allowed_origins
+        allowed = self._settings.allowed_origins
         headers = {
             "Access-Control-Allow-Methods": METHODS,
             "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
@@ -145,14 +164,14 @@ class WhipService:
         if scheme.lower() != "bearer" or not token:
             raise HttpError(401, "an Authorization: Bearer <token> header is required")
         try:
-            return verify_token(self._server.secret, token, room=room), token
+            return verify_token(self._parts.secret, token, room=room), token
         except TokenError as exc:
             raise HttpError(403 if exc.code == "forbidden" else 401, exc.message) from None
 
     async def _body(self, request: web.Request, content_type: str) -> str:
         if request.content_type != content_type:
             raise HttpError(415, f"Content-Type must be {content_type}")
-        limit = self._server.config.whip_max_body_bytes
+        limit = self._settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise HttpError(413, f"body over {limit} bytes")
         data = await request.content.read(limit + 1)
@@ -175,10 +194,9 @@ class WhipService:
         return session
 
     async def _join(self, kind: Kind, access: AccessToken, room: str, token: str) -> HttpSession:
-        server = self._server
-        if server.draining:
+        if self._parts.draining():
             raise HttpError(503, "server is shutting down")
-        if len(self._sessions) >= server.config.whip_max_sessions:
+        if len(self._sessions) >= self._settings.max_sessions:
             raise HttpError(503, f"too many {kind.upper()} sessions on this node")
         session_id = secrets.token_urlsafe(16)
         holder: list[HttpSession] = []
@@ -188,10 +206,10 @@ class WhipService:
         )
         join = Join(id=None, room=room, token=token, name=None)
         try:
-            link = await server.router.join(access, join, edge)
+            link = await self._parts.router.join(access, join, edge)
         except ProtocolError as exc:
             raise HttpError(STATUS.get(exc.code, 500), exc.message) from None
-        if not isinstance(link, ParticipantSession):
+        if not isinstance(link, RoomSideParticipant):
             # Multi-node: the owner would verify the token again and lose the narrowed grants
             # (a WHIP publisher must not be offered tracks it cannot answer for).
             await link.leave(CloseReason.LEFT)
@@ -229,7 +247,7 @@ class WhipService:
             }
         )
         response = web.Response(status=201, body=answer.encode(), headers=headers)
-        for value in link_header(self._server.ice_servers(identity)):
+        for value in link_header(self._parts.ice_servers(identity)):
             response.headers.add("Link", value)
         return response
 
@@ -251,7 +269,7 @@ class WhipService:
             reply = await session.edge.request(
                 session.link,
                 lambda ref: PublishOffer(id=ref, sdp=offer),
-                self._server.config.join_timeout_s,
+                self._settings.answer_timeout_s,
             )
         except ProtocolError as exc:
             await self._drop(session, CloseReason.LEFT)
@@ -289,7 +307,6 @@ class WhipService:
         session.ufrag = _offer_ufrag(offer)
         link = session.link
         try:
-            assert isinstance(link, ParticipantSession)  # _join made sure
             state = link.room
 
             def selector(publisher_id: str, track: TrackInfo) -> bool:
@@ -302,7 +319,7 @@ class WhipService:
                     member is not None and member.identity == want_participant
                 )
 
-            answer = await self._server.media.add_viewer(state, link.member, offer, selector)
+            answer = await self._parts.media.add_viewer(state, link.member, offer, selector)
         except (ProtocolError, MediaError) as exc:
             await self._drop(session, CloseReason.LEFT)
             code = exc.code if isinstance(exc, ProtocolError) else ErrorCode(exc.code)
@@ -351,7 +368,7 @@ class WhipService:
                 except (ProtocolError, MediaError):
                     continue  # a refused candidate is dropped, as on the WebSocket
             else:
-                await self._server.media.viewer_candidate(session.room, link.participant_id, item)
+                await self._parts.media.viewer_candidate(session.room, link.participant_id, item)
         return web.Response(status=204, headers=self._cors(request))
 
     async def _delete(self, request: web.Request, kind: Kind) -> web.StreamResponse:
@@ -370,7 +387,7 @@ class WhipService:
             "Authorization" in request.headers
         ):
             access, _ = self._token(request, request.match_info["room"])
-            for value in link_header(self._server.ice_servers(access.identity)):
+            for value in link_header(self._parts.ice_servers(access.identity)):
                 response.headers.add("Link", value)
         return response
 
@@ -402,9 +419,9 @@ def _errors(service: WhipService, handler: Handler) -> Handler:
     return wrapped
 
 
-def setup_whip(app: web.Application, server: Server) -> WhipService:
+def setup_whip(app: web.Application, parts: WhipParts) -> WhipService:
     """Register the WHIP and WHEP routes; the service closes with the app."""
-    service = WhipService(server)
+    service = WhipService(parts)
     app[WHIP_KEY] = service
     r = app.router
     for kind, post, patch, delete in (

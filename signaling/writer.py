@@ -38,7 +38,6 @@ class BoundedWriter:
         self._queue_max = queue_max
         self._wakeup = asyncio.Event()
         self._on_failure = on_failure
-        self.sent = 0
         self.failures = 0
 
     @property
@@ -75,8 +74,6 @@ class BoundedWriter:
                     raise
                 except Exception as exc:  # one message that cannot be sent never ends the writer
                     self._failed(exc)
-                    continue
-                self.sent += 1
             if stop():
                 return
             self._wakeup.clear()

@@ -3,7 +3,9 @@
 - everything imports relayroom's own code as ``relayroom.*``, never by the bare folder names;
 - ``relayroom.media`` never imports ``relayroom.signaling``;
 - ``relayroom.turn`` imports nothing else of relayroom;
-- ``relayroom.web`` is static: it imports nothing of relayroom.
+- ``relayroom.web`` is static: it imports nothing of relayroom;
+- only the CLI imports ``relayroom.signaling.server`` (the wiring): the other parts are given
+  their collaborators and never reach back for the Server, not even for a type.
 """
 
 from __future__ import annotations
@@ -57,6 +59,17 @@ def test_package_respects_layering(package: str) -> None:
     assert not violations, "\n".join(violations)
 
 
+def test_only_the_cli_imports_the_server() -> None:
+    server = "relayroom.signaling.server"
+    importers = [
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in sources(package)
+        if server in absolute_imports(path, package)
+    ]
+    assert importers == ["signaling/cli.py"]
+
+
 @pytest.mark.parametrize("folder", [*PACKAGES, "tests", "bench", "scripts"])
 def test_nothing_imports_bare_folder_names(folder: str) -> None:
     violations = []
@@ -73,6 +86,23 @@ def test_nothing_imports_bare_folder_names(folder: str) -> None:
                     violations.append(
                         f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')} imports {name}"
                     )
+    assert not violations, "\n".join(violations)
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    """Shared helpers live in tests/support/ (or a folder's helper module), not in a test."""
+    violations = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.startswith("tests.") and name.split(".")[-1].startswith("test_"):
+                    violations.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not violations, "\n".join(violations)
 
 

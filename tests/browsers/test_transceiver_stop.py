@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.browsers.test_cross_browser import Viewer, chromium_page, firefox_page
-from tests.browsers.test_renegotiation_browsers import (
+from tests.conftest import artifact_path, token_for
+from tests.support.browsers import Viewer, chromium_page, firefox_page
+from tests.support.client_pages import (
     ADD_VIDEO,
     CLIENT,
     PUBLISH_AUDIO,
     assert_playing,
 )
-from tests.conftest import artifact_path, token_for
 
 pytestmark = pytest.mark.browser
 

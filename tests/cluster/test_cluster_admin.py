@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from relayroom.signaling.tokens import Grants, mint_token
-from tests.conftest import TEST_SECRET
+from tests.support.admin import ADMIN
 from tests.support.sfu import publish
-
-ADMIN = {
-    "Authorization": "Bearer "
-    + mint_token(TEST_SECRET, room="*", identity="ops", ttl_s=600, grants=Grants(admin=True))
-}
 
 
 async def test_rooms_of_every_node_are_listed_and_reachable_from_any_node(

@@ -8,8 +8,8 @@ import time
 import aiohttp
 import pytest
 
-from tests.cluster.test_cluster_admin import ADMIN
 from tests.conftest import artifact_path
+from tests.support.admin import ADMIN
 
 
 async def test_events_of_a_room_on_another_node_are_listed(start_server, connect, redis_server):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import artifact_path
+from tests.support.pages import join_page
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +24,7 @@ PIXEL = """(index) => {
 
 
 async def _open(browser, url: str, name: str):
-    context = await browser.new_context(viewport={"width": 1280, "height": 1100})
-    page = await context.new_page()
-    page.on("console", lambda m: m.type == "error" and print(name, "console:", m.text))
-    await page.goto(url)
-    await page.fill("#name", name)
-    await page.fill("#room", "wb")
-    await page.click("#join")
-    await page.wait_for_selector("#status:has-text('In wb')", timeout=20000)
-    return page
+    return await join_page(browser, url, name, "wb", viewport={"width": 1280, "height": 1100})
 
 
 async def _draw(page, color: str, y: float) -> None:

@@ -184,7 +184,7 @@ async def test_a_write_failure_stays_with_one_connection(start_server, connect):
     for client in (alice, bob):
         message = await client.expect("note")
         assert message["n"] is None
-    assert server.failures.get("ws_write", 0) == 0
+    assert server.counts.failures.get("ws_write", 0) == 0
 
 
 async def test_slowloris_connections_are_closed_and_healthy_clients_keep_their_latency(tmp_path):

@@ -21,11 +21,9 @@ from relayroom.media.forwarding import (
     TrackHub,
 )
 from relayroom.media.tasks import TaskOwner
+from tests.media.legs import CONT, DELTA, KEY, FakeTap
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
-KEY = bytes([0x10, 0x00, 0x9D, 0x01, 0x2A]) + b"k" * 20
-DELTA = bytes([0x10, 0x01]) + b"d" * 20
-CONT = bytes([0x00, 0x00]) + b"c" * 20
 
 
 def packet(seq: int, ts: int, payload: bytes, ssrc: int = 0xAAAA, marker: int = 0) -> RtpPacket:
@@ -37,24 +35,6 @@ def packet(seq: int, ts: int, payload: bytes, ssrc: int = 0xAAAA, marker: int = 
         payload=payload,
         marker=marker,
     )
-
-
-class FakeTap:
-    def __init__(self) -> None:
-        self.ssrc = 0x5151
-        self.payload_type = 120
-        self.history: dict[int, Any] = {}
-        self.sent: list[bytes] = []
-        self.mid = "7"
-        self.extension_ids = {URI_MID: 1, URI_ABS_SEND_TIME: 3}
-        self.keyframe_requests = 0
-        self.nacks = 0
-
-    def send_rtp(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def detach(self) -> None:
-        pass
 
 
 def parse(data: bytes) -> RtpPacket:

@@ -11,7 +11,7 @@ from relayroom.media import MediaSettings, TrackInfo
 from relayroom.media.aiortc_hooks import DropOldestQueue
 from relayroom.media.forwarding import Leg, LegState, TrackHub
 from relayroom.media.staleness import StalenessGate
-from tests.media.test_legs import CONT, DELTA, KEY, FakeTap
+from tests.media.legs import CONT, DELTA, KEY, FakeTap
 
 CLOCK = 90000
 

@@ -108,6 +108,7 @@ async def test_docs_examples_work_against_a_real_server(tmp_path):
             out = await run_example(examples["list_rooms.py"], server.url)
             assert "demo: 2 participants, 2 tracks" in out, out
             assert f"alice ({alice_id}) publishes audio, video" in out, out
+            # Participant ids are urlsafe base64: letters, digits, "_" and "-".
             assert re.search(r"bob \(PA_[\w-]+\) publishes nothing", out), out
 
             out = await run_example(examples["stats.py"], server.url)

@@ -150,10 +150,10 @@ async def test_non_reading_client_is_cut_off_and_healthy_latency_unaffected(star
     for client in healthy:
         await client.expect("participant_joined")
     slow_conn = next(
-        c for c in server.connections if c.participant and c.participant.member.identity == "slow"
+        c for c in server.edges if c.room_side and c.room_side.member.identity == "slow"
     )
     with_slow = await _broadcast_latencies(server, healthy, 600, 16000)
-    assert slow_conn.session.close_reason == CloseReason.SLOW_CLIENT.value
+    assert slow_conn.socket.close_reason == CloseReason.SLOW_CLIENT.value
     room = server.registry.get("room")
     assert sorted(m.identity for m in room.members.values()) == sorted(
         f"healthy-{i}" for i in range(20)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
-from tests.web.test_call import _join
+from tests.support.pages import join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -35,13 +35,9 @@ METRICS = """() => Object.fromEntries([...document.querySelectorAll('[data-metri
 async def test_dashboard_charts_a_live_browser_call(admin_server, browser):
     _, ts, _ = await admin_server(dev=True)
     call_url = str(ts.make_url("/call"))
-    pages = [await _join(browser, call_url, name) for name in ("Ada", "Brian")]
+    pages = [await join_call_page(browser, call_url, name) for name in ("Ada", "Brian")]
     for page in pages:
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
     dashboard = await browser.new_page(viewport={"width": 1400, "height": 1000})
     dashboard.on("console", lambda m: m.type == "error" and print("dashboard:", m.text))
     await dashboard.goto(str(ts.make_url("/dashboard")))

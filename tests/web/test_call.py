@@ -7,38 +7,18 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
-
-REMOTE_VIDEO_STATE = """() => [...document.querySelectorAll('.tile.remote video')].map(v => ({
-    width: v.videoWidth, time: v.currentTime,
-    frames: v.getVideoPlaybackQuality().totalVideoFrames,
-    name: v.parentElement.querySelector('figcaption').textContent}))"""
-
-
-async def _join(browser, url: str, name: str):
-    context = await browser.new_context(permissions=["camera", "microphone"])
-    page = await context.new_page()
-    page.on("console", lambda m: m.type == "error" and print(name, "console:", m.text))
-    await page.goto(url)
-    await page.fill("#name", name)
-    await page.fill("#room", "browser-call")
-    await page.click("#join")
-    await page.wait_for_selector("#status:has-text('In browser-call')", timeout=20000)
-    return page
 
 
 async def test_three_call_pages_each_play_two_remote_videos(start_server, browser):
     _, ts = await start_server(dev=True)
     url = str(ts.make_url("/call"))
     names = ["Ada", "Brian", "Chen"]
-    pages = [await _join(browser, url, name) for name in names]
+    pages = [await join_call_page(browser, url, name) for name in names]
     for page in pages:
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".filter(v => v.videoWidth > 0).length >= 2",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page, 2)
     first = [await page.evaluate(REMOTE_VIDEO_STATE) for page in pages]
     await asyncio.sleep(2)
     second = [await page.evaluate(REMOTE_VIDEO_STATE) for page in pages]

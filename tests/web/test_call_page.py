@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, artifact_path, token_for
-from tests.web.test_call import REMOTE_VIDEO_STATE, _join
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +70,7 @@ async def _wait_tracks(server: Any, predicate: Callable[[list[dict[str, Any]]], 
 async def test_without_a_camera_the_page_offers_audio_only_and_watch_only(start_server, browser):
     server, ts = await start_server(dev=True)
     url = str(ts.make_url("/call"))
-    ada = await _join(browser, url, "Ada")  # has a camera
+    ada = await join_call_page(browser, url, "Ada")  # has a camera
     async with chromium(fake_devices="device-count=0") as no_camera:
         bob = await _open(no_camera, url)
         await bob.wait_for_selector("#device-note:not([hidden])")
@@ -102,7 +102,7 @@ async def test_without_a_camera_the_page_offers_audio_only_and_watch_only(start_
 
 async def test_plain_http_on_a_lan_name_explains_https_and_can_watch(start_server, browser):
     _, ts = await start_server(dev=True)
-    ada = await _join(browser, str(ts.make_url("/call")), "Ada")
+    ada = await join_call_page(browser, str(ts.make_url("/call")), "Ada")
     # A name that is not localhost, over http: the page is not a secure context.
     async with chromium("--host-resolver-rules=MAP lan.test 127.0.0.1") as lan:
         page = await _open(lan, f"http://lan.test:{ts.port}/call")
@@ -142,9 +142,9 @@ async def test_production_pages_explain_where_tokens_come_from(start_server, bro
 async def test_picking_another_camera_keeps_the_call_going(start_server, browser):
     server, ts = await start_server(dev=True)
     url = str(ts.make_url("/call"))
-    bob = await _join(browser, url, "Bob")
+    bob = await join_call_page(browser, url, "Bob")
     async with chromium(fake_devices="device-count=2") as two_cameras:
-        ada = await _join(two_cameras, url, "Ada")
+        ada = await join_call_page(two_cameras, url, "Ada")
         options = await ada.eval_on_selector_all(
             "#camera-select option", "os => os.map(o => ({value: o.value, selected: o.selected}))"
         )
@@ -178,8 +178,8 @@ async def test_screen_share_publishes_a_third_track_by_renegotiation(start_serve
     server, ts = await start_server(dev=True)
     url = str(ts.make_url("/call"))
     async with chromium("--auto-accept-this-tab-capture") as shared:
-        ada = await _join(shared, url, "Ada")
-        bob = await _join(shared, url, "Bob")
+        ada = await join_call_page(shared, url, "Ada")
+        bob = await join_call_page(shared, url, "Bob")
         await _wait_tracks(server, lambda t: len(t) == 4)
         await ada.click("#share-screen")
         await ada.wait_for_selector("#share-screen[data-sharing='true']", timeout=10000)

@@ -13,7 +13,7 @@ import pytest
 
 from relayroom.signaling.admin import STATS_KEY
 from tests.conftest import artifact_path
-from tests.web.test_call import _join
+from tests.support.pages import join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -61,14 +61,10 @@ async def test_muting_and_leaving_do_not_turn_the_receiver_red(start_server, bro
     server, ts = await start_server(dev=True, stats_fps_threshold=LOW_FPS_THRESHOLD)
     stats = ts.app[STATS_KEY]
     url = str(ts.make_url("/call"))
-    ada = await _join(browser, url, "Ada")
-    bob = await _join(browser, url, "Bob")
+    ada = await join_call_page(browser, url, "Ada")
+    bob = await join_call_page(browser, url, "Bob")
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
     ids = _member_ids(server)
     dashboard = await browser.new_page(viewport={"width": 1200, "height": 900})
     await dashboard.goto(str(ts.make_url("/dashboard")))
@@ -98,8 +94,8 @@ async def test_events_name_people_with_readable_values_and_fit_390px(start_serve
     server, ts = await start_server(dev=True, stats_fps_threshold=LOW_FPS_THRESHOLD)
     stats = ts.app[STATS_KEY]
     url = str(ts.make_url("/call"))
-    await _join(browser, url, "Ada")
-    await _join(browser, url, "Bob")
+    await join_call_page(browser, url, "Ada")
+    await join_call_page(browser, url, "Bob")
     ids = _member_ids(server)
     phone = await browser.new_page(viewport={"width": 390, "height": 844})
     await phone.goto(str(ts.make_url("/dashboard")))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.conftest import artifact_path
-from tests.web.test_call import _join
+from tests.support.pages import join_call_page
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ ONE_TILE = "() => document.querySelectorAll('.tile.remote').length === {}"
 async def _in_call(start_server, browser, names):
     server, ts = await start_server(dev=True, resume_ttl_s=30)
     url = str(ts.make_url("/call"))
-    pages = [await _join(browser, url, name) for name in names]
+    pages = [await join_call_page(browser, url, name) for name in names]
     for page in pages:
         await page.wait_for_function(ONE_TILE.format(len(names) - 1), timeout=20000)
     return server, ts, pages
@@ -45,11 +45,9 @@ async def test_a_page_that_goes_away_leaves_the_room_at_once(start_server, brows
 
 async def test_peers_see_reconnecting_while_a_websocket_is_down(start_server, browser):
     server, _, (ada, bob) = await _in_call(start_server, browser, ["Ada", "Bob"])
-    conn = next(
-        c for c in server.connections if c.participant and c.participant.member.name == "Bob"
-    )
+    conn = next(c for c in server.edges if c.room_side and c.room_side.member.name == "Bob")
     # The server drops Bob's socket without a close handshake (a network loss).
-    conn.session.abort("disconnected")
+    conn.socket.abort("disconnected")
     await ada.wait_for_selector(
         ".tile.remote[data-connection='reconnecting'] .state:not([hidden])", timeout=5000
     )

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from relayroom.signaling.server import Server, create_app
 from tests.conftest import TEST_SECRET, artifact_path, make_config
-from tests.web.test_call import REMOTE_VIDEO_STATE
+from tests.support.pages import REMOTE_VIDEO_STATE, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +59,7 @@ async def _start(tmp_path: Any, port: int = 0) -> tuple[Server, TestServer]:
     return server, test_server
 
 
-async def _join(browser: Any, url: str, name: str) -> tuple[Any, SocketLog]:
+async def join_call_page(browser: Any, url: str, name: str) -> tuple[Any, SocketLog]:
     context = await browser.new_context(permissions=["camera", "microphone"])
     page = await context.new_page()
     log = SocketLog(page)
@@ -88,21 +88,17 @@ async def test_two_call_pages_ride_out_a_45s_outage_without_a_reconnect_storm(tm
     port = ts.port
     assert port is not None
     url = str(ts.make_url("/call"))
-    (ada, ada_log), (bob, bob_log) = [await _join(browser, url, n) for n in ("Ada", "Bob")]
+    (ada, ada_log), (bob, bob_log) = [await join_call_page(browser, url, n) for n in ("Ada", "Bob")]
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
 
     # The outage, as a crash looks to clients: the port closes, every connection drops without
     # a close handshake; then the app shuts down completely and a new one starts on that port.
     assert ts.runner is not None
     for site in list(ts.runner.sites):
         await site.stop()
-    for conn in list(server.connections):
-        conn.session.abort("disconnected")
+    for conn in list(server.edges):
+        conn.socket.abort("disconnected")
     down_at = time.monotonic()
     await ts.close()
     await asyncio.sleep(OUTAGE_S - (time.monotonic() - down_at))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.conftest import artifact_path
-from tests.web.test_call import REMOTE_VIDEO_STATE, _join
+from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page, wait_for_remote_videos
 
 pytestmark = pytest.mark.browser
 
@@ -15,14 +15,10 @@ pytestmark = pytest.mark.browser
 async def test_call_survives_a_dropped_websocket_through_resume(start_server, browser):
     server, ts = await start_server(dev=True, resume_ttl_s=30)
     url = str(ts.make_url("/call"))
-    ada = await _join(browser, url, "Ada")
-    bob = await _join(browser, url, "Bob")
+    ada = await join_call_page(browser, url, "Ada")
+    bob = await join_call_page(browser, url, "Bob")
     for page in (ada, bob):
-        await page.wait_for_function(
-            "() => [...document.querySelectorAll('.tile.remote video')]"
-            ".some(v => v.videoWidth > 0)",
-            timeout=30000,
-        )
+        await wait_for_remote_videos(page)
     ada_id = await ada.evaluate("() => document.querySelector('#status').textContent")
     media = server.media.rooms["browser-call"]
 
@@ -34,19 +30,15 @@ async def test_call_survives_a_dropped_websocket_through_resume(start_server, br
     before_drop = negotiations()
     assert all(sent >= 1 and answered >= 1 for sent, answered in before_drop), before_drop
     # The server drops Ada's WebSocket without a close handshake (a network blip).
-    conn = next(
-        c for c in server.connections if c.participant and c.participant.member.name == "Ada"
-    )
-    participant_id = conn.participant.member.id
-    conn.session.abort("disconnected")
+    conn = next(c for c in server.edges if c.room_side and c.room_side.member.name == "Ada")
+    participant_id = conn.room_side.member.id
+    conn.socket.abort("disconnected")
     await ada.wait_for_selector("#status[data-state='reconnecting']", timeout=5000)
     await ada.wait_for_selector("#status[data-state='connected']", timeout=10000)
     assert "rejoined" not in await ada.text_content("#status"), ada_id
     # Same participant on the server, media never renegotiated, frames still advancing.
-    again = next(
-        c for c in server.connections if c.participant and c.participant.member.name == "Ada"
-    )
-    assert again.participant.member.id == participant_id
+    again = next(c for c in server.edges if c.room_side and c.room_side.member.name == "Ada")
+    assert again.room_side.member.id == participant_id
     before = await ada.evaluate(REMOTE_VIDEO_STATE)
     await asyncio.sleep(1.5)
     after = await ada.evaluate(REMOTE_VIDEO_STATE)

@@ -16,14 +16,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.browsers.test_cross_browser import (
+from tests.conftest import token_for
+from tests.support.browsers import (
     HOLD_STREAM,
     Viewer,
     assert_sees_video,
     chromium_page,
     firefox_page,
 )
-from tests.conftest import token_for
 from tests.support.eyevinn import eyevinn_site
 from tests.support.polling import eventually
 from tests.support.whip import CountingSubscriber, WhipPublisher

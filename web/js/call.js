@@ -1,3 +1,4 @@
+// @ts-check
 // Video call page: local preview, a grid of remote videos with names, mute, device picker,
 // screen share, leave. Joins with camera and microphone, microphone only, or to watch only:
 // a machine without a camera (or a page without camera access) can still take part.
@@ -6,23 +7,41 @@ import { RoomClient } from "./room.js";
 import { describeMediaError, mediaAccess } from "./media-access.js";
 
 const params = prefillFromAddress();
-if (params.get("mode")) selectMode(params.get("mode"));
+const requestedMode = params.get("mode");
+if (requestedMode) selectMode(requestedMode);
 
+/** @type {RoomClient | null} */
 let client = null;
+/** @type {MediaStream | null} */
 let localStream = null;
+/** @type {MediaStreamTrack | null} */
 let screenTrack = null;
+/** @type {{camera: boolean, microphone: boolean, note?: string}} */
 let access = { camera: true, microphone: true };
-const tiles = new Map(); // tile key -> figure element; key: participant id, or "id/track id" for extra videos
+/** @type {Map<string, HTMLElement>} tile key -> figure element; key: participant id, or "id/track id" for extra videos */
+const tiles = new Map();
 
+/**
+ * The join mode's radio button.
+ * @param {string} mode video, audio or watch
+ * @returns {HTMLInputElement | null}
+ */
+const modeInput = (mode) => document.querySelector(`input[name="mode"][value="${mode}"]`);
+
+/** @param {string} mode */
 function selectMode(mode) {
-  const input = document.querySelector(`input[name="mode"][value="${mode}"]`);
+  const input = modeInput(mode);
   if (input && !input.disabled) input.checked = true;
 }
 
+/** @returns {string} */
 function chosenMode() {
-  return document.querySelector('input[name="mode"]:checked')?.value || "watch";
+  /** @type {HTMLInputElement | null} */
+  const checked = document.querySelector('input[name="mode"]:checked');
+  return checked?.value || "watch";
 }
 
+/** @param {string} text */
 function note(text) {
   $("device-note").textContent = text;
   $("device-note").hidden = !text;
@@ -31,19 +50,31 @@ function note(text) {
 /** What this page can capture; disables the join modes it cannot offer, and says why. */
 async function checkDevices() {
   access = await mediaAccess(window);
+  /**
+   * @param {string} mode
+   * @param {boolean} off
+   */
   const disable = (mode, off) => {
-    const input = document.querySelector(`input[name="mode"][value="${mode}"]`);
+    const input = modeInput(mode);
+    if (!input) return;
     input.disabled = off;
-    input.closest("label").classList.toggle("muted", off);
+    input.closest("label")?.classList.toggle("muted", off);
   };
   disable("video", !access.camera);
   disable("audio", !access.microphone);
   if (!access.camera) selectMode(access.microphone ? "audio" : "watch");
   // Without a microphone, "camera and microphone" means the camera alone.
-  note(access.note);
+  note(access.note ?? "");
   return access;
 }
 
+/**
+ * The tile of `key`, made on first use, captioned with the participant's name.
+ * @param {string} key
+ * @param {string} participantId
+ * @param {string} [label]
+ * @returns {HTMLElement}
+ */
 function tileFor(key, participantId, label = "") {
   let tile = tiles.get(key);
   if (!tile) {
@@ -66,26 +97,39 @@ function tileFor(key, participantId, label = "") {
     $("grid").append(tile);
     tiles.set(key, tile);
   }
-  const participant = client.participants.get(participantId);
+  const participant = client?.participants.get(participantId);
   const name = participant ? participant.name : participantId;
-  tile.querySelector("figcaption").textContent = label ? `${name} (${label})` : name;
+  $in(tile, "figcaption").textContent = label ? `${name} (${label})` : name;
   showConnection(participantId, participant?.connection);
   return tile;
 }
 
-/** Outline the tiles of who speaks now (the server ranks them, loudest first). */
+/**
+ * Outline the tiles of who speaks now (the server ranks them, loudest first).
+ * @param {{ participant_id: string }[]} speakers
+ */
 function showSpeakers(speakers) {
   const speaking = new Set(speakers.map((s) => s.participant_id));
   for (const tile of $("grid").querySelectorAll(".tile")) {
-    const id = tile.classList.contains("local") ? client?.self?.id : tile.dataset.participant;
+    const id = tile.classList.contains("local") ? client?.self?.id : /** @type {HTMLElement} */ (tile).dataset.participant;
     tile.classList.toggle("speaking", id !== undefined && speaking.has(id));
   }
 }
 
+/**
+ * The element matching `selector` inside `tile` (tiles are built with all their parts).
+ * @param {Element} tile
+ * @param {string} selector
+ * @returns {any}
+ */
+const $in = (tile, selector) => tile.querySelector(selector);
+
+/** @param {string} participantId */
 function tilesOf(participantId) {
   return [...tiles.entries()].filter(([, tile]) => tile.dataset.participant === participantId);
 }
 
+/** @param {string} participantId */
 function removeTiles(participantId) {
   for (const [key, tile] of tilesOf(participantId)) {
     tile.remove();
@@ -98,17 +142,25 @@ function removeAllTiles() {
   tiles.clear();
 }
 
+/**
+ * @param {string} participantId
+ * @param {string} [state] connected or reconnecting
+ */
 function showConnection(participantId, state) {
   for (const [, tile] of tilesOf(participantId)) {
     tile.dataset.connection = state || "connected";
-    tile.querySelector(".state").hidden = state !== "reconnecting";
+    $in(tile, ".state").hidden = state !== "reconnecting";
   }
 }
 
+/**
+ * @param {string} participantId
+ * @param {import("./messages.js").TrackInfo} track
+ */
 function showMuted(participantId, track) {
   const tile = tiles.get(participantId);
   if (!tile) return;
-  const badge = tile.querySelector(".badge");
+  const badge = $in(tile, ".badge");
   tile.dataset[`${track.kind}Muted`] = String(track.muted);
   const muted = [tile.dataset.audioMuted === "true" ? "mic off" : "",
     tile.dataset.videoMuted === "true" ? "camera off" : ""].filter(Boolean);
@@ -116,28 +168,35 @@ function showMuted(participantId, track) {
   badge.hidden = muted.length === 0;
 }
 
+/** @param {import("./room.js").RoomEventMap["track"]} remote */
 function onRemoteTrack({ participantId, track, stream }) {
   // The first video of a participant (and its audio) share the main tile; another video (a
   // screen share) gets a tile of its own.
   const main = tileFor(participantId, participantId);
-  const mainVideo = main.querySelector("video");
+  /** @type {HTMLVideoElement} */
+  const mainVideo = $in(main, "video");
   if (track.kind === "video") {
-    const shown = mainVideo.srcObject?.getVideoTracks?.()[0];
+    const shown = /** @type {MediaStream | null} */ (mainVideo.srcObject)?.getVideoTracks?.()[0];
     if (shown && shown !== track && shown.readyState === "live") {
       const extra = tileFor(`${participantId}/${track.id}`, participantId, "screen");
-      extra.querySelector("video").srcObject = new MediaStream([track]);
+      $in(extra, "video").srcObject = new MediaStream([track]);
       return;
     }
   }
   if (mainVideo.srcObject !== stream) mainVideo.srcObject = stream;
 }
 
+/** @param {import("./room.js").RoomEventMap["trackended"]} ended */
 function onTrackEnded({ participantId, trackId }) {
   const key = `${participantId}/${trackId}`;
   tiles.get(key)?.remove();
   tiles.delete(key);
 }
 
+/**
+ * @param {string} mode
+ * @returns {Promise<MediaStream | null>}
+ */
 async function captureLocal(mode) {
   if (mode === "watch") return null;
   const constraints = {
@@ -153,10 +212,12 @@ async function captureLocal(mode) {
 async function fillDevicePickers() {
   if (!navigator.mediaDevices?.enumerateDevices) return;
   const devices = await navigator.mediaDevices.enumerateDevices();
-  for (const [select, kind, track] of [
+  /** @type {[HTMLSelectElement, string, MediaStreamTrack | undefined][]} */
+  const pickers = [
     [$("camera-select"), "videoinput", localStream?.getVideoTracks()[0]],
     [$("mic-select"), "audioinput", localStream?.getAudioTracks()[0]],
-  ]) {
+  ];
+  for (const [select, kind, track] of pickers) {
     const current = track?.getSettings().deviceId;
     select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
       const option = document.createElement("option");
@@ -165,14 +226,19 @@ async function fillDevicePickers() {
       option.selected = d.deviceId === current;
       return option;
     }));
-    select.closest("label").hidden = !track || select.options.length === 0;
+    const label = select.closest("label");
+    if (label) label.hidden = !track || select.options.length === 0;
   }
 }
 
 /** Switch camera or microphone: the new track replaces the old on the same sender. */
+/**
+ * @param {"video" | "audio"} kind
+ * @param {string} deviceId
+ */
 async function switchDevice(kind, deviceId) {
   const old = kind === "video" ? localStream?.getVideoTracks()[0] : localStream?.getAudioTracks()[0];
-  if (!old || !client) return;
+  if (!localStream || !old || !client) return;
   const constraints = kind === "video"
     ? { video: { width: 640, height: 480, deviceId: { exact: deviceId } } }
     : { audio: { deviceId: { exact: deviceId } } };
@@ -201,16 +267,16 @@ async function toggleScreenShare() {
     try {
       await client.unpublishTrack(track);
     } catch (error) {
-      $("status").textContent = `Could not stop sharing cleanly: ${error.message}`;
+      $("status").textContent = `Could not stop sharing cleanly: ${error instanceof Error ? error.message : error}`;
     }
     return;
   }
   try {
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-    screenTrack = stream.getVideoTracks()[0];
+    const shared = (screenTrack = stream.getVideoTracks()[0]);
     // Stopping from the browser's own "stop sharing" bar ends the track.
-    screenTrack.addEventListener("ended", () => { if (screenTrack) toggleScreenShare(); });
-    await client.publishTrack(screenTrack, stream);
+    shared.addEventListener("ended", () => { if (screenTrack) toggleScreenShare(); });
+    await client.publishTrack(shared, stream);
     button.textContent = "Stop sharing";
     button.dataset.sharing = "true";
   } catch (error) {
@@ -219,6 +285,7 @@ async function toggleScreenShare() {
   }
 }
 
+/** @param {SubmitEvent} event */
 async function join(event) {
   event.preventDefault();
   const room = $("room").value.trim();
@@ -238,40 +305,43 @@ async function join(event) {
     $("grid").querySelector(".tile.local").hidden = !localStream?.getVideoTracks().length;
     $("status").textContent = "Joining…";
     const token = await joinToken(room, name);
-    client = new RoomClient();
-    client.addEventListener("track", (e) => onRemoteTrack(e.detail));
-    client.addEventListener("trackended", (e) => onTrackEnded(e.detail));
-    client.addEventListener("participants", () => {
-      for (const [key, tile] of tiles) tileFor(key, tile.dataset.participant, key.includes("/") ? "screen" : "");
+    const joined = (client = new RoomClient());
+    joined.on("track", onRemoteTrack);
+    joined.on("trackended", onTrackEnded);
+    joined.on("participants", () => {
+      for (const [key, tile] of tiles) {
+        tileFor(key, tile.dataset.participant ?? "", key.includes("/") ? "screen" : "");
+      }
     });
-    client.addEventListener("participant_left", (e) => removeTiles(e.detail.participant_id));
-    client.addEventListener("participant_connection", (e) =>
-      showConnection(e.detail.participant_id, e.detail.state));
-    client.addEventListener("track_muted", (e) => showMuted(e.detail.participant_id, e.detail.track));
-    client.addEventListener("active_speakers", (e) => showSpeakers(e.detail.speakers));
-    client.addEventListener("close", (e) => {
-      $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
+    joined.on("participant_left", ({ participant_id }) => removeTiles(participant_id));
+    joined.on("participant_connection", ({ participant_id, state }) =>
+      showConnection(participant_id, state));
+    joined.on("track_muted", ({ participant_id, track }) => showMuted(participant_id, track));
+    joined.on("active_speakers", ({ speakers }) => showSpeakers(speakers));
+    joined.on("close", ({ code, reason }) => {
+      $("status").textContent = `Disconnected (${code}${reason ? " " + reason : ""}).`;
       $("status").dataset.state = "closed";
     });
-    client.addEventListener("reconnecting", (e) => {
-      $("status").textContent = `Reconnecting (attempt ${e.detail.attempt})…`;
+    joined.on("reconnecting", ({ attempt }) => {
+      $("status").textContent = `Reconnecting (attempt ${attempt})…`;
       $("status").dataset.state = "reconnecting";
     });
-    client.addEventListener("reconnected", (e) => {
-      $("status").textContent = `In ${room} as ${client.self.name}${e.detail.resumed ? "" : " (rejoined)"}.`;
+    joined.on("reconnected", ({ resumed }) => {
+      $("status").textContent = `In ${room} as ${joined.self?.name}${resumed ? "" : " (rejoined)"}.`;
       $("status").dataset.state = "connected";
     });
-    client.addEventListener("reset", () => {
+    joined.on("reset", () => {
       removeAllTiles();
       screenTrack?.stop();
       screenTrack = null;
       $("share-screen").textContent = "Share screen";
     });
-    await client.join(room, token, name);
-    $("local-name").textContent = `${client.self.name} (you)`;
-    if (localStream) await client.publish(localStream);
-    const how = { video: "", audio: " (microphone only)", watch: " (watching)" }[mode];
-    $("status").textContent = `In ${room} as ${client.self.name}${how}.`;
+    await joined.join(room, token, name);
+    $("local-name").textContent = `${joined.self?.name} (you)`;
+    if (localStream) await joined.publish(localStream);
+    /** @type {Record<string, string>} */
+    const hows = { video: "", audio: " (microphone only)", watch: " (watching)" };
+    $("status").textContent = `In ${room} as ${joined.self?.name}${hows[mode]}.`;
     $("status").dataset.state = "connected";
     $("join-form").hidden = true;
     $("call").hidden = false;
@@ -282,11 +352,17 @@ async function join(event) {
   } catch (error) {
     localStream?.getTracks().forEach((t) => t.stop());
     localStream = null;
-    $("status").textContent = `Could not join: ${error.message}`;
+    $("status").textContent = `Could not join: ${error instanceof Error ? error.message : error}`;
     $("join").disabled = false;
   }
 }
 
+/**
+ * @param {string} kind
+ * @param {HTMLElement} button
+ * @param {string} onLabel
+ * @param {string} offLabel
+ */
 function toggle(kind, button, onLabel, offLabel) {
   const track = localStream?.getTracks().find((t) => t.kind === kind);
   if (!track || !client) return;
@@ -296,13 +372,13 @@ function toggle(kind, button, onLabel, offLabel) {
 }
 
 $("join-form").addEventListener("submit", join);
-$("toggle-mic").addEventListener("click", (e) =>
-  toggle("audio", e.target, "Mute microphone", "Unmute microphone"));
-$("toggle-cam").addEventListener("click", (e) =>
-  toggle("video", e.target, "Turn camera off", "Turn camera on"));
+$("toggle-mic").addEventListener("click", (/** @type {MouseEvent} */ e) =>
+  toggle("audio", /** @type {HTMLElement} */ (e.target), "Mute microphone", "Unmute microphone"));
+$("toggle-cam").addEventListener("click", (/** @type {MouseEvent} */ e) =>
+  toggle("video", /** @type {HTMLElement} */ (e.target), "Turn camera off", "Turn camera on"));
 $("share-screen").addEventListener("click", () => toggleScreenShare());
-$("camera-select").addEventListener("change", (e) => switchDevice("video", e.target.value));
-$("mic-select").addEventListener("change", (e) => switchDevice("audio", e.target.value));
+$("camera-select").addEventListener("change", () => switchDevice("video", $("camera-select").value));
+$("mic-select").addEventListener("change", () => switchDevice("audio", $("mic-select").value));
 $("leave").addEventListener("click", () => {
   client?.leave();
   localStream?.getTracks().forEach((t) => t.stop());

@@ -1,3 +1,4 @@
+// @ts-check
 // Dashboard data: the admin token, the admin API, the live feed (/api/feed) and the state built
 // from it (rooms, participants, per-participant sample history, the selection). No drawing:
 // what changed is handed to the view set with setView() (dashboard-view.js draws it).
@@ -5,39 +6,71 @@
 // server's /api/dev/admin-token, else the form asks for one
 // (`relayroom token --room '*' --identity ops --grant admin=true`).
 
-const $ = (id) => document.getElementById(id);
+import { $ } from "./page.js";
+
 export const HISTORY = 300; // samples kept per participant (5 minutes at 1 s)
 
+/**
+ * JSON objects of the admin API and the feed (docs/operations.md), read as they come.
+ * @typedef {Record<string, any>} Json
+ * @typedef {{room: string, id: string, name: string, identity: string, joined_at: number}} FeedParticipant
+ * @typedef {{room: string, id: string}} Selection
+ */
+
 export const state = {
+  /** @type {string | null} */
   token: null,
+  /** @type {WebSocket | null} */
   ws: null,
+  /** @type {{loss: number, rtt_ms: number, fps: number}} */
   thresholds: { loss: 0.05, rtt_ms: 300, fps: 15 },
+  /** @type {Json[]} */
   rooms: [],
+  /** @type {FeedParticipant[]} */
   participants: [],
-  series: new Map(), // "room\u0000id" -> [sample]
-  selected: null, // {room, id}
-  retry: null,
+  /** @type {Map<string, Json[]>} "room\u0000id" -> samples */
+  series: new Map(),
+  /** @type {Selection | null} */
+  selected: null,
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  retry: undefined,
 };
 
+/**
+ * @param {string} room
+ * @param {string} id
+ */
 export const keyOf = (room, id) => `${room}\u0000${id}`;
 
 // Names of participants seen (joins, the live list), so events that carry only an id read well.
-export const names = new Map(); // "room\u0000id" -> name
+/** @type {Map<string, string>} "room\u0000id" -> name */
+export const names = new Map();
 
-/** What the view does when the data changes; replaced by setView(). */
-let view = {
-  status(text, kind) {}, // the feed's state: "live", "connecting…", "unauthorized", ...
-  hello(events) {}, // a (re)connected feed: the event log starts over with these
-  events(events) {}, // events to add to the log (live or from the history)
-  changed() {}, // rooms, samples or the selection changed: redraw
-};
+/**
+ * What the view does when the data changes.
+ * @typedef {object} View
+ * @property {(text: string, kind: string) => void} status the feed's state: "live", "connecting…", "unauthorized", ...
+ * @property {(events: Json[]) => void} hello a (re)connected feed: the event log starts over with these
+ * @property {(events: Json[]) => void} events events to add to the log (live or from the history)
+ * @property {() => void} changed rooms, samples or the selection changed: redraw
+ */
 
+/** @type {View} replaced by setView() */
+let view = { status() {}, hello() {}, events() {}, changed() {} };
+
+/** @param {View} hooks */
 export function setView(hooks) {
   view = hooks;
 }
 
 // ------------------------------------------------------------------ API and feed
 
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {Json} [body]
+ * @returns {Promise<Json>}
+ */
 export async function api(method, path, body) {
   const response = await fetch(path, {
     method,
@@ -76,12 +109,17 @@ export async function obtainToken() {
 }
 
 /** A token typed into the form: kept for this tab, then the feed connects with it. */
+/** @param {string} token */
 export function useToken(token) {
   state.token = token;
-  sessionStorage.setItem("relayroom-admin-token", state.token);
+  sessionStorage.setItem("relayroom-admin-token", token);
   connectFeed();
 }
 
+/**
+ * @param {string} text
+ * @param {string} kind
+ */
 function setStatus(text, kind) {
   view.status(text, kind);
 }
@@ -128,6 +166,7 @@ export function connectFeed() {
   };
 }
 
+/** @param {Json} message */
 function onHello(message) {
   state.thresholds = message.thresholds;
   state.rooms = message.rooms;
@@ -136,11 +175,12 @@ function onHello(message) {
   view.changed();
 }
 
+/** @param {Json} message */
 function onTick(message) {
   state.rooms = message.rooms;
   state.participants = message.participants;
-  for (const p of message.participants) names.set(keyOf(p.room, p.id), p.name);
-  const live = new Set(message.participants.map((p) => keyOf(p.room, p.id)));
+  for (const p of state.participants) names.set(keyOf(p.room, p.id), p.name);
+  const live = new Set(state.participants.map((p) => keyOf(p.room, p.id)));
   for (const sample of message.samples) {
     const key = keyOf(sample.room, sample.participant_id);
     let list = state.series.get(key);
@@ -157,7 +197,8 @@ function onTick(message) {
 
 function autoSelect() {
   // Prefer someone who receives media: their charts have the most to show.
-  let pick = null;
+  /** @type {FeedParticipant | undefined} */
+  let pick;
   for (const p of state.participants) {
     const list = state.series.get(keyOf(p.room, p.id));
     const last = list?.[list.length - 1];
@@ -171,6 +212,10 @@ function autoSelect() {
 }
 
 /** Show one participant: their charts at once, then their older samples from the API. */
+/**
+ * @param {string} room
+ * @param {string} id
+ */
 export async function select(room, id) {
   state.selected = { room, id };
   view.changed();
@@ -181,7 +226,7 @@ export async function select(room, id) {
     const key = keyOf(room, id);
     const current = state.series.get(key) || [];
     const first = current.length ? current[0].t : Infinity;
-    const older = history.samples.filter((s) => s.t < first);
+    const older = history.samples.filter((/** @type {Json} */ s) => s.t < first);
     state.series.set(key, [...older, ...current].slice(-HISTORY));
     view.changed();
   } catch (error) {

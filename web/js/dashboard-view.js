@@ -1,25 +1,48 @@
+// @ts-check
 // Dashboard drawing: the rooms list, the selected participant's KPIs, charts (on <canvas>, no
 // dependencies) and tables, and the event log. Reads the state of dashboard-feed.js; holds no
 // connection of its own.
 import { api, keyOf, names, select, state } from "./dashboard-feed.js";
+import { $ } from "./page.js";
 
-const $ = (id) => document.getElementById(id);
+/**
+ * @typedef {import("./dashboard-feed.js").Json} Json
+ * @typedef {import("./dashboard-feed.js").FeedParticipant} FeedParticipant
+ * @typedef {number | null | undefined} Value a metric's value; null or absent: not measured
+ * @typedef {{points: [number, Value][], color: string, dash?: boolean}} Series
+ */
+
 const WINDOW_S = 120; // seconds shown in the charts
 const MAX_EVENTS = 200;
 const COLORS = { server: "#3fa7ff", out: "#3ecf6e", browser: "#c792ea", threshold: "#ff5d5d", grid: "#2c353e", text: "#8b98a5" };
+/** @type {Record<string, string>} */
 const METRIC_NAMES = { fps: "frame rate", loss: "packet loss", rtt_ms: "round-trip time" };
 
 // ------------------------------------------------------------------ formatting
 
+/** @param {Value} bps */
 function fmtBitrate(bps) {
   if (bps === null || bps === undefined) return "–";
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mb/s`;
   return `${(bps / 1e3).toFixed(0)} kb/s`;
 }
+/**
+ * @param {Value} value
+ * @param {string} [unit]
+ * @param {number} [digits]
+ */
 const fmt = (value, unit = "", digits = 0) =>
   value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
+/** @param {number} t */
 const fmtTime = (t) => new Date(t * 1000).toLocaleTimeString();
 
+/**
+ * An element with attributes (`dataset`: data-*, `on...`: listeners) and children.
+ * @param {string} tag
+ * @param {Record<string, any>} [attrs]
+ * @param {...any} children nodes, or values shown as text
+ * @returns {HTMLElement}
+ */
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -34,12 +57,18 @@ function el(tag, attrs = {}, ...children) {
 // ------------------------------------------------------------------ charts
 
 export class LineChart {
+  /** @param {HTMLCanvasElement} canvas */
   constructor(canvas) {
     this.canvas = canvas;
-    this.ctx = canvas.getContext("2d");
+    this.ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   }
 
-  /** series: [{points: [[t, v]], color, dash}], options: {threshold, tMax, min, max} */
+  /**
+   * Draw the series over the last WINDOW_S seconds up to `tMax`.
+   * @param {Series[]} series
+   * @param {{threshold?: number | null, tMax?: number, minMax?: number}} [options] `minMax`:
+   *   the lowest top of the value axis
+   */
   draw(series, { threshold = null, tMax = Date.now() / 1000, minMax = 1 } = {}) {
     const { canvas, ctx } = this;
     const ratio = window.devicePixelRatio || 1;
@@ -55,10 +84,12 @@ export class LineChart {
     const plotW = width - left - right, plotH = height - top - bottom;
     const tMin = tMax - WINDOW_S;
     let max = minMax;
-    for (const s of series) for (const [t, v] of s.points) if (t >= tMin && v > max) max = v;
+    for (const s of series) for (const [t, v] of s.points) if (t >= tMin && v != null && v > max) max = v;
     if (threshold !== null && threshold * 1.25 > max) max = threshold * 1.25;
     max = niceCeil(max);
+    /** @param {number} t */
     const x = (t) => left + ((t - tMin) / WINDOW_S) * plotW;
+    /** @param {number} v */
     const y = (v) => top + plotH - (v / max) * plotH;
     // grid and labels
     ctx.strokeStyle = COLORS.grid;
@@ -115,6 +146,7 @@ export class LineChart {
   }
 }
 
+/** @param {number} value */
 function niceCeil(value) {
   if (value <= 0) return 1;
   const p = 10 ** Math.floor(Math.log10(value));
@@ -122,15 +154,18 @@ function niceCeil(value) {
   return 10 * p;
 }
 
+/** @param {number} v */
 function shortNumber(v) {
   if (v >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
   if (v >= 1e3) return `${(v / 1e3).toFixed(v >= 1e4 ? 0 : 1)}k`;
   return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1);
 }
 
+/** @type {Record<string, LineChart>} */
 const charts = {};
 for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
-  charts[canvas.dataset.chart] = new LineChart(canvas);
+  const chart = /** @type {HTMLCanvasElement} */ (canvas);
+  charts[chart.dataset.chart ?? ""] = new LineChart(chart);
 }
 
 // ------------------------------------------------------------------ rendering
@@ -162,6 +197,10 @@ function renderRooms() {
   );
 }
 
+/**
+ * @param {string} room
+ * @param {FeedParticipant} p
+ */
 function participantItem(room, p) {
   const list = state.series.get(keyOf(room, p.id));
   const health = list?.[list.length - 1]?.health || "ok";
@@ -178,6 +217,11 @@ function participantItem(room, p) {
   );
 }
 
+/**
+ * @param {Json[]} list samples
+ * @param {(sample: Json) => Value} pick
+ * @returns {[number, Value][]}
+ */
 function points(list, pick) {
   return list.map((s) => [s.t, pick(s)]);
 }
@@ -187,14 +231,21 @@ function renderDetail() {
   const list = sel ? state.series.get(keyOf(sel.room, sel.id)) || [] : [];
   const last = list[list.length - 1];
   const person = sel && state.participants.find((p) => p.room === sel.room && p.id === sel.id);
-  $("detail-title").textContent = person ? `${person.name} · ${sel.room}` : "Select a participant";
+  $("detail-title").textContent = person ? `${person.name} · ${person.room}` : "Select a participant";
   $("detail-actions").hidden = !person;
   $("detail-health").dataset.health = last?.health || "ok";
   const s = last?.summary || {};
   const c = last?.client || {};
   const th = state.thresholds;
+  /**
+   * @param {string} name
+   * @param {string} text
+   * @param {boolean} bad
+   */
   const metric = (name, text, bad) => {
+    /** @type {HTMLElement | null} */
     const node = document.querySelector(`[data-metric="${name}"]`);
+    if (!node) return;
     node.textContent = text;
     node.dataset.health = bad ? "bad" : "ok";
   };
@@ -212,6 +263,7 @@ function renderDetail() {
   metric("candidate", pair?.type || c.candidate_type || "–", false);
 
   const tMax = Date.now() / 1000;
+  /** @param {Value} v */
   const kb = (v) => (v === null || v === undefined ? null : v / 1000);
   charts.bitrate.draw([
     { points: points(list, (x) => kb(x.summary.bitrate_in_bps)), color: COLORS.server },
@@ -219,6 +271,7 @@ function renderDetail() {
     { points: points(list, (x) => kb(x.client?.bitrate_in_bps)), color: COLORS.browser },
     { points: points(list, (x) => kb(x.client?.bitrate_out_bps)), color: COLORS.browser, dash: true },
   ], { tMax, minMax: 10 });
+  /** @param {Value} v */
   const pct = (v) => (v === null || v === undefined ? null : v * 100);
   charts.loss.draw([
     { points: points(list, (x) => pct(x.summary.loss)), color: COLORS.server },
@@ -244,10 +297,15 @@ function renderDetail() {
   renderTables(last);
 }
 
+/**
+ * @param {string[]} headers
+ * @param {any[][]} rows
+ */
 function table(headers, rows) {
   return el("table", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h))), ...rows.map((r) => el("tr", {}, ...r.map((v) => el("td", {}, v)))));
 }
 
+/** @param {Json | undefined} sample */
 function renderTables(sample) {
   if (!sample) {
     $("connections").replaceChildren();
@@ -255,7 +313,7 @@ function renderTables(sample) {
     return;
   }
   const rows = [];
-  for (const [name, conn] of Object.entries(sample.connections)) {
+  for (const [name, conn] of Object.entries(/** @type {Record<string, Json | null>} */ (sample.connections))) {
     if (!conn) continue;
     const pair = conn.candidate_pair;
     rows.push([name, conn.state, conn.ice_state, conn.dtls_state ?? "–", pair?.type ?? "–",
@@ -287,6 +345,10 @@ function renderTables(sample) {
   $("tracks").replaceChildren(table(["track", "id", "packets", "bitrate", "fps", "loss", "jitter", "RTT", "feedback", ""], trackRows));
 }
 
+/**
+ * @param {Json} sample
+ * @param {Json} track
+ */
 function muteButton(sample, track) {
   const base = `/api/rooms/${encodeURIComponent(sample.room)}/participants/${encodeURIComponent(sample.participant_id)}`;
   return el("button", {
@@ -297,6 +359,11 @@ function muteButton(sample, track) {
   }, track.muted ? "unmute" : "mute");
 }
 
+/**
+ * @param {string} room
+ * @param {string} id
+ * @param {string} [fallback] the name the event carries
+ */
 function nameOf(room, id, fallback) {
   if (fallback) return fallback;
   const known = names.get(keyOf(room, id)) || state.participants.find((p) => p.room === room && p.id === id)?.name;
@@ -304,6 +371,10 @@ function nameOf(room, id, fallback) {
 }
 
 /** A metric's value as people read it: fps with one decimal, loss in %, times in whole ms. */
+/**
+ * @param {string} metric
+ * @param {unknown} value
+ */
 export function metricText(metric, value) {
   if (value === null || value === undefined || !Number.isFinite(Number(value))) return "–";
   const v = Number(value);
@@ -313,6 +384,10 @@ export function metricText(metric, value) {
   return String(Math.round(v * 100) / 100);
 }
 
+/**
+ * @param {Json} e an event
+ * @returns {string}
+ */
 function describe(e) {
   if (e.participant_id && e.name) names.set(keyOf(e.room, e.participant_id), e.name);
   const who = e.participant_id ? `${e.room}/${nameOf(e.room, e.participant_id, e.name)}` : e.room || "";
@@ -338,6 +413,7 @@ function describe(e) {
 
 const seenEvents = new Set(); // one line per event, whichever way it arrived
 
+/** @param {Json} e */
 export function addEvent(e) {
   // Live ticks carry no node tag, the cluster history does: the key leaves the node out.
   const id = e.seq !== undefined ? `${e.seq}|${e.t}|${e.type}|${e.participant_id ?? ""}` : null;
@@ -348,18 +424,21 @@ export function addEvent(e) {
   const log = $("event-log");
   const item = el("li", { dataset: { kind: e.type, t: e.t } }, el("time", {}, fmtTime(e.t)), describe(e));
   // Newest first; an older event (history fetched late) goes to its place.
-  let before = log.firstChild;
-  while (before && Number(before.dataset.t) > e.t) before = before.nextSibling;
+  /** @type {HTMLElement | null} */
+  let before = log.firstElementChild;
+  while (before && Number(before.dataset.t) > e.t) before = /** @type {HTMLElement | null} */ (before.nextElementSibling);
   log.insertBefore(item, before);
-  while (log.children.length > MAX_EVENTS) log.lastChild.remove();
+  while (log.children.length > MAX_EVENTS) log.lastElementChild.remove();
 }
 
 /** Add events to the log (live ones, or the history fetched late). */
+/** @param {Json[]} events */
 export function addEvents(events) {
   for (const event of events.slice(-MAX_EVENTS)) addEvent(event);
 }
 
 /** A (re)connected feed: the log starts over. */
+/** @param {Json[]} events */
 export function resetEvents(events) {
   $("event-log").replaceChildren();
   seenEvents.clear();
@@ -367,6 +446,10 @@ export function resetEvents(events) {
 }
 
 /** The feed's state in the header pill. */
+/**
+ * @param {string} text
+ * @param {string} kind
+ */
 export function setStatus(text, kind) {
   $("feed-status").textContent = text;
   $("feed-status").dataset.state = kind;

@@ -1,3 +1,4 @@
+// @ts-check
 // relayroom dashboard: rooms, participants and live per-connection charts from the admin feed.
 // Wires the data (dashboard-feed.js: token, admin API, feed, state) to the drawing
 // (dashboard-view.js: charts, lists, event log). Plain ES modules, no dependencies.
@@ -16,7 +17,7 @@ $("remove").addEventListener("click", async () => {
     .catch((e) => addEvent({ t: Date.now() / 1000, type: "errors", message: e.message }));
 });
 
-$("token-form").addEventListener("submit", (event) => {
+$("token-form").addEventListener("submit", (/** @type {SubmitEvent} */ event) => {
   event.preventDefault();
   $("token-form").hidden = true;
   useToken($("token").value.trim());

@@ -1,5 +1,7 @@
+// @ts-check
 // What a page can capture, and errors from getUserMedia/getDisplayMedia in words a person can act on.
 
+/** @param {string} host */
 const INSECURE_NOTE = (host) =>
   `Camera and microphone need https or localhost: this page is plain http on ${host}, ` +
   "where the browser offers no media devices. Open it over https (the README shows how to serve " +
@@ -27,7 +29,11 @@ export async function mediaAccess(win = window) {
   return { camera, microphone, secure: true, note };
 }
 
-/** A getUserMedia / getDisplayMedia failure as a sentence. */
+/**
+ * A getUserMedia / getDisplayMedia failure as a sentence.
+ * @param {any} error what the browser threw
+ * @returns {string}
+ */
 export function describeMediaError(error) {
   switch (error?.name) {
     case "NotFoundError":

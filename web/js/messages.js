@@ -20,7 +20,6 @@
  * @property {"audio" | "video"} kind
  * @property {boolean} muted
  * @property {string} [codec]
- * @property {string} [source]
  */
 
 /**

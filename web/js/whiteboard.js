@@ -1,3 +1,4 @@
+// @ts-check
 // Collaborative whiteboard over the DataChannel relay (see docs/datachannels.md).
 //
 // Topics:
@@ -18,25 +19,42 @@ const MAX_POINTS = 400; // per persisted message (stays far below the 16 KiB mes
 const INK_INTERVAL_MS = 50;
 const CURSOR_INTERVAL_MS = 50;
 
+/**
+ * @typedef {[number, number]} Point x, y in [0, 1]
+ * @typedef {{id: string, author: string, color: string, width: number, points: Point[]}} Stroke
+ * @typedef {{x: number, y: number, name: string, color: string}} Cursor
+ * @typedef {Record<string, any>} Payload a DataChannel message as received (checked before use)
+ */
+
 const board = {
-  strokes: [], // {id, author, color, width, points}, in drawing order
-  ink: new Map(), // stroke id -> the stroke being drawn by someone else
-  cursors: new Map(), // participant id -> {x, y, name, color}
+  /** @type {Stroke[]} in drawing order */
+  strokes: [],
+  /** @type {Map<string, Stroke>} stroke id -> the stroke being drawn by someone else */
+  ink: new Map(),
+  /** @type {Map<string, Cursor>} participant id -> cursor */
+  cursors: new Map(),
+  /** @type {Stroke[]} */
   undone: [],
+  /** @type {string | null} */
   self: null,
+  /** @type {import("./messages.js").DataSync[]} */
   syncs: [],
   renders: 0,
+  /** @param {string} id */
   strokeById(id) {
     return this.strokes.find((s) => s.id === id);
   },
 };
-window.board = board;
+/** @type {any} */ (window).board = board;
 
+/** @type {HTMLCanvasElement} */
 const canvas = $("canvas");
-const ctx = canvas.getContext("2d");
+const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+/** @type {RoomClient | null} */
 let client = null;
 let counter = 0;
-let drawing = null; // the local stroke in progress
+/** @type {Stroke | null} the local stroke in progress */
+let drawing = null;
 let lastInk = 0;
 let inkSent = 0;
 let lastCursor = 0;
@@ -48,10 +66,15 @@ let renderQueued = false;
 // value before it reaches the canvas, so one bad stroke is skipped instead of breaking the page.
 const MAX_WIDTH = 100;
 
+/**
+ * @param {any} pt
+ * @returns {pt is Point}
+ */
 function validPoint(pt) {
   return Array.isArray(pt) && pt.length === 2 && pt.every((v) => Number.isFinite(v) && v >= 0 && v <= 1);
 }
 
+/** @param {Payload} p */
 function validStroke(p) {
   return (
     typeof p.id === "string" &&
@@ -64,6 +87,10 @@ function validStroke(p) {
   );
 }
 
+/**
+ * @param {any} message
+ * @param {string} from
+ */
 function apply(message, from) {
   const p = message;
   if (!p || typeof p !== "object") return;
@@ -84,6 +111,10 @@ function apply(message, from) {
   scheduleRender();
 }
 
+/**
+ * @param {any} p
+ * @param {string} from
+ */
 function applyInk(p, from) {
   if (!p || typeof p !== "object" || !validStroke(p)) return;
   let stroke = board.ink.get(p.id);
@@ -103,6 +134,7 @@ function scheduleRender() {
   requestAnimationFrame(render);
 }
 
+/** @param {Stroke} stroke */
 function drawStroke(stroke) {
   try {
     drawStrokeUnchecked(stroke);
@@ -111,6 +143,7 @@ function drawStroke(stroke) {
   }
 }
 
+/** @param {Stroke} stroke */
 function drawStrokeUnchecked(stroke) {
   const pts = stroke.points.filter(validPoint);
   if (!pts.length) return;
@@ -158,6 +191,10 @@ function renderCursors() {
 
 // ---------------------------------------------------------------- pointer input
 
+/**
+ * @param {PointerEvent} event
+ * @returns {Point}
+ */
 function point(event) {
   const rect = canvas.getBoundingClientRect();
   const x = Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
@@ -165,8 +202,9 @@ function point(event) {
   return [Math.round(x * 10000) / 10000, Math.round(y * 10000) / 10000];
 }
 
+/** @param {boolean} force */
 function sendInk(force) {
-  if (!drawing || inkSent >= drawing.points.length) return;
+  if (!client || !drawing || inkSent >= drawing.points.length) return;
   const now = performance.now();
   if (!force && now - lastInk < INK_INTERVAL_MS) return;
   lastInk = now;
@@ -175,16 +213,18 @@ function sendInk(force) {
   client.sendData("ink", { id: drawing.id, color: drawing.color, width: drawing.width, points });
 }
 
+/** @param {PointerEvent} event */
 function sendCursor(event) {
+  if (!client) return;
   const now = performance.now();
   if (now - lastCursor < CURSOR_INTERVAL_MS) return;
   lastCursor = now;
   const [x, y] = point(event);
-  client.sendData("cursor", { x, y, name: client.self.name, color: $("color").value }, { lossy: true });
+  client.sendData("cursor", { x, y, name: client.self?.name, color: $("color").value }, { lossy: true });
 }
 
 canvas.addEventListener("pointerdown", (event) => {
-  if (!client || event.button > 0) return;
+  if (!client?.self || event.button > 0) return;
   canvas.setPointerCapture(event.pointerId);
   counter += 1;
   drawing = {
@@ -215,7 +255,7 @@ canvas.addEventListener("pointermove", (event) => {
 });
 
 function finishStroke() {
-  if (!drawing) return;
+  if (!client || !drawing) return;
   const stroke = drawing;
   drawing = null;
   // The finished stroke is what persists; long strokes go in pieces that share the id.
@@ -235,7 +275,7 @@ function undo() {
   if (!client) return;
   for (let i = board.strokes.length - 1; i >= 0; i -= 1) {
     const stroke = board.strokes[i];
-    if (stroke.author === client.self.id) {
+    if (stroke.author === client.self?.id) {
       board.strokes.splice(i, 1);
       board.undone.push(stroke);
       client.sendData("whiteboard", { op: "undo", id: stroke.id });
@@ -248,7 +288,7 @@ function undo() {
 function clearBoard() {
   if (!client) return;
   client.sendData("whiteboard", { op: "clear" });
-  apply({ op: "clear" }, client.self.id);
+  apply({ op: "clear" }, client.self?.id ?? "");
 }
 
 $("undo").addEventListener("click", undo);
@@ -268,6 +308,7 @@ function showPeople() {
   $("people").textContent = `${names.length} here: ${names.join(", ")}`;
 }
 
+/** @param {SubmitEvent} event */
 async function join(event) {
   event.preventDefault();
   const room = $("room").value.trim();
@@ -280,68 +321,69 @@ async function join(event) {
       ? await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 320, height: 240 } })
       : null;
     const token = await joinToken(room, name);
-    client = new RoomClient(undefined, { data: true });
-    client.addEventListener("data", (e) => {
-      const { topic, payload, from } = e.detail;
+    const joined = (client = new RoomClient(undefined, { data: true }));
+    joined.on("data", ({ topic, payload, from }) => {
+      if (from === undefined) return; // the server names the sender of everything it relays
       if (topic === "whiteboard") apply(payload, from);
       else if (topic === "ink") applyInk(payload, from);
       else if (topic === "cursor" && payload && typeof payload === "object") {
-        board.cursors.set(from, payload);
+        board.cursors.set(from, /** @type {Cursor} */ (payload));
         renderCursors();
       }
     });
-    client.addEventListener("datasync", (e) => {
+    joined.on("datasync", (sync) => {
       // A replay follows: the persistent state starts from scratch.
-      board.syncs.push(e.detail);
+      board.syncs.push(sync);
       board.strokes = [];
       board.ink.clear();
       scheduleRender();
     });
-    client.addEventListener("dataerror", (e) => {
-      $("status").textContent = `The server refused a message: ${e.detail.code} (${e.detail.message})`;
+    joined.on("dataerror", ({ code, message }) => {
+      $("status").textContent = `The server refused a message: ${code} (${message})`;
     });
-    client.addEventListener("participants", () => {
-      for (const id of board.cursors.keys()) if (!client.participants.has(id)) board.cursors.delete(id);
-      for (const [id, stroke] of board.ink) if (!client.participants.has(stroke.author)) board.ink.delete(id);
+    joined.on("participants", () => {
+      for (const id of board.cursors.keys()) if (!joined.participants.has(id)) board.cursors.delete(id);
+      for (const [id, stroke] of board.ink) if (!joined.participants.has(stroke.author)) board.ink.delete(id);
       showPeople();
       scheduleRender();
     });
-    client.addEventListener("track", (e) => {
-      let video = document.querySelector(`#videos video[data-participant="${e.detail.participantId}"]`);
+    joined.on("track", ({ participantId, stream }) => {
+      /** @type {HTMLVideoElement | null} */
+      let video = document.querySelector(`#videos video[data-participant="${participantId}"]`);
       if (!video) {
         video = document.createElement("video");
         video.autoplay = true;
         video.playsInline = true;
-        video.dataset.participant = e.detail.participantId;
+        video.dataset.participant = participantId;
         $("videos").append(video);
       }
-      if (video.srcObject !== e.detail.stream) video.srcObject = e.detail.stream;
+      if (video.srcObject !== stream) video.srcObject = stream;
     });
-    client.addEventListener("participant_left", (e) => {
-      document.querySelector(`#videos video[data-participant="${e.detail.participant_id}"]`)?.remove();
+    joined.on("participant_left", ({ participant_id }) => {
+      document.querySelector(`#videos video[data-participant="${participant_id}"]`)?.remove();
     });
-    client.addEventListener("close", (e) => {
-      $("status").textContent = `Disconnected (${e.detail.code}${e.detail.reason ? " " + e.detail.reason : ""}).`;
+    joined.on("close", ({ code, reason }) => {
+      $("status").textContent = `Disconnected (${code}${reason ? " " + reason : ""}).`;
     });
-    client.addEventListener("reconnecting", (e) => {
-      $("status").textContent = `Reconnecting (attempt ${e.detail.attempt})…`;
+    joined.on("reconnecting", ({ attempt }) => {
+      $("status").textContent = `Reconnecting (attempt ${attempt})…`;
       $("status").dataset.state = "reconnecting";
     });
-    client.addEventListener("reconnected", (e) => {
-      board.self = client.self.id;
-      $("status").textContent = `In ${room} as ${client.self.name}${e.detail.resumed ? "" : " (rejoined)"}.`;
+    joined.on("reconnected", ({ resumed }) => {
+      board.self = joined.self?.id ?? null;
+      $("status").textContent = `In ${room} as ${joined.self?.name}${resumed ? "" : " (rejoined)"}.`;
       $("status").dataset.state = "connected";
     });
-    await client.join(room, token, name);
-    board.self = client.self.id;
-    if (stream) await client.publish(stream);
-    $("status").textContent = `In ${room} as ${client.self.name}.`;
+    await joined.join(room, token, name);
+    board.self = joined.self?.id ?? null;
+    if (stream) await joined.publish(stream);
+    $("status").textContent = `In ${room} as ${joined.self?.name}.`;
     $("join-form").hidden = true;
     $("board-ui").hidden = false;
     showPeople();
     scheduleRender();
   } catch (error) {
-    $("status").textContent = `Could not join: ${error.message}`;
+    $("status").textContent = `Could not join: ${error instanceof Error ? error.message : error}`;
     $("join").disabled = false;
   }
 }

@@ -39,7 +39,6 @@ export type TrackInfo = {
     kind: "audio" | "video";
     muted: boolean;
     codec?: string | undefined;
-    source?: string | undefined;
 };
 /**
  * The `joined` reply (docs/protocol.md).

@@ -12,11 +12,13 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from . import protocol
-from .bus import Endpoint
+from .bus import Recipient
+from .gateway import MediaGateway
 from .logs import about
 from .protocol import (
     Candidate,
@@ -31,30 +33,50 @@ from .protocol import (
     Stats,
     SubscribeAnswer,
 )
-from .rooms import Member, RoomState
-
-if TYPE_CHECKING:
-    from .server import Server
+from .rooms import Member, RoomRegistry, RoomState
 
 log = logging.getLogger(__name__)
 
 
-class ParticipantSession:
-    """Implements `Endpoint` for the bus: forwards to the current edge or buffers."""
+@dataclass(frozen=True)
+class RoomSideSettings:
+    buffer_max: int
+    """Messages kept for a participant while its WebSocket is gone (`send_queue_max`)."""
+    resume_ttl_s: float
+    heartbeat_s: float
+    """Told to the client in `joined`, with `client_limits`."""
+    client_limits: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RoomSideParts:
+    """What the room side of every participant of this node uses (wired in server.py)."""
+
+    registry: RoomRegistry
+    media: MediaGateway
+    ice_servers: Callable[[str], list[dict[str, Any]]]  # identity -> the `joined` ICE servers
+    settings: RoomSideSettings
+
+
+class RoomSideParticipant:
+    """Implements `Recipient` for the bus: forwards to the current edge or buffers."""
 
     def __init__(
         self,
-        server: Server,
+        parts: RoomSideParts,
         room: RoomState,
         member: Member,
-        edge: Endpoint,
-        on_gone: Callable[[ParticipantSession], Awaitable[None]],
+        edge: Recipient,
+        on_gone: Callable[[RoomSideParticipant], Awaitable[None]],
     ) -> None:
-        self.server = server
+        self._registry = parts.registry
+        self._media = parts.media
+        self._ice_servers = parts.ice_servers
+        self._settings = parts.settings
         self.room = room
         self.member = member
         self.resume_token = secrets.token_urlsafe(24)
-        self._edge: Endpoint | None = edge
+        self._edge: Recipient | None = edge
         self._buffer: deque[str] = deque()
         self._buffer_overflowed = False
         self._expiry: asyncio.TimerHandle | None = None
@@ -66,16 +88,12 @@ class ParticipantSession:
     def participant_id(self) -> str:
         return self.member.id
 
-    @property
-    def attached(self) -> bool:
-        return self._edge is not None
-
-    # --- Endpoint -------------------------------------------------------------------------
+    # --- Recipient -------------------------------------------------------------------------
 
     def send(self, data: str) -> None:
         if self._edge is not None:
             self._edge.send(data)
-        elif len(self._buffer) < self.server.config.send_queue_max:
+        elif len(self._buffer) < self._settings.buffer_max:
             self._buffer.append(data)
         else:
             self._buffer_overflowed = True
@@ -89,7 +107,7 @@ class ParticipantSession:
 
     # --- edge attachment ------------------------------------------------------------------
 
-    def attached_to(self, edge: Endpoint) -> bool:
+    def attached_to(self, edge: Recipient) -> bool:
         return self._edge is edge
 
     def detach(self) -> None:
@@ -97,7 +115,7 @@ class ParticipantSession:
         if self.left or self._edge is None:
             return
         self._edge = None
-        ttl = self.server.config.resume_ttl_s
+        ttl = self._settings.resume_ttl_s
         log.info(
             "room=%s participant=%s disconnected: resumable for %.0fs",
             self.room.name,
@@ -110,7 +128,7 @@ class ParticipantSession:
         )
         self._announce_connection(protocol.ConnectionState.RECONNECTING)
 
-    def resume(self, edge: Endpoint) -> str | None:
+    def resume(self, edge: Recipient) -> str | None:
         """Attach a new edge; returns why it cannot resume, or None on success."""
         if self.left:
             return "the session has ended"
@@ -132,7 +150,7 @@ class ParticipantSession:
 
     def _announce_connection(self, state: protocol.ConnectionState) -> None:
         """Tell the others that this participant's WebSocket dropped or came back."""
-        self.server.registry.broadcast(
+        self._registry.broadcast(
             self.room.name, protocol.participant_connection(self.member.id, state), self.member.id
         )
 
@@ -155,26 +173,26 @@ class ParticipantSession:
         if self._expiry is not None:
             self._expiry.cancel()
         self._buffer.clear()
-        await self.server.registry.leave(self.room.name, self.member.id, reason)
+        await self._registry.leave(self.room.name, self.member.id, reason)
         await self._on_gone(self)
-        await self.server.media.on_left(self.room, self.member)
+        await self._media.on_left(self.room, self.member)
 
     # --- messages from the client ---------------------------------------------------------
 
     def joined_message(self, resumed: bool) -> dict[str, Any]:
-        server, room, member = self.server, self.room, self.member
+        room, member, settings = self.room, self.member, self._settings
         return {
             "type": "joined",
             "protocol": protocol.PROTOCOL_VERSION,
             "participant": member.public(),
             "room": {"name": room.name, "mode": room.mode},
             "participants": [m.public() for m in room.members.values() if m.id != member.id],
-            "tracks": server.media.tracks(room),
-            "ice_servers": server.ice_servers(member.identity),
+            "tracks": self._media.tracks(room),
+            "ice_servers": self._ice_servers(member.identity),
             "resume_token": self.resume_token,
             "resumed": resumed,
-            "heartbeat_s": server.config.heartbeat_interval_s,
-            "limits": server.client_limits(),
+            "heartbeat_s": settings.heartbeat_s,
+            "limits": dict(settings.client_limits),
         }
 
     async def handle(self, message: ClientMessage) -> None:
@@ -188,7 +206,7 @@ class ParticipantSession:
         elif isinstance(message, Stats):
             self.member.client_stats = message.report
         elif isinstance(message, PublishOffer | SubscribeAnswer | Candidate | Mute):
-            await self.server.media.handle(self.room, self.member, message, self._reply)
+            await self._media.handle(self.room, self.member, message, self._reply)
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message type", message.id)
 
@@ -203,7 +221,7 @@ class ParticipantSession:
         grants = self.member.grants
         if not (grants.can_publish or grants.can_subscribe):
             raise ProtocolError(ErrorCode.FORBIDDEN, "token grants no media", message.id)
-        if not self.server.registry.relay_signal(
+        if not self._registry.relay_signal(
             self.room.name, self.member.id, message.to, message.payload
         ):
             raise ProtocolError(

@@ -1,17 +1,29 @@
-"""Edge side of one WebSocket: read, rate-limit, parse, and hand messages to the room side."""
+"""Edge side of one client's WebSocket: read, rate-limit, parse, join, and hand messages to
+the room side of its participant."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import WSMsgType
 
 from relayroom.media.ratelimit import TokenBucket
 
 from . import protocol
+from .client_socket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_BIG,
+    ClientSocket,
+)
+from .counts import NodeCounts
 from .logs import about, bind
 from .protocol import (
     RECONNECT_REASONS,
@@ -23,55 +35,68 @@ from .protocol import (
     ProtocolError,
 )
 from .ratelimit import WindowCounter
-from .router import Link
-from .session import (
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    CLOSE_POLICY,
-    CLOSE_SERVICE_RESTART,
-    CLOSE_TOO_BIG,
-    Session,
-)
+from .router import RoomSide, Router
 from .tokens import TokenError, verify_token
-
-if TYPE_CHECKING:
-    from .server import Server
 
 log = logging.getLogger(__name__)
 
 ABUSE_WINDOW_S = 10.0
 RETRY_AFTER_MS = 1000
 RATE_NOTICE_INTERVAL_S = 1.0
-# A session that ended for one of these reasons may come back with its resume token.
+# A WebSocket that ended for one of these reasons may come back with its resume token.
 RESUMABLE = frozenset(
     {CloseReason.DISCONNECTED, CloseReason.HEARTBEAT_TIMEOUT, CloseReason.SLOW_CLIENT}
 )
 
 
-class Connection:
-    """Drives one WebSocket. Implements `Endpoint` for the room side of its participant."""
+@dataclass(frozen=True)
+class EdgeSettings:
+    msgs_per_s: float
+    burst: int
+    close_after: int
+    """Rejected messages within `ABUSE_WINDOW_S` that close the connection."""
+    join_timeout_s: float
+    resume_ttl_s: float
+    """0: a dropped WebSocket leaves the room at once."""
+    max_frame_bytes: int
+    input_max_depth: int
 
-    def __init__(self, server: Server, session: Session) -> None:
-        self.server = server
-        self.session = session
-        cfg = server.config
-        self._bucket = TokenBucket(cfg.rate_limit_msgs_per_s, cfg.rate_limit_burst)
+
+@dataclass(frozen=True)
+class EdgeParts:
+    """What every WebSocket edge of this node uses (wired in server.py)."""
+
+    settings: EdgeSettings
+    secret: str  # verifies join tokens
+    router: Router
+    counts: NodeCounts
+    draining: Callable[[], bool]  # joins are refused while the node drains
+
+
+class ClientEdge:
+    """Drives one WebSocket. Implements `Recipient` for the room side of its participant."""
+
+    def __init__(self, parts: EdgeParts, socket: ClientSocket) -> None:
+        self._parts = parts
+        self._settings = settings = parts.settings
+        self.socket = socket
+        self._bucket = TokenBucket(settings.msgs_per_s, settings.burst)
         self._rejections = WindowCounter(ABUSE_WINDOW_S)
         self._last_rate_notice = 0.0
-        self.participant: Link | None = None
+        self.room_side: RoomSide | None = None
         self._close_reason = CloseReason.DISCONNECTED
         self.finished = asyncio.Event()
 
-    # --- Endpoint ---------------------------------------------------------------------------
+    # --- Recipient ---------------------------------------------------------------------------
 
     def send(self, data: str) -> None:
-        self.session.send(data)
+        self.socket.send(data)
 
     def end(self, reason: str) -> None:
         """Close the WebSocket; for shutdown and failover, first ask the client to reconnect."""
         self._close_reason = CloseReason(reason)
         if self._close_reason in RECONNECT_REASONS:
-            self.session.send(
+            self.socket.send(
                 protocol.encode(
                     {"type": "reconnect", "reason": reason, "retry_after_ms": RETRY_AFTER_MS}
                 )
@@ -81,16 +106,16 @@ class Connection:
                 if self._close_reason is CloseReason.SHUTDOWN
                 else CLOSE_SERVICE_RESTART
             )
-            self.session.close(code, reason)
+            self.socket.close(code, reason)
         else:
-            self.session.close(CLOSE_NORMAL, reason)
+            self.socket.close(CLOSE_NORMAL, reason)
 
     # --- receive loop ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        ws = self.session.ws
+        ws = self.socket.ws
         join_timer = asyncio.get_running_loop().call_later(
-            self.server.config.join_timeout_s, self._join_timed_out
+            self._settings.join_timeout_s, self._join_timed_out
         )
         try:
             async for frame in ws:
@@ -101,64 +126,64 @@ class Connection:
                 elif frame.type is WSMsgType.PING:
                     await ws.pong(frame.data)
                 elif frame.type is WSMsgType.PONG:
-                    self.session.pong_received()
+                    self.socket.pong_received()
                 elif frame.type is WSMsgType.ERROR:
                     self._on_ws_error(ws.exception())
                     break
-                if self.session.closing:
+                if self.socket.closing:
                     break
         finally:
             join_timer.cancel()
             try:
-                await self._release_participant()
+                await self._release_room_side()
             finally:
                 self.finished.set()
 
-    async def _release_participant(self) -> None:
-        participant, self.participant = self.participant, None
-        if participant is None or participant.left:
+    async def _release_room_side(self) -> None:
+        room_side, self.room_side = self.room_side, None
+        if room_side is None or room_side.left:
             return
-        if not participant.attached_to(self):
+        if not room_side.attached_to(self):
             # A resume moved the participant to a newer socket: this one just goes away.
             return
         reason = self._close_reason
-        aborted = self.session.close_reason
+        aborted = self.socket.close_reason
         if aborted in (CloseReason.SLOW_CLIENT, CloseReason.HEARTBEAT_TIMEOUT):
             reason = CloseReason(aborted)
-        if reason in RESUMABLE and self.server.config.resume_ttl_s > 0:
-            participant.detach()
+        if reason in RESUMABLE and self._settings.resume_ttl_s > 0:
+            room_side.detach()
         else:
-            await participant.leave(reason)
+            await room_side.leave(reason)
 
     def _on_ws_error(self, exc: BaseException | None) -> None:
         # aiohttp has already sent close 1009 for an oversized frame; record why.
-        if self.session.ws.close_code == CLOSE_TOO_BIG:
+        if self.socket.ws.close_code == CLOSE_TOO_BIG:
             self._close_reason = CloseReason.ABUSE
             log.info(
                 "%s frame over %d bytes: closed 1009",
-                self.session.label,
-                self.server.config.ws_max_frame_bytes,
+                self.socket.label,
+                self._settings.max_frame_bytes,
             )
         else:
-            log.info("%s websocket error: %s", self.session.label, exc)
+            log.info("%s websocket error: %s", self.socket.label, exc)
 
     async def _on_text(self, text: str) -> None:
         if not self._bucket.take():
             self._on_rate_limited()
             return
         try:
-            message = protocol.parse_client_message(text, self.server.config.input_max_depth)
+            message = protocol.parse_client_message(text, self._settings.input_max_depth)
             await self.dispatch(message)
         except ProtocolError as exc:
             self._reply_error(exc.code, exc.message, exc.ref)
 
     def _on_rate_limited(self) -> None:
         rejected = self._rejections.add()
-        self.server.metrics_error(ErrorCode.RATE_LIMITED)
-        if rejected >= self.server.config.rate_limit_close_after:
-            log.warning("%s sustained message flood: closing 1008", self.session.label)
+        self._parts.counts.error(ErrorCode.RATE_LIMITED)
+        if rejected >= self._settings.close_after:
+            log.warning("%s sustained message flood: closing 1008", self.socket.label)
             self._close_reason = CloseReason.ABUSE
-            self.session.close(CLOSE_POLICY, "rate limit exceeded")
+            self.socket.close(CLOSE_POLICY, "rate limit exceeded")
             return
         now = time.monotonic()
         if now - self._last_rate_notice >= RATE_NOTICE_INTERVAL_S:
@@ -166,16 +191,16 @@ class Connection:
             self._reply_error(ErrorCode.RATE_LIMITED, "too many messages: slow down")
 
     def _join_timed_out(self) -> None:
-        if self.participant is None and not self.session.closing:
+        if self.room_side is None and not self.socket.closing:
             self._reply_error(ErrorCode.NOT_JOINED, "no join within the time limit")
             self._close_reason = CloseReason.JOIN_TIMEOUT
-            self.session.close(CLOSE_POLICY, CloseReason.JOIN_TIMEOUT.value)
+            self.socket.close(CLOSE_POLICY, CloseReason.JOIN_TIMEOUT.value)
 
     def _reply(self, message: dict[str, Any], ref: str | int | None = None) -> None:
-        self.session.send(protocol.encode(protocol.with_ref(message, ref)))
+        self.socket.send(protocol.encode(protocol.with_ref(message, ref)))
 
     def _reply_error(self, code: ErrorCode, message: str, ref: str | int | None = None) -> None:
-        self.server.metrics_error(code)
+        self._parts.counts.error(code)
         self._reply(protocol.error(code, message), ref)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -185,26 +210,26 @@ class Connection:
             self._reply({"type": "pong", "ts": message.ts}, message.id)
         elif isinstance(message, Join):
             await self._join(message)
-        elif self.participant is None or self.participant.left:
+        elif self.room_side is None or self.room_side.left:
             raise ProtocolError(ErrorCode.NOT_JOINED, "send 'join' first", message.id)
         else:
-            await self.participant.handle(message)
+            await self.room_side.handle(message)
 
     async def _join(self, message: Join) -> None:
-        if self.participant is not None:
+        if self.room_side is not None:
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "already joined", message.id)
-        server = self.server
-        if server.draining:
+        parts = self._parts
+        if parts.draining():
             raise ProtocolError(ErrorCode.UNAVAILABLE, "server is shutting down", message.id)
         try:
-            access = verify_token(server.secret, message.token, room=message.room)
+            access = verify_token(parts.secret, message.token, room=message.room)
         except TokenError as exc:
             raise ProtocolError(ErrorCode(exc.code), exc.message, message.id) from None
         try:
-            self.participant = await server.router.join(access, message, self)
+            self.room_side = await parts.router.join(access, message, self)
         except ProtocolError as exc:
             exc.ref = message.id
             raise
-        self.session.label = f"room={message.room} participant={self.participant.participant_id}"
-        self.session.log_extra = about(message.room, self.participant.participant_id)
-        bind(message.room, self.participant.participant_id)  # the rest of this connection's task
+        self.socket.label = f"room={message.room} participant={self.room_side.participant_id}"
+        self.socket.log_extra = about(message.room, self.room_side.participant_id)
+        bind(message.room, self.room_side.participant_id)  # the rest of this connection's task

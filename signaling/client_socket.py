@@ -1,4 +1,5 @@
-"""One WebSocket connection: bounded send queue, writer task, heartbeat, close.
+"""The sending side of one client's WebSocket (edge): bounded queue, writer task, heartbeat,
+close.
 
 Everything that sends to a client goes through `send()`, which never blocks: a client that
 stops reading overflows its queue and is cut off, so it never delays anyone else.
@@ -26,7 +27,7 @@ CLOSE_TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG
 CLOSE_SERVICE_RESTART = WSCloseCode.SERVICE_RESTART
 
 
-class Session:
+class ClientSocket:
     """Owns one WebSocket's outgoing side. `close()` is idempotent."""
 
     def __init__(
@@ -50,7 +51,6 @@ class Session:
         self._close_timeout = close_timeout_s
         self._pong = asyncio.Event()
         self._closing: tuple[int, str] | None = None
-        self._closed = asyncio.Event()
         self.close_reason: str | None = None
         self.log_extra: dict[str, object] = {}  # logs.about(room, participant) once joined
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer {peer}")
@@ -68,14 +68,6 @@ class Session:
     @property
     def queued(self) -> int:
         return self._out.queued
-
-    @property
-    def sent(self) -> int:
-        return self._out.sent
-
-    @property
-    def write_failures(self) -> int:
-        return self._out.failures
 
     @property
     def closing(self) -> bool:
@@ -110,13 +102,9 @@ class Session:
         if self._transport is not None:
             self._transport.abort()
         self._writer.cancel()
-        self._closed.set()
 
     def pong_received(self) -> None:
         self._pong.set()
-
-    async def wait_closed(self) -> None:
-        await self._closed.wait()
 
     async def shutdown(self) -> None:
         """Stop the tasks once the connection has ended (called by the handler)."""
@@ -132,7 +120,6 @@ class Session:
         for task in (self._writer, self._heartbeat):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._closed.set()
 
     async def _write_loop(self) -> None:
         ws = self.ws
@@ -147,8 +134,6 @@ class Session:
             # The peer vanished or never completed the close handshake: drop it.
             if self._transport is not None:
                 self._transport.abort()
-        finally:
-            self._closed.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:
