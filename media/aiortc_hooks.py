@@ -32,6 +32,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -41,7 +42,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcsctptransport import WEBRTC_STRING, RTCSctpTransport
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -74,6 +75,7 @@ _RECEIVER_INIT_NAMES = (
     "_RTCRtpReceiver__remote_bitrate_estimator",
     "_RTCRtpReceiver__rtx_ssrc",
     "_RTCRtpReceiver__rtcp_ssrc",
+    "_RTCRtpReceiver__nack_generator",
 )
 _SENDER_INIT_NAMES = (
     "_RTCRtpSender__rtp_history",
@@ -567,6 +569,20 @@ def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParamet
     return list(transceiver._codecs)
 
 
+def accept_header_extensions(transceiver: RTCRtpTransceiver, ids: dict[str, int]) -> None:
+    """Negotiate header extensions aiortc does not offer itself (``rtp-stream-id``...).
+
+    Call after ``setRemoteDescription`` (which kept only aiortc's own) and before
+    ``createAnswer``: the answer then carries them, and the transport's extension map, built
+    from the same list when the receiver starts, parses them from each packet.
+    """
+    have = {e.uri for e in transceiver._headerExtensions}
+    taken = {e.id for e in transceiver._headerExtensions}
+    for uri, ext_id in ids.items():
+        if uri not in have and ext_id not in taken:
+            transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(ext_id, uri))
+
+
 def negotiated_extension_ids(transceiver: RTCRtpTransceiver) -> dict[str, int]:
     """Header extension URI -> id, as negotiated on this transceiver."""
     return {e.uri: e.id for e in transceiver._headerExtensions}
@@ -753,23 +769,30 @@ class ReceiverTap:
             self.on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
         await self._orig_rtcp(packet)
 
-    async def send_pli(self) -> bool:
-        """Send a Picture Loss Indication to the publisher; False if its SSRC is unknown yet."""
-        if self.media_ssrc is None:
+    async def send_pli(self, ssrc: int | None = None) -> bool:
+        """Send a Picture Loss Indication to the publisher (for ``ssrc``, default the media
+        SSRC); False if the SSRC is unknown yet."""
+        ssrc = self.media_ssrc if ssrc is None else ssrc
+        if ssrc is None:
             return False
-        await self._rx._send_rtcp_pli(self.media_ssrc)
+        await self._rx._send_rtcp_pli(ssrc)
         return True
+
+    def remb_ssrcs(self) -> list[int]:
+        """The SSRCs a REMB to the publisher covers."""
+        return [] if self.media_ssrc is None else [self.media_ssrc]
 
     async def send_remb(self, bitrate: int) -> bool:
         """Send a Receiver Estimated Maximum Bitrate to the publisher."""
         rtcp_ssrc = self._rx._RTCRtpReceiver__rtcp_ssrc
-        if self.media_ssrc is None or rtcp_ssrc is None:
+        ssrcs = self.remb_ssrcs()
+        if not ssrcs or rtcp_ssrc is None:
             return False
         packet = RtcpPsfbPacket(
             fmt=RTCP_PSFB_APP,
             ssrc=rtcp_ssrc,
             media_ssrc=0,
-            fci=pack_remb_fci(bitrate, [self.media_ssrc]),
+            fci=pack_remb_fci(bitrate, ssrcs),
         )
         await self._rx._send_rtcp(packet)
         return True
@@ -802,6 +825,96 @@ class ReceiverTap:
         self.sink = None
         self.on_estimate = _noop_int
         self.on_sender_report = _noop_sr
+
+
+class _NackPerSsrc:
+    """Stands in for the receiver's NACK generator: one generator per SSRC.
+
+    aiortc keeps one sequence-number tracker per receiver; a simulcast m-line carries one
+    SSRC per encoding, each numbered on its own, and a single tracker would see gaps everywhere
+    and NACK packets that were never lost.
+    """
+
+    MAX_SSRCS = 16
+
+    def __init__(self) -> None:
+        self._by_ssrc: dict[int, NackGenerator] = {}
+        self.missing: set[int] = set()
+
+    def add(self, packet: RtpPacket) -> bool:
+        gen = self._by_ssrc.get(packet.ssrc)
+        if gen is None:
+            if len(self._by_ssrc) >= self.MAX_SSRCS:
+                self._by_ssrc.clear()
+            gen = self._by_ssrc[packet.ssrc] = NackGenerator()
+        missed = gen.add(packet)
+        self.missing = gen.missing
+        return missed
+
+
+class SimulcastReceiverTap(ReceiverTap):
+    """A :class:`ReceiverTap` for an m-line that receives simulcast (RFC 8853).
+
+    No SSRC is signalled: each encoding's SSRC is learnt from the ``rtp-stream-id`` (rid) its
+    first packets carry, and each RTX SSRC from ``repaired-rtp-stream-id``, which also tells
+    aiortc's receiver (and the unwrapping here) which media SSRC an RTX stream repairs.
+    ``ssrc_rid`` maps media SSRCs to rids; ``on_new_stream(ssrc, rid)`` tells of a new one.
+    """
+
+    MAX_STREAMS = 16  # SSRCs remembered per m-line (a restarted encoder takes a new one)
+
+    def __init__(self, receiver: RTCRtpReceiver, rids: Sequence[str]) -> None:
+        super().__init__(receiver)
+        self.rids = tuple(rids)
+        self.ssrc_rid: dict[int, str] = {}
+        self.rid_ssrc: dict[str, int] = {}
+        self.on_new_stream: Callable[[int, str], None] = _noop_stream
+        self._rtx_map: dict[int, int] = self._rx._RTCRtpReceiver__rtx_ssrc
+        self._rx._RTCRtpReceiver__nack_generator = _NackPerSsrc()
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        ssrc = packet.ssrc
+        if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
+            self._learn(packet)
+            if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
+                # Not known to belong to an encoding (yet): never guess which one.
+                await self._orig_rtp(packet, arrival_time_ms)
+                return
+        await super()._handle_rtp_packet(packet, arrival_time_ms)
+
+    def _learn(self, packet: RtpPacket) -> None:
+        ext = packet.extensions
+        rid = ext.rtp_stream_id
+        if rid is not None and rid in self.rids and packet.payload_type == self._media_pt:
+            if len(self.ssrc_rid) >= self.MAX_STREAMS:
+                self.ssrc_rid.clear()
+            old = self.rid_ssrc.get(rid)
+            if old is not None:
+                self.ssrc_rid.pop(old, None)
+            self.ssrc_rid[packet.ssrc] = rid
+            self.rid_ssrc[rid] = packet.ssrc
+            self.on_new_stream(packet.ssrc, rid)
+            return
+        repaired = ext.repaired_rtp_stream_id
+        if repaired is not None and packet.payload_type == self._rtx_pt:
+            media_ssrc = self.rid_ssrc.get(repaired)
+            if media_ssrc is not None:
+                if len(self._rtx_map) >= self.MAX_STREAMS:
+                    self._rtx_map.clear()
+                self._rtx_map[packet.ssrc] = media_ssrc
+
+    def remb_ssrcs(self) -> list[int]:
+        return list(self.rid_ssrc.values())
+
+    def detach(self, sink: PacketSink | None = None) -> None:
+        if sink is not None and self.sink != sink:
+            return
+        super().detach()
+        self.on_new_stream = _noop_stream
+
+
+def _noop_stream(ssrc: int, rid: str) -> None:
+    return None
 
 
 # --------------------------------------------------------------------------------------------

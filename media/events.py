@@ -82,6 +82,15 @@ class ActiveSpeakers:
     speakers: tuple[SpeakerLevel, ...]
 
 
+@dataclass(frozen=True)
+class LayersActive:
+    """Dynacast: the simulcast encodings (rids) a publisher should keep sending for a track."""
+
+    participant_id: str
+    track_id: str
+    active: tuple[str, ...]
+
+
 MediaEvent = (
     SubscribeOffer
     | TrackPublished
@@ -90,4 +99,5 @@ MediaEvent = (
     | ParticipantFailed
     | DataNotice
     | ActiveSpeakers
+    | LayersActive
 )

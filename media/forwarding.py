@@ -28,6 +28,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
 from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
 from .events import TrackInfo
 from .keyframes import detector_for
+from .layers import LayerRequest
 from .settings import MediaSettings
 from .staleness import StalenessGate
 from .tasks import TaskOwner
@@ -140,6 +141,7 @@ class LegState(enum.Enum):
     NEGOTIATING = "negotiating"
     WAITING_KEYFRAME = "waiting_keyframe"
     FORWARDING = "forwarding"
+    PAUSED = "paused"  # the subscriber asked for nothing (a hidden tile)
     CLOSED = "closed"
 
 
@@ -171,6 +173,7 @@ class Leg:
         self._counts_frames = hub.is_video
         self._initial_seq = initial_seq
         self._initial_ts = initial_ts
+        self._paused = False
         # rewriting state
         self._source_ssrc = -1
         self._seq_off = 0
@@ -226,8 +229,23 @@ class Leg:
         self._has_ext = bool(self._mid_elem or self._abs_byte or self._level_id)
         self._ext_obj = HeaderExtensions()
         self._ext_obj.mid = tap.mid
+        if self._paused:
+            self._set_state(LegState.PAUSED)
+            return
         self._set_state(LegState.WAITING_KEYFRAME)
         await self.hub.leg_ready(self)
+
+    def set_paused(self, paused: bool) -> bool:
+        """Stop or resume sending; resuming starts at a keyframe. Returns whether it changed."""
+        if paused == self._paused or self.state is LegState.CLOSED:
+            return False
+        self._paused = paused
+        if paused:
+            if self.state is not LegState.NEGOTIATING:
+                self._set_state(LegState.PAUSED)
+        elif self.state is LegState.PAUSED:
+            self._set_state(LegState.WAITING_KEYFRAME)
+        return True
 
     @property
     def uses_abs_send_time(self) -> bool:
@@ -416,6 +434,24 @@ class TrackHub:
     @property
     def legs(self) -> tuple[Leg, ...]:
         return self._leg_list
+
+    def new_leg(self, subscriber_id: str, initial_seq: int, initial_ts: int) -> Leg:
+        """A leg for one subscriber of this track (add it with :meth:`add_leg`)."""
+        return Leg(subscriber_id, self, initial_seq, initial_ts)
+
+    def set_request(self, subscriber_id: str, request: LayerRequest) -> bool:
+        """What one subscriber asks for (``subscription``); without simulcast only ``paused``
+        matters. False if that subscriber does not receive this track."""
+        leg = self._legs.get(subscriber_id)
+        if leg is None:
+            return False
+        if leg.set_paused(request.paused) and not request.paused:
+            self.request_keyframe()
+        return True
+
+    def leg_layer(self, subscriber_id: str) -> dict[str, Any]:
+        """The layer a subscriber receives, for stats (empty without simulcast)."""
+        return {}
 
     def add_leg(self, leg: Leg) -> None:
         self._legs[leg.subscriber_id] = leg

@@ -35,7 +35,9 @@ from aiortc.sdp import candidate_from_sdp
 from .aiortc_hooks import (
     ReceiverTap,
     SenderTap,
+    SimulcastReceiverTap,
     StunGuard,
+    accept_header_extensions,
     add_send_transceiver,
     configure_ice,
     negotiated_codecs,
@@ -45,11 +47,14 @@ from .aiortc_hooks import (
     watch_renegotiation,
 )
 from .errors import Closed, Forbidden, MediaError, SdpRejected, UnknownTrack
-from .events import MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
+from .events import LayersActive, MediaEvent, SubscribeOffer, TrackInfo, TrackKind, TrackMuted
 from .forwarding import Leg, TrackHub
+from .layers import LayerRequest
 from .sdp_policy import CheckedSdp, candidate_line_allowed, check_sdp
 from .sdp_rewrite import answer_fits_offer, reject_mlines, rejected_mids
 from .settings import MediaSettings
+from .simulcast import answer_simulcast, offered_simulcast
+from .simulcast_hub import SimulcastHub
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,8 @@ class _Sending(NamedTuple):
     transceiver: RTCRtpTransceiver
     codec: RTCRtpCodecParameters
     rtx_pt: int | None
+    rids: tuple[str, ...] = ()
+    """Simulcast encodings, lowest quality first as offered (empty: one stream)."""
 
 
 @dataclass
@@ -154,6 +161,7 @@ class Participant:
         self._subs: dict[tuple[str, str], _Subscription] = {}
         # Subscriber changes not yet on the PC: applied when the next offer is made.
         self._wanted: dict[tuple[str, str], TrackHub] = {}
+        self._requests: dict[str, LayerRequest] = {}  # for wanted tracks, by track id
         self._to_stop: list[RTCRtpTransceiver] = []
         self._renegotiate_needed = False
         self._offer: _SubscribeOffer | None = None
@@ -212,6 +220,7 @@ class Participant:
                     "octets": s.leg.stats.octets,
                     "keyframe_requests": s.leg.tap.keyframe_requests if s.leg.tap else 0,
                     "nacks": s.leg.tap.nacks if s.leg.tap else 0,
+                    **s.hub.leg_layer(self.id),
                 }
                 for (pid, tid), s in self._subs.items()
             },
@@ -336,13 +345,26 @@ class Participant:
             raise SdpRejected(f"offer not applicable: {exc}") from None
         sections = {s.mid: s for s in checked.sections}
         rejected = rejected_mids(checked.sdp)
+        simulcast = offered_simulcast(checked.sdp, self._settings.simulcast_max_layers)
         sending: dict[str, _Sending] = {}
         offered = [t for t in pc.getTransceivers() if t.mid in sections]
         for t in offered:
             # Tap each receiver now, before aiortc's connect task can start it (and its
             # decoder): no await between setRemoteDescription and here.
             if t.mid is not None and t.mid not in self._taps and t.mid not in rejected:
-                self._taps[t.mid] = ReceiverTap(t.receiver)
+                sim = simulcast.get(t.mid)
+                self._taps[t.mid] = (
+                    SimulcastReceiverTap(t.receiver, sim.rids)
+                    if sim is not None
+                    else ReceiverTap(t.receiver)
+                )
+        # Simulcast only where the tap can tell the encodings apart (the m-line's first offer
+        # said so); elsewhere the answer leaves it out and the client sends one stream.
+        simulcast = {
+            mid: sim
+            for mid, sim in simulcast.items()
+            if isinstance(self._taps.get(mid), SimulcastReceiverTap)
+        }
         for t in offered:
             section = sections[t.mid]
             if t.mid in rejected:
@@ -352,9 +374,14 @@ class Participant:
                 raise SdpRejected(f"m-line {t.mid}: no codec both allowed and supported")
             restrict_codecs(t, codec)
             rtx = next((c for c in negotiated_codecs(t) if c.name.lower() == "rtx"), None)
+            sim = simulcast.get(t.mid or "")
+            if sim is not None:
+                accept_header_extensions(t, sim.extension_ids)
             if section.sends and t.mid is not None:
                 track_id = section.track_id or f"mid-{t.mid}"
-                sending[track_id] = _Sending(t, codec, rtx.payloadType if rtx else None)
+                sending[track_id] = _Sending(
+                    t, codec, rtx.payloadType if rtx else None, sim.rids if sim else ()
+                )
         # A client that reuses a rejected m-line's slot for a new transceiver (Chromium does)
         # must not have the new one mistaken for the stopped one.
         release_recycled_mlines(pc)
@@ -370,7 +397,11 @@ class Participant:
         for item in self._early_candidates["publisher"]:
             await self._apply_candidate("publisher", item)
         self._early_candidates["publisher"].clear()
-        return reject_mlines(pc.localDescription.sdp, rejected), sending
+        answer = answer_simulcast(
+            pc.localDescription.sdp,
+            {mid: sim for mid, sim in simulcast.items() if mid not in rejected},
+        )
+        return reject_mlines(answer, rejected), sending
 
     async def _stop_rejected(self, transceiver: RTCRtpTransceiver) -> None:
         tap = self._taps.pop(transceiver.mid or "", None)
@@ -392,7 +423,7 @@ class Participant:
                 removed.append(pub.hub)
                 del self._published[track_id]
         added: list[TrackHub] = []
-        for track_id, (t, codec, rtx_pt) in sending.items():
+        for track_id, (t, codec, rtx_pt, rids) in sending.items():
             if track_id in self._published:
                 continue
             kind: TrackKind = "video" if t.kind == "video" else "audio"
@@ -402,21 +433,31 @@ class Participant:
                 muted=False,
                 codec=codec.mimeType.split("/", 1)[-1],
             )
-            hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
+            hub: TrackHub
+            if rids:
+                hub = SimulcastHub(self.id, info, codec, rtx_pt, self._settings, rids)
+                hub.on_layers = self._layers_changed
+            else:
+                hub = TrackHub(self.id, info, codec, rtx_pt, self._settings)
             assert t.mid is not None
             hub.attach(self._taps[t.mid])
             self._published[track_id] = _Published(hub, t)
             added.append(hub)
             logger.info(
-                "participant %s/%s publishes %s track %s (%s)",
+                "participant %s/%s publishes %s track %s (%s%s)",
                 self._room_name,
                 self.id,
                 kind,
                 track_id,
                 info.codec,
+                f", simulcast {'/'.join(rids)}" if rids else "",
                 extra=self._log_extra,
             )
         return added, removed
+
+    def _layers_changed(self, hub: SimulcastHub, active: tuple[str, ...]) -> None:
+        if self._state is ParticipantState.ACTIVE:
+            self._cb.emit(LayersActive(self.id, hub.info.id, active))
 
     async def set_muted(self, track_id: str, muted: bool) -> TrackInfo:
         """Mute or unmute a published track; forwarding pauses while muted."""
@@ -449,6 +490,22 @@ class Participant:
         self._wanted[key] = hub
         return True
 
+    def set_subscription(self, track_id: str, request: LayerRequest) -> None:
+        """What this subscriber asks of a track it receives (size or quality, or paused).
+
+        Raises :class:`UnknownTrack` if it neither receives nor is about to receive it.
+        """
+        self._check_open()
+        for (_, tid), sub in self._subs.items():
+            if tid == track_id:
+                sub.hub.set_request(self.id, request)
+                return
+        for _, tid in self._wanted:
+            if tid == track_id:
+                self._requests[track_id] = request  # applied when its leg exists
+                return
+        raise UnknownTrack(f"not subscribed to track {track_id!r}")
+
     def unsubscribe(self, hub: TrackHub) -> bool:
         """Stop receiving ``hub``'s track: its m-line is rejected in the next offer (the caller
         renegotiates). Returns whether the PC has something to renegotiate."""
@@ -476,7 +533,7 @@ class Participant:
                 codec=hub.codec,
                 rtx=hub.is_video,
             )
-            leg = Leg(self.id, hub, random.randrange(0x8000), random.randrange(1 << 32))
+            leg = hub.new_leg(self.id, random.randrange(0x8000), random.randrange(1 << 32))
             tap = SenderTap(
                 transceiver,
                 on_ready=leg.on_sender_ready,
@@ -488,6 +545,9 @@ class Participant:
             leg.bind(tap)
             self._subs[key] = _Subscription(hub, leg, transceiver)
             hub.add_leg(leg)
+            request = self._requests.pop(hub.info.id, None)
+            if request is not None:
+                hub.set_request(self.id, request)
 
     async def _stop_dropped(self) -> None:
         to_stop, self._to_stop = self._to_stop, []

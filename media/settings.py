@@ -55,6 +55,22 @@ class MediaSettings:
     remb_subscriber_ttl_s: float = 5.0
     """A subscriber's REMB counts for this long after it arrived."""
 
+    # simulcast
+    simulcast_max_layers: int = 3
+    """At most this many simulcast encodings per published track (an offer with more fails)."""
+    simulcast_tick_s: float = 0.5
+    """How often each simulcast track measures its layers and re-chooses each subscriber's."""
+    simulcast_layer_timeout_s: float = 1.0
+    """A layer without a packet this long is not being sent (paused, or dropped by the sender)."""
+    simulcast_upgrade_headroom: float = 1.25
+    """A subscriber steps up a layer when its estimate is this many times the current bitrate."""
+    simulcast_upgrade_hold_s: float = 2.0
+    """No step up for this long after a step down (doubled when a step up failed soon)."""
+    dynacast: bool = True
+    """Tell publishers to stop sending simulcast layers nobody receives."""
+    dynacast_pause_delay_s: float = 1.0
+    """A layer nobody wants is paused after this long (a wanted one is resumed at once)."""
+
     # overload: shed instead of queueing
     max_delay_video_ms: int = 200
     """A video packet that waited longer than this is dropped; its legs resync on a keyframe."""
@@ -90,6 +106,14 @@ class MediaSettings:
             raise ValueError("max_delay_video_ms and max_delay_audio_ms must be > 0")
         if self.receive_queue_max < 1 or self.send_buffer_max_bytes < 1:
             raise ValueError("receive_queue_max and send_buffer_max_bytes must be >= 1")
+        if not 1 <= self.simulcast_max_layers <= 8:
+            raise ValueError("simulcast_max_layers must be 1 to 8")
+        if min(self.simulcast_tick_s, self.simulcast_layer_timeout_s) <= 0:
+            raise ValueError("simulcast_tick_s and simulcast_layer_timeout_s must be > 0")
+        if self.simulcast_upgrade_headroom < 1 or self.simulcast_upgrade_hold_s < 0:
+            raise ValueError("invalid simulcast upgrade headroom or hold")
+        if self.dynacast_pause_delay_s < 0:
+            raise ValueError("dynacast_pause_delay_s must be >= 0")
         if self.active_speaker_interval_s <= 0 or self.active_speaker_max < 0:
             raise ValueError("invalid active speaker interval or count")
 

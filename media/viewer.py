@@ -16,7 +16,6 @@ import asyncio
 import enum
 import functools
 import logging
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ from .events import TrackInfo
 from .forwarding import Leg, TrackHub
 from .sdp_policy import candidate_line_allowed, check_sdp
 from .settings import MediaSettings
+from .simulcast_hub import switchable_leg
 from .tasks import TaskOwner
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ class Viewer:
             return
         if hub is None:
             return
-        leg = Leg(self.id, hub, random.randrange(0x8000), random.randrange(1 << 32))
+        leg = switchable_leg(self.id, hub, self._settings)
         assert slot.tap is not None
         leg.bind(slot.tap)
         slot.leg = leg

@@ -200,6 +200,44 @@ class Config:
     keyframe_request_interval_s: float = _setting(
         1.0, "Keyframe requests go upstream at most this often per published track.", minimum=0
     )
+    simulcast_max_layers: int = _setting(
+        3,
+        "At most this many simulcast encodings per published video track (an offer with more "
+        "is refused).",
+        minimum=1,
+        maximum=8,
+    )
+    simulcast_tick_s: float = _setting(
+        0.5,
+        "How often a simulcast track measures its layers and re-chooses each subscriber's.",
+        minimum=0.05,
+    )
+    simulcast_layer_timeout_s: float = _setting(
+        1.0,
+        "A simulcast layer without a packet this long counts as not sent (paused or dropped).",
+        minimum=0.1,
+    )
+    simulcast_upgrade_headroom: float = _setting(
+        1.25,
+        "A subscriber steps up one simulcast layer when its bandwidth estimate (REMB) is this "
+        "many times the bitrate of the layer it receives.",
+        minimum=1.0,
+    )
+    simulcast_upgrade_hold_s: float = _setting(
+        2.0,
+        "No step up for this long after a step down (doubled, up to 30 s, when a step up "
+        "failed soon).",
+        minimum=0,
+    )
+    dynacast: bool = _setting(
+        True, "Tell publishers to stop sending the simulcast layers no subscriber receives."
+    )
+    dynacast_pause_delay_s: float = _setting(
+        1.0,
+        "A simulcast layer no subscriber wants is paused after this long (a wanted one resumes "
+        "at once).",
+        minimum=0,
+    )
     active_speaker_interval_s: float = _setting(
         0.5,
         "Audio levels are averaged over windows this long; a changed speaker ranking is sent "

@@ -20,6 +20,7 @@ from relayroom.media.errors import MediaError
 from relayroom.media.events import (
     ActiveSpeakers,
     DataNotice,
+    LayersActive,
     MediaEvent,
     ParticipantFailed,
     SubscribeOffer,
@@ -28,6 +29,7 @@ from relayroom.media.events import (
     TrackPublished,
     TrackUnpublished,
 )
+from relayroom.media.layers import LayerRequest, Quality
 from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
 from relayroom.media.recording import (
@@ -53,13 +55,28 @@ from .protocol import (
     ProtocolError,
     PublishOffer,
     SubscribeAnswer,
+    Subscription,
+    layers,
 )
 from .rooms import Member, RoomRegistry, RoomState
 
 log = logging.getLogger(__name__)
 
 Reply = Callable[[dict[str, Any], str | int | None], None]
-MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute
+MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute | Subscription
+
+
+def layer_request(message: Subscription) -> LayerRequest:
+    """The media plane's form of a (validated) ``subscription`` message."""
+    quality: Quality | None = None
+    if message.quality in ("low", "medium", "high"):
+        quality = message.quality  # type: ignore[assignment]  # checked just above
+    return LayerRequest(
+        max_width=message.max_width,
+        max_height=message.max_height,
+        quality=quality,
+        paused=bool(message.paused),
+    )
 
 
 def media_settings(config: Config) -> MediaSettings:
@@ -89,6 +106,13 @@ def media_settings(config: Config) -> MediaSettings:
         max_delay_audio_ms=config.media_max_delay_audio_ms,
         receive_queue_max=config.media_receive_queue_max,
         send_buffer_max_bytes=config.media_send_buffer_max_bytes,
+        simulcast_max_layers=config.simulcast_max_layers,
+        simulcast_tick_s=config.simulcast_tick_s,
+        simulcast_layer_timeout_s=config.simulcast_layer_timeout_s,
+        simulcast_upgrade_headroom=config.simulcast_upgrade_headroom,
+        simulcast_upgrade_hold_s=config.simulcast_upgrade_hold_s,
+        dynacast=config.dynacast,
+        dynacast_pause_delay_s=config.dynacast_pause_delay_s,
         active_speaker_interval_s=config.active_speaker_interval_s,
         active_speaker_threshold_dbov=config.active_speaker_threshold_dbov,
         active_speaker_max=config.active_speaker_max,
@@ -317,6 +341,8 @@ class MediaGateway:
                 await participant.subscribe_answer(message.sdp)
             elif isinstance(message, Candidate):
                 await participant.add_candidate(message.pc, message.candidate)
+            elif isinstance(message, Subscription):
+                participant.set_subscription(message.track_id, layer_request(message))
             else:
                 await participant.set_muted(message.track_id, message.muted)
         except MediaError as exc:
@@ -499,6 +525,8 @@ class MediaGateway:
                     ],
                 },
             )
+        elif isinstance(event, LayersActive):
+            registry.send_to(room, event.participant_id, layers(event.track_id, event.active))
         elif isinstance(event, DataNotice):
             registry.send_to(
                 room,

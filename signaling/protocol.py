@@ -124,6 +124,30 @@ class Mute(ClientMessage):
     muted: bool
 
 
+MAX_VIDEO_DIMENSION = 16384
+QUALITIES = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Subscription(ClientMessage):
+    """What a subscriber wants of one video track it receives: a size or a quality, or none
+    (paused). Picks the simulcast layer; without simulcast only ``paused`` matters."""
+
+    type: ClassVar[str] = "subscription"
+    spec: ClassVar[dict[str, _Spec]] = {
+        "track_id": (str, True, 128),
+        "max_width": (int, False, None),
+        "max_height": (int, False, None),
+        "quality": (str, False, 16),
+        "paused": (bool, False, None),
+    }
+    track_id: str
+    max_width: int | None = None
+    max_height: int | None = None
+    quality: str | None = None
+    paused: bool | None = None
+
+
 @dataclass(frozen=True)
 class Stats(ClientMessage):
     type: ClassVar[str] = "stats"
@@ -156,7 +180,18 @@ class Leave(ClientMessage):
 
 MESSAGE_TYPES: dict[str, type[ClientMessage]] = {
     cls.type: cls
-    for cls in (Join, PublishOffer, SubscribeAnswer, Candidate, Mute, Stats, Signal, Ping, Leave)
+    for cls in (
+        Join,
+        PublishOffer,
+        SubscribeAnswer,
+        Candidate,
+        Mute,
+        Subscription,
+        Stats,
+        Signal,
+        Ping,
+        Leave,
+    )
 }
 
 
@@ -238,6 +273,8 @@ def _check_semantics(message: ClientMessage) -> None:
     ref = message.id
     if isinstance(message, Join) and not message.room.strip():
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "join: 'room' must not be empty", ref)
+    if isinstance(message, Subscription):
+        _check_subscription(message)
     if isinstance(message, Candidate):
         if message.pc not in ("publisher", "subscriber"):
             raise ProtocolError(
@@ -248,6 +285,37 @@ def _check_semantics(message: ClientMessage) -> None:
             raise ProtocolError(
                 ErrorCode.INVALID_MESSAGE, "candidate: 'candidate.candidate' must be a string", ref
             )
+
+
+def _check_subscription(message: Subscription) -> None:
+    ref = message.id
+    for name in ("max_width", "max_height"):
+        value = getattr(message, name)
+        if value is not None and not 1 <= value <= MAX_VIDEO_DIMENSION:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                f"subscription: '{name}' must be 1 to {MAX_VIDEO_DIMENSION} (pixels)",
+                ref,
+            )
+    if message.quality is not None:
+        if message.quality not in QUALITIES:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                f"subscription: 'quality' must be one of {', '.join(QUALITIES)}",
+                ref,
+            )
+        if message.max_width is not None or message.max_height is not None:
+            raise ProtocolError(
+                ErrorCode.INVALID_MESSAGE,
+                "subscription: give 'max_width'/'max_height' or 'quality', not both",
+                ref,
+            )
+
+
+def layers(track_id: str, active: tuple[str, ...]) -> dict[str, Any]:
+    """Dynacast, to a publisher: keep sending these simulcast encodings of a track, pause the
+    others (``RTCRtpSender.setParameters``, ``encodings[i].active``)."""
+    return {"type": "layers", "track_id": track_id, "active": list(active)}
 
 
 # --- server -> client ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .protocol import (
     Signal,
     Stats,
     SubscribeAnswer,
+    Subscription,
 )
 from .rooms import Member, RoomRegistry, RoomState
 
@@ -205,7 +206,7 @@ class RoomSideParticipant:
             self._signal(message)
         elif isinstance(message, Stats):
             self.member.client_stats = message.report
-        elif isinstance(message, PublishOffer | SubscribeAnswer | Candidate | Mute):
+        elif isinstance(message, PublishOffer | SubscribeAnswer | Candidate | Mute | Subscription):
             await self._media.handle(self.room, self.member, message, self._reply)
         else:
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message type", message.id)

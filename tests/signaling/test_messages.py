@@ -203,6 +203,7 @@ def test_every_message_type_has_a_parser_case():
         "subscribe_answer": {"sdp": "s"},
         "candidate": {"pc": "subscriber", "candidate": {"candidate": "candidate:1 1 udp"}},
         "mute": {"track_id": "t", "muted": False},
+        "subscription": {"track_id": "t", "max_width": 320, "max_height": 180},
         "stats": {"report": {}},
         "signal": {"to": "p", "payload": {}},
         "ping": {},
