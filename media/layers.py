@@ -87,7 +87,9 @@ class Layer:
         return True
 
     def account(self, pkt: RtpPacket, keyframe: bool, now: float) -> None:
-        """Count one packet of this layer (on the packet path: keep it cheap)."""
+        """Count one new packet of this layer (on the packet path: keep it cheap). Copies
+        (RTX retransmissions, and the padding browsers send as RTX to probe) are not counted:
+        they say nothing of what the layer costs."""
         size = len(pkt.payload)
         self.packets += 1
         self.octets += size
@@ -233,8 +235,13 @@ class LayerChooser:
             stalled = now - self._changed_at >= policy.grace_s and estimate < policy.growth * (
                 self._base or 0
             )
-            # Far below, and not because we just stepped up (a probe starts below by design).
-            short = now - self._last_up_at >= policy.grace_s and estimate < 0.5 * cur_rate
+            # Far below, and not because we just changed (a receiver's estimate starts low, and
+            # a probe starts below by design).
+            short = (
+                now - self._changed_at >= policy.grace_s
+                and now - self._last_up_at >= policy.grace_s
+                and estimate < 0.5 * cur_rate
+            )
             if overuse or stalled or short:
                 self.downgrades += 1
                 if now - self._last_up_at < policy.grace_s + 2 * self._hold_s:

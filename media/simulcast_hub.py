@@ -32,6 +32,7 @@ from .events import TrackInfo
 from .forwarding import KeyframeRequester, Leg, LegState, TrackHub, ntp_now
 from .layers import Layer, LayerChooser, LayerPolicy, LayerRequest, rank
 from .settings import MediaSettings
+from .staleness import StalenessGate
 from .vp8 import Vp8Rewriter, keyframe_size
 
 logger = logging.getLogger(__name__)
@@ -100,13 +101,17 @@ def switchable_leg(subscriber_id: str, hub: TrackHub, settings: MediaSettings) -
 class _Route:
     """One layer and the legs that receive it."""
 
-    __slots__ = ("keyframes", "layer", "legs", "switchers")
+    __slots__ = ("keyframes", "layer", "legs", "shedding", "staleness", "switchers")
 
-    def __init__(self, layer: Layer, keyframes: KeyframeRequester) -> None:
+    def __init__(
+        self, layer: Layer, keyframes: KeyframeRequester, staleness: StalenessGate
+    ) -> None:
         self.layer = layer
         self.legs: tuple[SimulcastLeg, ...] = ()
         self.switchers: set[SimulcastLeg] = set()
         self.keyframes = keyframes
+        self.staleness = staleness  # one per SSRC: a gate follows one stream's timestamps
+        self.shedding = False
 
 
 LayersCallback = Callable[["SimulcastHub", tuple[str, ...]], None]
@@ -136,7 +141,8 @@ class SimulcastHub(TrackHub):
                 self._pli_sender(layer),
                 self._tasks,
             )
-            self._routes[rid] = _Route(layer, requester)
+            gate = StalenessGate(self.clock_rate, settings.max_delay_video_ms / 1000)
+            self._routes[rid] = _Route(layer, requester, gate)
         self._by_ssrc: dict[int, _Route] = {}
         self._ranked: list[Layer] = [r.layer for r in self._routes.values()]
         self._sim_legs: dict[str, SimulcastLeg] = {}
@@ -213,16 +219,18 @@ class SimulcastHub(TrackHub):
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
         now = time.monotonic()
-        if self._staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
+        if route.staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
             self.packets_stale += 1
-            self._shed()
+            self._shed_layer(route)
             return
-        self._shedding = False
+        route.shedding = False
         layer = route.layer
-        keyframe = layer.is_newest(pkt.sequence_number) and self._detect(pkt.payload)
-        layer.account(pkt, keyframe, now)
-        if pkt.marker:
-            self.frames_in += 1
+        newest = layer.is_newest(pkt.sequence_number)
+        keyframe = newest and self._detect(pkt.payload)
+        if newest:
+            layer.account(pkt, keyframe, now)
+            if pkt.marker:
+                self.frames_in += 1
         if keyframe:
             self.keyframes_in += 1
             if self._is_vp8:
@@ -240,6 +248,16 @@ class SimulcastHub(TrackHub):
         abs3 = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
         for leg in legs:
             leg.forward(pkt, keyframe, abs3, now)
+
+    def _shed_layer(self, route: _Route) -> None:
+        """A stale packet was dropped: this layer's legs continue at its next keyframe."""
+        if route.shedding:
+            return
+        route.shedding = True  # once per run of stale packets
+        for leg in route.legs:
+            leg.resync()
+        if route.legs:
+            route.keyframes.request()
 
     def _switch_at_keyframe(self, route: _Route) -> None:
         for leg in list(route.switchers):

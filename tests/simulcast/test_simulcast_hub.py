@@ -159,7 +159,10 @@ async def test_a_subscriber_estimate_picks_a_lower_layer_not_a_lower_publisher_r
     pub.send(1, key=("q", "h", "f"))
     for layer, rate in zip(hub.layers(), (150_000, 500_000, 1_500_000), strict=True):
         layer.last_bitrate_bps = rate
-    hub.subscriber_remb("bob", 300_000)  # far below f: over-use
+    hub.subscriber_remb("bob", 1_600_000)
+    hub.tick(time.monotonic())
+    assert leg.target is None and leg.layer is not None and leg.layer.rid == "f"
+    hub.subscriber_remb("bob", 300_000)  # fell far below f: over-use
     hub.tick(time.monotonic())
     assert leg.target is not None and leg.target.rid == "q"
     assert hub.upstream_remb is None  # nothing went to the publisher

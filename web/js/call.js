@@ -5,6 +5,7 @@
 import { $, joinToken, prefillFromAddress } from "./page.js";
 import { RoomClient } from "./room.js";
 import { describeMediaError, mediaAccess } from "./media-access.js";
+import { watchTileSize } from "./tile-size.js";
 
 const params = prefillFromAddress();
 const requestedMode = params.get("mode");
@@ -20,6 +21,24 @@ let screenTrack = null;
 let access = { camera: true, microphone: true };
 /** @type {Map<string, HTMLElement>} tile key -> figure element; key: participant id, or "id/track id" for extra videos */
 const tiles = new Map();
+/** @type {Map<string, () => void>} remote video track id -> stops reporting its tile's size */
+const sizeWatchers = new Map();
+
+/**
+ * Report the size `video` shows remote track `track` at (the server picks the simulcast
+ * layer from it; a hidden tile pauses the track).
+ * @param {MediaStreamTrack} track
+ * @param {HTMLVideoElement} video
+ */
+function reportTileSize(track, video) {
+  sizeWatchers.get(track.id)?.();
+  sizeWatchers.set(track.id, watchTileSize(video, (request) => client?.setSubscription(track.id, request)));
+}
+
+function stopSizeWatchers() {
+  for (const stop of sizeWatchers.values()) stop();
+  sizeWatchers.clear();
+}
 
 /**
  * The join mode's radio button.
@@ -179,15 +198,21 @@ function onRemoteTrack({ participantId, track, stream }) {
     const shown = /** @type {MediaStream | null} */ (mainVideo.srcObject)?.getVideoTracks?.()[0];
     if (shown && shown !== track && shown.readyState === "live") {
       const extra = tileFor(`${participantId}/${track.id}`, participantId, "screen");
-      $in(extra, "video").srcObject = new MediaStream([track]);
+      /** @type {HTMLVideoElement} */
+      const extraVideo = $in(extra, "video");
+      extraVideo.srcObject = new MediaStream([track]);
+      reportTileSize(track, extraVideo);
       return;
     }
+    reportTileSize(track, mainVideo);
   }
   if (mainVideo.srcObject !== stream) mainVideo.srcObject = stream;
 }
 
 /** @param {import("./room.js").RoomEventMap["trackended"]} ended */
 function onTrackEnded({ participantId, trackId }) {
+  sizeWatchers.get(trackId)?.();
+  sizeWatchers.delete(trackId);
   const key = `${participantId}/${trackId}`;
   tiles.get(key)?.remove();
   tiles.delete(key);
@@ -203,7 +228,8 @@ async function captureLocal(mode) {
     audio: !access.microphone ? false
       : $("mic-select").value ? { deviceId: { exact: $("mic-select").value } } : true,
     video: mode === "video"
-      ? { width: 640, height: 480, ...($("camera-select").value ? { deviceId: { exact: $("camera-select").value } } : {}) }
+      // 720p when the camera has it: published as three simulcast layers (room.js).
+      ? { width: { ideal: 1280 }, height: { ideal: 720 }, ...($("camera-select").value ? { deviceId: { exact: $("camera-select").value } } : {}) }
       : false,
   };
   return navigator.mediaDevices.getUserMedia(constraints);
@@ -331,6 +357,7 @@ async function join(event) {
       $("status").dataset.state = "connected";
     });
     joined.on("reset", () => {
+      stopSizeWatchers();
       removeAllTiles();
       screenTrack?.stop();
       screenTrack = null;
@@ -384,6 +411,7 @@ $("leave").addEventListener("click", () => {
   localStream?.getTracks().forEach((t) => t.stop());
   screenTrack?.stop();
   screenTrack = null;
+  stopSizeWatchers();
   removeAllTiles();
   $("call").hidden = true;
   $("join-form").hidden = false;

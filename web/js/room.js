@@ -55,8 +55,42 @@ import { StatsReporter } from "./stats-reporter.js";
  */
 
 /**
+ * Size or quality a viewer wants of one remote video track; `paused` stops it.
+ * @typedef {object} SubscriptionRequest
+ * @property {number} [maxWidth] pixels (the rendered width of the tile)
+ * @property {number} [maxHeight] pixels
+ * @property {"low" | "medium" | "high"} [quality] instead of a size
+ * @property {boolean} [paused] receive nothing (a hidden tile)
+ */
+
+/**
+ * The simulcast encodings to send for a camera track: three layers (`q` 1/4, `h` 1/2, `f`
+ * full size) from 540 lines up, two (`h`, `f`) from 360, else none (one stream).
+ * @param {MediaStreamTrack} track
+ * @returns {RTCRtpEncodingParameters[] | undefined}
+ */
+export function simulcastEncodings(track) {
+  if (track.kind !== "video") return undefined;
+  const height = track.getSettings().height || 0;
+  if (height >= 540) {
+    return [
+      { rid: "q", scaleResolutionDownBy: 4 },
+      { rid: "h", scaleResolutionDownBy: 2 },
+      { rid: "f", scaleResolutionDownBy: 1 },
+    ];
+  }
+  if (height >= 360) {
+    return [{ rid: "h", scaleResolutionDownBy: 2 }, { rid: "f", scaleResolutionDownBy: 1 }];
+  }
+  return undefined;
+}
+
+/**
  * @typedef {object} RoomClientOptions
  * @property {boolean} [data] open the `reliable` and `lossy` DataChannels at join (false)
+ * @property {boolean} [simulcast] publish camera video as several encodings (`q`, `h`, `f`: a
+ *   quarter, half and full resolution) when the camera is large enough (true); the server
+ *   forwards each viewer the one it can use
  * @property {import("./signaling.js").SignalingOptions} [signaling] reconnect settings
  */
 
@@ -72,9 +106,22 @@ export class RoomClient extends Emitter {
    * @param {string} [signalingUrl] ws(s)://host:port/ws (default: the page's own server)
    * @param {RoomClientOptions} [options]
    */
-  constructor(signalingUrl, { data = false, signaling } = {}) {
+  constructor(signalingUrl, { data = false, simulcast = true, signaling } = {}) {
     super();
     this.dataEnabled = data;
+    this.simulcast = simulcast;
+    /**
+     * Last `subscription` sent per remote track id (nothing is sent again unchanged).
+     * @private
+     * @type {Map<string, string>}
+     */
+    this._subscriptions = new Map();
+    /**
+     * One setParameters at a time per sender (dynacast `layers`).
+     * @private
+     * @type {Promise<void>}
+     */
+    this._layersQueue = Promise.resolve();
     /** @type {Partial<Record<"reliable" | "lossy", RTCDataChannel>>} outgoing, on the publisher PC */
     this.dataChannels = {};
     /** @private */
@@ -112,6 +159,11 @@ export class RoomClient extends Emitter {
     for (const type of forwarded) {
       this.signaling.on(type, (detail) => this.emit(type, /** @type {any} */ (detail)));
     }
+    this.signaling.on("layers", ({ track_id, active }) => {
+      this._layersQueue = this._layersQueue
+        .then(() => this._applyLayers(track_id, active))
+        .catch((error) => console.warn("pausing simulcast layers failed", error));
+    });
     this.signaling.on("subscribe_offer", ({ sdp }) => {
       // One negotiation at a time, in arrival order.
       this._subscriberQueue = this._subscriberQueue
@@ -142,6 +194,7 @@ export class RoomClient extends Emitter {
       // A new participant on the server: new PeerConnections, publish again.
       this.close();
       this.remoteStreams.clear();
+      this._subscriptions.clear();
       this.emit("reset", {});
       this._newSubscriber();
       if (this.dataEnabled) await this._openData();
@@ -190,9 +243,57 @@ export class RoomClient extends Emitter {
     this.localStream = stream;
     // With data on, the publisher PC already carries the DataChannels: renegotiate it.
     for (const track of stream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const sendEncodings = this.simulcast ? simulcastEncodings(track) : undefined;
+      pc.addTransceiver(track, {
+        direction: "sendonly", streams: [stream], ...(sendEncodings ? { sendEncodings } : {}),
+      });
     }
     await this._offerPublisher();
+  }
+
+  /**
+   * Dynacast: the server says which simulcast encodings of a track someone receives; the
+   * others stop being encoded and sent until it asks for them again.
+   * @private
+   * @param {string} trackId
+   * @param {string[]} active rids
+   */
+  async _applyLayers(trackId, active) {
+    const sender = this.publisher?.getSenders().find((s) => s.track?.id === trackId);
+    if (!sender) return;
+    const parameters = sender.getParameters();
+    let changed = false;
+    for (const encoding of parameters.encodings || []) {
+      if (!encoding.rid) continue;
+      const on = active.includes(encoding.rid);
+      if (encoding.active !== on) {
+        encoding.active = on;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(parameters);
+  }
+
+  /**
+   * Tell the server what this viewer wants of a remote video track: the size it is shown at
+   * (the server picks the simulcast layer that covers it), a quality, or paused (not shown).
+   * Nothing is sent when the request did not change.
+   * @param {string} trackId the remote track's id
+   * @param {SubscriptionRequest} request
+   */
+  setSubscription(trackId, { maxWidth, maxHeight, quality, paused } = {}) {
+    /** @type {{type: string, [field: string]: unknown}} */
+    const message = { type: "subscription", track_id: trackId };
+    if (paused) message.paused = true;
+    else if (quality) message.quality = quality;
+    else {
+      if (maxWidth) message.max_width = Math.min(16384, Math.max(1, Math.round(maxWidth)));
+      if (maxHeight) message.max_height = Math.min(16384, Math.max(1, Math.round(maxHeight)));
+    }
+    const key = JSON.stringify(message);
+    if (this._subscriptions.get(trackId) === key) return;
+    this._subscriptions.set(trackId, key);
+    this.signaling.send(message);
   }
 
   /**
@@ -409,6 +510,7 @@ export class RoomClient extends Emitter {
     const trackId = event.track.id;
     event.track.addEventListener("ended", () => {
       stream.removeTrack(event.track);
+      this._subscriptions.delete(trackId);
       this.emit("trackended", { participantId, trackId });
     });
     event.streams[0]?.addEventListener("removetrack", (e) => {

@@ -46,6 +46,8 @@ import { parseServerMessage } from "./messages.js";
  * @property {{participant_id: string, track: TrackInfo}} track_muted
  * @property {{speakers: {participant_id: string, level: number}[]}} active_speakers who speaks
  *   now, loudest first (`level` in dBov, 0 the loudest); sent only when the list changes
+ * @property {{track_id: string, active: string[]}} layers dynacast: keep sending these
+ *   simulcast encodings (rids) of one of our tracks, pause the others
  * @property {{sdp: string}} subscribe_offer
  * @property {{from: string, payload: unknown}} signal
  * @property {{reason: string, retry_after_ms?: number}} reconnect

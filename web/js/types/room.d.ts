@@ -1,4 +1,53 @@
 /**
+ * @typedef {import("./messages.js").Participant} Participant
+ * @typedef {import("./messages.js").TrackInfo} TrackInfo
+ * @typedef {import("./messages.js").Joined} Joined
+ * @typedef {import("./messages.js").DataMessage} DataMessage
+ * @typedef {import("./messages.js").DataSync} DataSync
+ * @typedef {import("./signaling.js").TokenSource} TokenSource
+ * @typedef {import("./signaling.js").SignalingEventMap} SignalingEventMap
+ */
+/**
+ * Events of a RoomClient; the payload is the CustomEvent's detail.
+ * @typedef {object} RoomEventMap
+ * @property {Participant[]} participants the live list, this client included
+ * @property {SignalingEventMap["participant_joined"]} participant_joined
+ * @property {SignalingEventMap["participant_left"]} participant_left
+ * @property {SignalingEventMap["participant_connection"]} participant_connection another
+ *   participant's WebSocket dropped (`reconnecting`: its media keeps flowing, it may resume) or
+ *   came back (`connected`)
+ * @property {SignalingEventMap["track_published"]} track_published
+ * @property {SignalingEventMap["track_unpublished"]} track_unpublished
+ * @property {SignalingEventMap["track_muted"]} track_muted
+ * @property {SignalingEventMap["active_speakers"]} active_speakers
+ * @property {{participantId: string, track: MediaStreamTrack, stream: MediaStream}} track a
+ *   remote track arrived; `stream` gathers all of that participant's tracks
+ * @property {{participantId: string, trackId: string}} trackended a remote track is gone
+ * @property {SignalingEventMap["reconnecting"]} reconnecting
+ * @property {{resumed: boolean}} reconnected `resumed: false` follows a `reset`
+ * @property {{}} reset a reconnect could not resume: new PeerConnections, remote media starts
+ *   over (tracks arrive again), the local stream is published again; screen shares are not
+ * @property {SignalingEventMap["close"]} close final
+ * @property {DataMessage} data a relayed DataChannel message
+ * @property {DataSync} datasync a replay of the room's persistent topics follows
+ * @property {{code: string, message: string}} dataerror the relay refused something we sent
+ */
+/**
+ * Size or quality a viewer wants of one remote video track; `paused` stops it.
+ * @typedef {object} SubscriptionRequest
+ * @property {number} [maxWidth] pixels (the rendered width of the tile)
+ * @property {number} [maxHeight] pixels
+ * @property {"low" | "medium" | "high"} [quality] instead of a size
+ * @property {boolean} [paused] receive nothing (a hidden tile)
+ */
+/**
+ * The simulcast encodings to send for a camera track: three layers (`q` 1/4, `h` 1/2, `f`
+ * full size) from 540 lines up, two (`h`, `f`) from 360, else none (one stream).
+ * @param {MediaStreamTrack} track
+ * @returns {RTCRtpEncodingParameters[] | undefined}
+ */
+export function simulcastEncodings(track: MediaStreamTrack): RTCRtpEncodingParameters[] | undefined;
+/**
  * A participant in an SFU room: join, publish local tracks, receive the others' tracks, send and
  * receive data, reconnect.
  * @extends {Emitter<RoomEventMap>}
@@ -8,8 +57,21 @@ export class RoomClient extends Emitter<RoomEventMap> {
      * @param {string} [signalingUrl] ws(s)://host:port/ws (default: the page's own server)
      * @param {RoomClientOptions} [options]
      */
-    constructor(signalingUrl?: string, { data, signaling }?: RoomClientOptions);
+    constructor(signalingUrl?: string, { data, simulcast, signaling }?: RoomClientOptions);
     dataEnabled: boolean;
+    simulcast: boolean;
+    /**
+     * Last `subscription` sent per remote track id (nothing is sent again unchanged).
+     * @private
+     * @type {Map<string, string>}
+     */
+    private _subscriptions;
+    /**
+     * One setParameters at a time per sender (dynacast `layers`).
+     * @private
+     * @type {Promise<void>}
+     */
+    private _layersQueue;
     /** @type {Partial<Record<"reliable" | "lossy", RTCDataChannel>>} outgoing, on the publisher PC */
     dataChannels: Partial<Record<"reliable" | "lossy", RTCDataChannel>>;
     /** @private */
@@ -67,6 +129,22 @@ export class RoomClient extends Emitter<RoomEventMap> {
      * @returns {Promise<void>}
      */
     publish(stream: MediaStream): Promise<void>;
+    /**
+     * Dynacast: the server says which simulcast encodings of a track someone receives; the
+     * others stop being encoded and sent until it asks for them again.
+     * @private
+     * @param {string} trackId
+     * @param {string[]} active rids
+     */
+    private _applyLayers;
+    /**
+     * Tell the server what this viewer wants of a remote video track: the size it is shown at
+     * (the server picks the simulcast layer that covers it), a quality, or paused (not shown).
+     * Nothing is sent when the request did not change.
+     * @param {string} trackId the remote track's id
+     * @param {SubscriptionRequest} request
+     */
+    setSubscription(trackId: string, { maxWidth, maxHeight, quality, paused }?: SubscriptionRequest): void;
     /**
      * Add one more track (a screen share) to a live call: a new transceiver and a renegotiation.
      * @param {MediaStreamTrack} track
@@ -223,11 +301,38 @@ export type RoomEventMap = {
         message: string;
     };
 };
+/**
+ * Size or quality a viewer wants of one remote video track; `paused` stops it.
+ */
+export type SubscriptionRequest = {
+    /**
+     * pixels (the rendered width of the tile)
+     */
+    maxWidth?: number | undefined;
+    /**
+     * pixels
+     */
+    maxHeight?: number | undefined;
+    /**
+     * instead of a size
+     */
+    quality?: "high" | "low" | "medium" | undefined;
+    /**
+     * receive nothing (a hidden tile)
+     */
+    paused?: boolean | undefined;
+};
 export type RoomClientOptions = {
     /**
      * open the `reliable` and `lossy` DataChannels at join (false)
      */
     data?: boolean | undefined;
+    /**
+     * publish camera video as several encodings (`q`, `h`, `f`: a
+     * quarter, half and full resolution) when the camera is large enough (true); the server
+     * forwards each viewer the one it can use
+     */
+    simulcast?: boolean | undefined;
     /**
      * reconnect settings
      */

@@ -250,6 +250,14 @@ export type SignalingEventMap = {
             level: number;
         }[];
     };
+    /**
+     * dynacast: keep sending these
+     * simulcast encodings (rids) of one of our tracks, pause the others
+     */
+    layers: {
+        track_id: string;
+        active: string[];
+    };
     subscribe_offer: {
         sdp: string;
     };
