@@ -228,8 +228,8 @@ async function captureLocal(mode) {
     audio: !access.microphone ? false
       : $("mic-select").value ? { deviceId: { exact: $("mic-select").value } } : true,
     video: mode === "video"
-      // 720p when the camera has it: published as three simulcast layers (room.js).
-      ? { width: { ideal: 1280 }, height: { ideal: 720 }, ...($("camera-select").value ? { deviceId: { exact: $("camera-select").value } } : {}) }
+      // Published as three simulcast layers (room.js): 640x480, 320x240 and 160x120.
+      ? { width: 640, height: 480, ...($("camera-select").value ? { deviceId: { exact: $("camera-select").value } } : {}) }
       : false,
   };
   return navigator.mediaDevices.getUserMedia(constraints);

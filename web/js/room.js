@@ -65,21 +65,21 @@ import { StatsReporter } from "./stats-reporter.js";
 
 /**
  * The simulcast encodings to send for a camera track: three layers (`q` 1/4, `h` 1/2, `f`
- * full size) from 540 lines up, two (`h`, `f`) from 360, else none (one stream).
+ * full size) from 360 lines up, two (`h`, `f`) from 240, else none (one stream).
  * @param {MediaStreamTrack} track
  * @returns {RTCRtpEncodingParameters[] | undefined}
  */
 export function simulcastEncodings(track) {
   if (track.kind !== "video") return undefined;
   const height = track.getSettings().height || 0;
-  if (height >= 540) {
+  if (height >= 360) {
     return [
       { rid: "q", scaleResolutionDownBy: 4 },
       { rid: "h", scaleResolutionDownBy: 2 },
       { rid: "f", scaleResolutionDownBy: 1 },
     ];
   }
-  if (height >= 360) {
+  if (height >= 240) {
     return [{ rid: "h", scaleResolutionDownBy: 2 }, { rid: "f", scaleResolutionDownBy: 1 }];
   }
   return undefined;

@@ -42,7 +42,7 @@
  */
 /**
  * The simulcast encodings to send for a camera track: three layers (`q` 1/4, `h` 1/2, `f`
- * full size) from 540 lines up, two (`h`, `f`) from 360, else none (one stream).
+ * full size) from 360 lines up, two (`h`, `f`) from 240, else none (one stream).
  * @param {MediaStreamTrack} track
  * @returns {RTCRtpEncodingParameters[] | undefined}
  */
