@@ -67,10 +67,14 @@ class SimulcastLeg(Leg):
         if state is not LegState.FORWARDING:
             if state is not LegState.WAITING_KEYFRAME or not keyframe:
                 return
-            vp8.sync(pkt.payload)
+            vp8.sync(pkt.payload, pkt.sequence_number)
+        if not vp8.shifting:  # never switched: the source's numbering is the leg's
+            Leg.forward(self, pkt, keyframe, abs3, now)
+            vp8.note(pkt.payload, pkt.sequence_number)
+            return
         # The packet object is shared by every leg: lend it this leg's payload for the call.
         original = pkt.payload
-        pkt.payload = vp8.rewrite(original)
+        pkt.payload = vp8.rewrite(original, pkt.sequence_number)
         try:
             Leg.forward(self, pkt, keyframe, abs3, now)
         finally:

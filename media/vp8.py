@@ -85,67 +85,91 @@ def keyframe_size(payload: bytes) -> tuple[int, int] | None:
     return width, height
 
 
-def _newer(a: int, b: int, modulo: int) -> bool:
-    """Whether ``a`` comes after ``b`` on a counter that wraps at ``modulo``."""
-    diff = (a - b) % modulo
-    return 0 < diff < modulo // 2
-
-
 class Vp8Rewriter:
     """Keeps PictureID and TL0PICIDX continuous on one subscriber leg across layer switches.
 
-    Call :meth:`sync` with the first packet of the keyframe the leg starts (or switches) on,
-    then :meth:`rewrite` for each packet the leg sends, that keyframe included.
+    Call :meth:`sync` with the first packet of the keyframe the leg starts (or switches) on.
+    While no switch happened the offsets are zero (:attr:`shifting` is False) and the caller
+    only notes each frame's first payload (:meth:`note`); after one, :meth:`rewrite` shifts
+    each packet's descriptor. Both are on the packet path: they touch at most 6 bytes.
     """
 
-    __slots__ = ("_last_pic", "_last_tl0", "_pic_off", "_tl0_off")
+    __slots__ = ("_last", "_last_seq", "_pic_off", "_tl0_off", "shifting")
 
     def __init__(self) -> None:
         self._pic_off = 0
         self._tl0_off = 0
-        self._last_pic: int | None = None  # last PictureID sent (15-bit space)
-        self._last_tl0: int | None = None
+        self._last: bytes | None = None  # the source payload of the last frame start sent
+        self._last_seq = 0
+        self.shifting = False
 
-    def sync(self, payload: bytes) -> None:
-        """Fix the offsets so that this keyframe follows the last picture sent."""
+    def note(self, payload: bytes, seq: int) -> None:
+        """A payload sent (``seq``: its source sequence number): remember it if it starts a
+        newer frame (a late packet, reordered, must not move the continuation point back)."""
+        if payload and payload[0] & 0x10 and (seq - self._last_seq) & 0xFFFF < 0x8000:
+            self._last = payload
+            self._last_seq = seq
+
+    def _last_sent(self) -> tuple[int | None, int | None, int]:
+        """(PictureID, TL0PICIDX, PictureID bits) of the last frame start sent, as sent."""
+        last = self._last
+        d = parse_descriptor(last) if last is not None else None
+        if last is None or d is None:
+            return None, None, 0
+        pic = picture_id(last, d)
+        tl0 = tl0picidx(last, d)
+        bits = d.picture_id_bits
+        if pic is not None:
+            pic = (pic + self._pic_off) % (1 << bits)
+        if tl0 is not None:
+            tl0 = (tl0 + self._tl0_off) & 0xFF
+        return pic, tl0, bits
+
+    def sync(self, payload: bytes, seq: int) -> None:
+        """Fix the offsets so that this keyframe (source sequence number ``seq``) follows the
+        last picture sent."""
         d = parse_descriptor(payload)
         if d is None:
             return
+        last_pic, last_tl0, last_bits = self._last_sent()
         pic = picture_id(payload, d)
         if pic is not None:
             modulo = 1 << d.picture_id_bits
-            out = pic if self._last_pic is None else (self._last_pic + 1) % modulo
+            if last_pic is not None and last_bits != d.picture_id_bits:
+                last_pic %= modulo
+            out = pic if last_pic is None else (last_pic + 1) % modulo
             self._pic_off = (out - pic) % modulo
         tl0 = tl0picidx(payload, d)
         if tl0 is not None:
-            out = tl0 if self._last_tl0 is None else (self._last_tl0 + 1) & 0xFF
+            out = tl0 if last_tl0 is None else (last_tl0 + 1) & 0xFF
             self._tl0_off = (out - tl0) & 0xFF
+        self.shifting = bool(self._pic_off or self._tl0_off)
+        self._last = None  # a new source: its sequence numbers start elsewhere
+        self._last_seq = (seq - 1) & 0xFFFF
 
-    def rewrite(self, payload: bytes) -> bytes:
-        """``payload`` with PictureID and TL0PICIDX shifted (the same object when unchanged)."""
-        d = parse_descriptor(payload)
-        if d is None or (d.picture_id_bits == 0 and d.tl0_pos < 0):
+    def rewrite(self, payload: bytes, seq: int) -> bytes:
+        """``payload`` (source sequence number ``seq``) with PictureID and TL0PICIDX shifted
+        (the same object when there is nothing to shift)."""
+        if len(payload) < 6:
             return payload
-        head = bytearray(payload[: d.header_len])
-        if d.picture_id_bits == 15:
-            pos = d.picture_id_pos
-            pic = (((head[pos] & 0x7F) << 8) | head[pos + 1]) + self._pic_off
-            pic &= 0x7FFF
-            head[pos] = 0x80 | (pic >> 8)
-            head[pos + 1] = pic & 0xFF
-            self._note_pic(pic, 0x8000)
-        elif d.picture_id_bits == 7:
-            pos = d.picture_id_pos
-            pic = ((head[pos] & 0x7F) + self._pic_off) & 0x7F
-            head[pos] = pic
-            self._note_pic(pic, 0x80)
-        if d.tl0_pos >= 0:
-            tl0 = (head[d.tl0_pos] + self._tl0_off) & 0xFF
-            head[d.tl0_pos] = tl0
-            if self._last_tl0 is None or _newer(tl0, self._last_tl0, 0x100):
-                self._last_tl0 = tl0
-        return bytes(head) + payload[d.header_len :]
-
-    def _note_pic(self, pic: int, modulo: int) -> None:
-        if self._last_pic is None or _newer(pic, self._last_pic % modulo, modulo):
-            self._last_pic = pic
+        b0 = payload[0]
+        b1 = payload[1]
+        if not b0 & 0x80 or not b1 & 0xC0:
+            return payload
+        if b0 & 0x10 and (seq - self._last_seq) & 0xFFFF < 0x8000:
+            self._last = payload
+            self._last_seq = seq
+        if b1 & 0x80 and payload[2] & 0x80:  # 15-bit PictureID (what browsers send)
+            pic = ((((payload[2] & 0x7F) << 8) | payload[3]) + self._pic_off) & 0x7FFF
+            if b1 & 0x40:
+                tl0 = (payload[4] + self._tl0_off) & 0xFF
+                return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF, tl0)) + payload[5:]
+            return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF)) + payload[4:]
+        head = bytearray(payload[:6])
+        pos = 2
+        if b1 & 0x80:  # 7-bit PictureID
+            head[2] = (head[2] + self._pic_off) & 0x7F
+            pos = 3
+        if b1 & 0x40:
+            head[pos] = (head[pos] + self._tl0_off) & 0xFF
+        return bytes(head) + payload[6:]
