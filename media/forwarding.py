@@ -251,6 +251,10 @@ class Leg:
     def uses_abs_send_time(self) -> bool:
         return self._abs_byte is not None
 
+    def keyframe_wanted(self) -> None:
+        """The subscriber asked for a keyframe (PLI/FIR): ask the publisher (throttled)."""
+        self.hub.request_keyframe()
+
     def resync(self) -> None:
         """Start again at the next keyframe, continuing our own sequence and timestamps."""
         if self.state is LegState.FORWARDING:

@@ -537,7 +537,7 @@ class Participant:
             tap = SenderTap(
                 transceiver,
                 on_ready=leg.on_sender_ready,
-                on_keyframe_request=hub.request_keyframe,
+                on_keyframe_request=leg.keyframe_wanted,
                 on_remb=functools.partial(hub.subscriber_remb, self.id),
                 sr_source=leg.sender_report_values,
                 send_buffer_max_bytes=self._settings.send_buffer_max_bytes,

@@ -58,6 +58,15 @@ class SimulcastLeg(Leg):
         self.switches = 0
         self._vp8 = Vp8Rewriter() if hub.codec.mimeType.lower() == "video/vp8" else None
 
+    def keyframe_wanted(self) -> None:
+        """Only the layer this leg receives (or moves to) is asked for a keyframe: a PLI for
+        every layer would use up the throttle of the layer another leg is about to switch to."""
+        hub = self.hub
+        if isinstance(hub, SimulcastHub):
+            hub.request_layer_keyframe(self.target or self.layer)
+        else:
+            hub.request_keyframe()
+
     def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
         vp8 = self._vp8
         if vp8 is None:
@@ -154,6 +163,7 @@ class SimulcastHub(TrackHub):
         """Dynacast: gets the rids the publisher should keep sending, when that changes."""
         self.active_rids: tuple[str, ...] = rids
         self._unneeded_since: dict[str, float] = {}
+        self._held_estimate = 0  # the upstream estimate before dynacast paused a layer
         self._ticker: asyncio.TimerHandle | None = None
         self.switches = 0
 
@@ -242,8 +252,7 @@ class SimulcastHub(TrackHub):
                 if size is not None and size != (layer.width, layer.height):
                     layer.width, layer.height = size
                     self._ranked = rank(self._ranked)
-            if route.switchers:
-                self._switch_at_keyframe(route)
+            self._switch_at_keyframe(route)
         if self.recorder is not None and layer is self._ranked[-1]:
             self.recorder(pkt)
         legs = route.legs
@@ -264,10 +273,16 @@ class SimulcastHub(TrackHub):
             route.keyframes.request()
 
     def _switch_at_keyframe(self, route: _Route) -> None:
-        for leg in list(route.switchers):
-            if leg.state in (LegState.NEGOTIATING, LegState.CLOSED):
-                continue  # not ready to send: it switches at a later keyframe
-            route.switchers.discard(leg)
+        """Move the legs waiting for this layer onto it: those it was chosen for, and those
+        that want it while it was not arriving (a resumed layer starts with this keyframe)."""
+        layer = route.layer
+        legs = [*route.switchers]
+        legs += [x for x in self._sim_legs.values() if x.desired is layer and x.layer is not layer]
+        for leg in legs:
+            if leg.layer is layer or leg.state in (LegState.NEGOTIATING, LegState.CLOSED):
+                continue  # already moved, or not ready to send (it moves at a later keyframe)
+            if leg.target is not None:
+                self._routes[leg.target.rid].switchers.discard(leg)
             if leg.layer is not None:  # a switch (not a start)
                 leg.switches += 1
                 self.switches += 1
@@ -314,6 +329,22 @@ class SimulcastHub(TrackHub):
         leg = self._sim_legs.get(subscriber_id)
         if leg is not None and not self._closed:
             leg.chooser.set_estimate(bitrate, time.monotonic())
+
+    def _upstream_estimate(self, bitrate: int) -> None:
+        """The relay's estimate of the publisher link goes upstream (never a subscriber's).
+
+        A receive-side estimate only stays above what arrives by about half: while dynacast
+        pauses layers, it would sink to what the remaining ones need, and a resumed layer would
+        wait for it to climb back (8% a second). So while a layer is paused the estimate seen
+        before the pause is held; over-use on the link still shows as loss to the browser.
+        """
+        if self._closed:
+            return
+        if len(self.active_rids) < len(self.rids):
+            bitrate = max(bitrate, self._held_estimate)
+        else:
+            self._held_estimate = bitrate
+        self._bandwidth.update("", bitrate)
 
     def _live_timeout(self) -> float:
         return self._settings.simulcast_layer_timeout_s
@@ -436,6 +467,10 @@ class SimulcastHub(TrackHub):
                     wanted.add(layer.rid)
         for rid in wanted:
             self._routes[rid].keyframes.request()
+
+    def request_layer_keyframe(self, layer: Layer | None) -> None:
+        if layer is not None and not self._closed:
+            self._routes[layer.rid].keyframes.request()
 
     async def close(self) -> None:
         if self._ticker is not None:

@@ -286,7 +286,7 @@ class Viewer:
 
     def _keyframe_request(self, slot: _Slot) -> None:
         if slot.leg is not None:
-            slot.leg.hub.request_keyframe()
+            slot.leg.keyframe_wanted()
 
     def _remb(self, slot: _Slot, bitrate: int) -> None:
         if slot.leg is not None:
