@@ -453,6 +453,11 @@ class TrackHub:
             self.request_keyframe()
         return True
 
+    def layer_stats(self) -> list[dict[str, Any]] | None:
+        """Per simulcast layer: rid, size, bitrate, fps, active, subscribers (None: one
+        stream)."""
+        return None
+
     def leg_layer(self, subscriber_id: str) -> dict[str, Any]:
         """The layer a subscriber receives, for stats (empty without simulcast)."""
         return {}

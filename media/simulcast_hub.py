@@ -491,6 +491,20 @@ class SimulcastHub(TrackHub):
             "height": leg.layer.height if leg.layer else 0,
         }
 
+    def layer_stats(self) -> list[dict[str, Any]] | None:
+        return [
+            {
+                "rid": layer.rid,
+                "width": layer.width,
+                "height": layer.height,
+                "bitrate_bps": layer.bitrate_bps,
+                "fps": layer.fps,
+                "active": layer.rid in self.active_rids,
+                "subscribers": len(self._routes[layer.rid].legs),
+            }
+            for layer in self._ranked
+        ]
+
     def layers(self) -> list[Layer]:
         """The layers, lowest first."""
         return list(self._ranked)

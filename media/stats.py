@@ -605,6 +605,7 @@ class StatsCollector:
             "packets_lost": None,
             "loss": None,
             "jitter_ms": None,
+            "layers": hub.layer_stats(),
         }
         receiver = self._receiver_for(participant, info.id)
         if receiver is not None:
@@ -674,6 +675,7 @@ class StatsCollector:
             "loss": None,
             "jitter_ms": None,
             "rtt_ms": None,
+            "layer": hub.leg_layer(leg.subscriber_id).get("layer"),
         }
         sender = tap.sender if tap is not None else None
         if sender is not None:

@@ -135,6 +135,25 @@ SCHEMAS: dict[str, Schema] = {
             "packets_lost": _nullable("integer"),
             "loss": _nullable("number"),
             "jitter_ms": _nullable("number"),
+            "layers": {
+                "oneOf": [
+                    _array(
+                        _obj(
+                            {
+                                "rid": STRING,
+                                "width": INTEGER,
+                                "height": INTEGER,
+                                "bitrate_bps": INTEGER,
+                                "fps": NUMBER,
+                                "active": BOOLEAN,
+                                "subscribers": INTEGER,
+                            }
+                        )
+                    ),
+                    {"type": "null"},
+                ],
+                "description": "Simulcast encodings, lowest first (null: one stream).",
+            },
         }
     ),
     "OutboundTrack": _obj(
@@ -155,6 +174,10 @@ SCHEMAS: dict[str, Schema] = {
             "loss": _nullable("number"),
             "jitter_ms": _nullable("number"),
             "rtt_ms": _nullable("number"),
+            "layer": {
+                **_nullable("string"),
+                "description": "The simulcast encoding (rid) this subscriber receives.",
+            },
         }
     ),
     "Sample": _obj(

@@ -332,11 +332,16 @@ function renderTables(sample) {
     trackRows.push([`↑ ${t.kind}`, t.track_id.slice(0, 12), t.packets, fmtBitrate(t.bitrate_bps), fmt(t.fps, "", 1),
       t.loss === null ? "–" : `${(t.loss * 100).toFixed(1)}%`, fmt(t.jitter_ms, " ms", 1), "–", `PLI sent ${t.pli_sent}`,
       muteButton(sample, t)]);
+    // Simulcast: one row per encoding, with its bitrate and how many subscribers receive it.
+    for (const layer of t.layers ?? []) {
+      trackRows.push([`  layer ${layer.rid}`, `${layer.width}x${layer.height}`, "", fmtBitrate(layer.bitrate_bps),
+        fmt(layer.fps, "", 1), "", "", "", `${layer.active ? "sending" : "paused"} · ${layer.subscribers} receiving`, ""]);
+    }
   }
   for (const t of sample.tracks.out) {
     trackRows.push([`↓ ${t.kind}`, t.track_id.slice(0, 12), t.packets, fmtBitrate(t.bitrate_bps), "–",
       t.loss === null ? "–" : `${(t.loss * 100).toFixed(1)}%`, fmt(t.jitter_ms, " ms", 1), fmt(t.rtt_ms, " ms"),
-      `PLI ${t.pli} · NACK ${t.nacks} · drop ${t.dropped}`, ""]);
+      `${t.layer ? `layer ${t.layer} · ` : ""}PLI ${t.pli} · NACK ${t.nacks} · drop ${t.dropped}`, ""]);
   }
   const data = sample.data;
   if (data.messages_relayed !== null) {
