@@ -510,6 +510,7 @@ class Participant:
         """Stop receiving ``hub``'s track: its m-line is rejected in the next offer (the caller
         renegotiates). Returns whether the PC has something to renegotiate."""
         key = (hub.publisher_id, hub.info.id)
+        self._requests.pop(hub.info.id, None)
         if self._wanted.pop(key, None) is not None:
             return False  # never offered: the PC never knew about it
         sub = self._subs.pop(key, None)

@@ -607,6 +607,8 @@ class StatsCollector:
             "jitter_ms": None,
             "layers": hub.layer_stats(),
         }
+        if out["layers"]:  # simulcast: the frame counter above counts every encoding's frames
+            out["fps"] = max(layer["fps"] for layer in out["layers"])
         receiver = self._receiver_for(participant, info.id)
         if receiver is not None:
             streams = media_stream_statistics(receiver)
