@@ -122,6 +122,13 @@ export class RoomClient extends Emitter {
      * @type {Promise<void>}
      */
     this._layersQueue = Promise.resolve();
+    /**
+     * The sender of each published track, by the id the server knows it by (the track id at
+     * publish time: a camera switched with replaceTrack keeps it).
+     * @private
+     * @type {Map<string, RTCRtpSender>}
+     */
+    this._senders = new Map();
     /** @type {Partial<Record<"reliable" | "lossy", RTCDataChannel>>} outgoing, on the publisher PC */
     this.dataChannels = {};
     /** @private */
@@ -244,9 +251,10 @@ export class RoomClient extends Emitter {
     // With data on, the publisher PC already carries the DataChannels: renegotiate it.
     for (const track of stream.getTracks()) {
       const sendEncodings = this.simulcast ? simulcastEncodings(track) : undefined;
-      pc.addTransceiver(track, {
+      const transceiver = pc.addTransceiver(track, {
         direction: "sendonly", streams: [stream], ...(sendEncodings ? { sendEncodings } : {}),
       });
+      this._senders.set(track.id, transceiver.sender);
     }
     await this._offerPublisher();
   }
@@ -259,8 +267,9 @@ export class RoomClient extends Emitter {
    * @param {string[]} active rids
    */
   async _applyLayers(trackId, active) {
-    const sender = this.publisher?.getSenders().find((s) => s.track?.id === trackId);
-    if (!sender) return;
+    const sender = this._senders.get(trackId)
+      ?? this.publisher?.getSenders().find((s) => s.track?.id === trackId);
+    if (!sender || sender.transport?.state === "closed") return;
     const parameters = sender.getParameters();
     let changed = false;
     for (const encoding of parameters.encodings || []) {
@@ -447,6 +456,7 @@ export class RoomClient extends Emitter {
     this.subscriber?.close();
     this.publisher = this.subscriber = null;
     this.dataChannels = {};
+    this._senders.clear();
   }
 
   /** @private */

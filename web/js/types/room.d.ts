@@ -72,6 +72,13 @@ export class RoomClient extends Emitter<RoomEventMap> {
      * @type {Promise<void>}
      */
     private _layersQueue;
+    /**
+     * The sender of each published track, by the id the server knows it by (the track id at
+     * publish time: a camera switched with replaceTrack keeps it).
+     * @private
+     * @type {Map<string, RTCRtpSender>}
+     */
+    private _senders;
     /** @type {Partial<Record<"reliable" | "lossy", RTCDataChannel>>} outgoing, on the publisher PC */
     dataChannels: Partial<Record<"reliable" | "lossy", RTCDataChannel>>;
     /** @private */
