@@ -11,7 +11,7 @@ the relay measures of it: bitrate, frame rate, resolution (read from its keyfram
   one layer at a time only when the estimate shows headroom (``upgrade_headroom`` times the
   current bitrate) and the hold since the last step down is over; each step down soon after a
   step up doubles the hold (up to ``upgrade_hold_max_s``), so a link that cannot carry a layer
-  is not probed every few seconds.
+  is not probed every few seconds. A new request for more goes straight to its layer.
 """
 
 from __future__ import annotations
@@ -188,8 +188,17 @@ class LayerChooser:
         self._changed_at = -1e9  # the last change of layer (or the first estimate)
         self._base: int | None = None  # the estimate at that change
         self._peak = 0  # the highest estimate since
+        self._jump = False  # a new request may go straight to the layer it asks for
         self.downgrades = 0
         self.upgrades = 0
+
+    def ask(self, request: LayerRequest) -> None:
+        """A new request from the subscriber. Asking for more than it gets goes straight to
+        the layer asked for (unless a step down is on hold): an estimate made while receiving
+        a thumbnail cannot show that the link carries more, and a tile that just grew should
+        not climb one layer per hold. The step-down rules catch a link that cannot."""
+        self._jump = request != self.request
+        self.request = request
 
     def set_estimate(self, bps: int, now: float) -> None:
         self.estimate_bps = bps
@@ -227,6 +236,11 @@ class LayerChooser:
         if cur is None:
             return ranked[self._fitting(ranked, wanted, estimate)]
         if cur > wanted:
+            return ranked[wanted]
+        jump, self._jump = self._jump, False
+        if jump and cur < wanted and now >= self._hold_until:
+            self.upgrades += 1
+            self._last_up_at = now
             return ranked[wanted]
         policy = self.policy
         cur_rate = ranked[cur].last_bitrate_bps

@@ -318,7 +318,7 @@ class SimulcastHub(TrackHub):
         leg = self._sim_legs.get(subscriber_id)
         if leg is None:
             return False
-        leg.chooser.request = request
+        leg.chooser.ask(request)
         now = time.monotonic()
         self._evaluate(leg, now)
         self._dynacast(now)

@@ -82,3 +82,21 @@ def test_over_use_steps_down_at_once() -> None:
     assert chooser.choose(ranked, ranked[2], 10.0) is ranked[2]
     chooser.set_estimate(600_000, 10.5)  # fell by far more than 15%
     assert chooser.choose(ranked, ranked[2], 10.5) is ranked[1]
+
+
+def test_a_tile_that_grows_gets_its_layer_at_once_unless_a_step_down_is_on_hold() -> None:
+    ranked = layers()
+    chooser = LayerChooser(POLICY)
+    chooser.ask(LayerRequest(max_width=320, max_height=180))
+    chooser.set_estimate(230_000, 10.0)  # what a receiver of q estimates
+    assert chooser.choose(ranked, ranked[0], 10.0) is ranked[0]
+    chooser.ask(LayerRequest(max_width=1280, max_height=720))
+    assert chooser.choose(ranked, ranked[0], 10.5) is ranked[2]  # not one layer per hold
+    # The link cannot carry it: the estimate stalls, the leg steps down and holds.
+    for t in (11.0, 13.0, 15.0, 16.0):
+        chooser.set_estimate(230_000, t)
+        current = chooser.choose(ranked, ranked[2], t)
+    assert current is not ranked[2]
+    chooser.ask(LayerRequest(max_width=320, max_height=180))
+    chooser.ask(LayerRequest(max_width=1280, max_height=720))
+    assert chooser.choose(ranked, ranked[0], 16.5) is not ranked[2]  # on hold: no jump
