@@ -64,6 +64,8 @@ class MediaSettings:
     """A layer without a packet this long is not being sent (paused, or dropped by the sender)."""
     simulcast_upgrade_headroom: float = 1.25
     """A subscriber steps up a layer when its estimate is this many times the current bitrate."""
+    simulcast_switch_keyframe_interval_s: float = 0.25
+    """A layer a subscriber switches to is asked for a keyframe at most this often."""
     simulcast_upgrade_hold_s: float = 2.0
     """No step up for this long after a step down (doubled when a step up failed soon)."""
     dynacast: bool = True
@@ -110,6 +112,8 @@ class MediaSettings:
             raise ValueError("simulcast_max_layers must be 1 to 8")
         if min(self.simulcast_tick_s, self.simulcast_layer_timeout_s) <= 0:
             raise ValueError("simulcast_tick_s and simulcast_layer_timeout_s must be > 0")
+        if self.simulcast_switch_keyframe_interval_s < 0:
+            raise ValueError("simulcast_switch_keyframe_interval_s must be >= 0")
         if self.simulcast_upgrade_headroom < 1 or self.simulcast_upgrade_hold_s < 0:
             raise ValueError("invalid simulcast upgrade headroom or hold")
         if self.dynacast_pause_delay_s < 0:

@@ -114,15 +114,28 @@ def switchable_leg(subscriber_id: str, hub: TrackHub, settings: MediaSettings) -
 class _Route:
     """One layer and the legs that receive it."""
 
-    __slots__ = ("keyframes", "layer", "legs", "shedding", "staleness", "switchers")
+    __slots__ = (
+        "keyframes",
+        "layer",
+        "legs",
+        "shedding",
+        "staleness",
+        "switch_keyframes",
+        "switchers",
+    )
 
     def __init__(
-        self, layer: Layer, keyframes: KeyframeRequester, staleness: StalenessGate
+        self,
+        layer: Layer,
+        keyframes: KeyframeRequester,
+        switch_keyframes: KeyframeRequester,
+        staleness: StalenessGate,
     ) -> None:
         self.layer = layer
         self.legs: tuple[SimulcastLeg, ...] = ()
         self.switchers: set[SimulcastLeg] = set()
-        self.keyframes = keyframes
+        self.keyframes = keyframes  # subscribers' PLIs, a restarted stream
+        self.switch_keyframes = switch_keyframes  # legs switching to this layer
         self.staleness = staleness  # one per SSRC: a gate follows one stream's timestamps
         self.shedding = False
 
@@ -154,8 +167,11 @@ class SimulcastHub(TrackHub):
                 self._pli_sender(layer),
                 self._tasks,
             )
+            for_switches = KeyframeRequester(
+                settings.simulcast_switch_keyframe_interval_s, self._pli_sender(layer), self._tasks
+            )
             gate = StalenessGate(self.clock_rate, settings.max_delay_video_ms / 1000)
-            self._routes[rid] = _Route(layer, requester, gate)
+            self._routes[rid] = _Route(layer, requester, for_switches, gate)
         self._by_ssrc: dict[int, _Route] = {}
         self._ranked: list[Layer] = [r.layer for r in self._routes.values()]
         self._sim_legs: dict[str, SimulcastLeg] = {}
@@ -309,7 +325,7 @@ class SimulcastHub(TrackHub):
         if target is not None:
             if leg.layer is target:  # (re)started on its own layer: it needs a keyframe too
                 leg.resync()
-            self._routes[target.rid].keyframes.request()
+            self._routes[target.rid].switch_keyframes.request()
 
     # ---- choosing layers
 
@@ -390,7 +406,7 @@ class SimulcastHub(TrackHub):
             leg.target = target
             self._routes[target.rid].switchers.add(leg)
         if leg.state is not LegState.NEGOTIATING:
-            self._routes[target.rid].keyframes.request()
+            self._routes[target.rid].switch_keyframes.request()
 
     def _schedule_tick(self) -> None:
         if self._closed:
@@ -478,6 +494,7 @@ class SimulcastHub(TrackHub):
             self._ticker = None
         for route in self._routes.values():
             route.keyframes.close()
+            route.switch_keyframes.close()
         await super().close()
 
     def leg_layer(self, subscriber_id: str) -> dict[str, Any]:

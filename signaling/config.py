@@ -223,6 +223,12 @@ class Config:
         "many times the bitrate of the layer it receives.",
         minimum=1.0,
     )
+    simulcast_switch_keyframe_interval_s: float = _setting(
+        0.25,
+        "A simulcast layer a subscriber switches to is asked for a keyframe at most this often "
+        "(other keyframe requests: keyframe_request_interval_s).",
+        minimum=0,
+    )
     simulcast_upgrade_hold_s: float = _setting(
         2.0,
         "No step up for this long after a step down (doubled, up to 30 s, when a step up "
