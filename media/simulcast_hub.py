@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 from .aiortc_hooks import ReceiverTap, SimulcastReceiverTap
 from .events import TrackInfo
@@ -66,6 +66,14 @@ class SimulcastLeg(Leg):
             hub.request_layer_keyframe(self.target or self.layer)
         else:
             hub.request_keyframe()
+
+    def sent_already(self, pkt: RtpPacket) -> bool:
+        """Whether this leg already sent ``pkt`` (a copy: an RTX repair or probe padding)."""
+        if self.state is not LegState.FORWARDING or pkt.ssrc != self._source_ssrc:
+            return False
+        seq = (pkt.sequence_number + self._seq_off) & 0xFFFF
+        sent = self._history.get(seq % RTP_HISTORY_SIZE)
+        return sent is not None and sent.sequence_number == seq
 
     def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
         vp8 = self._vp8
@@ -182,6 +190,7 @@ class SimulcastHub(TrackHub):
         self._held_estimate = 0  # the upstream estimate before dynacast paused a layer
         self._ticker: asyncio.TimerHandle | None = None
         self.switches = 0
+        self.copies_dropped = 0  # RTX copies not forwarded: every leg had the original
 
     # ---- wiring
 
@@ -249,13 +258,17 @@ class SimulcastHub(TrackHub):
         self.packets_in += 1
         self.octets_in += len(pkt.payload)
         now = time.monotonic()
-        if route.staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
-            self.packets_stale += 1
-            self._shed_layer(route)
-            return
-        route.shedding = False
         layer = route.layer
         newest = layer.is_newest(pkt.sequence_number)
+        # Only new packets say whether the relay is late: a copy (an RTX repair, or padding
+        # a browser probes with) carries an old timestamp by nature, and shedding on it would
+        # send the legs back to waiting for a keyframe again and again.
+        if newest:
+            if route.staleness.late(pkt.ssrc, pkt.timestamp, now) and self._behind():
+                self.packets_stale += 1
+                self._shed_layer(route)
+                return
+            route.shedding = False
         keyframe = newest and self._detect(pkt.payload)
         if newest:
             layer.account(pkt, keyframe, now)
@@ -275,6 +288,16 @@ class SimulcastHub(TrackHub):
         if not legs:
             return
         abs3 = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        if not newest:
+            # A copy: only to the legs that never got the original (it was lost upstream).
+            # Browsers pad over RTX with copies of recent packets; forwarding those would
+            # multiply what a subscriber receives.
+            for leg in legs:
+                if not leg.sent_already(pkt):
+                    leg.forward(pkt, keyframe, abs3, now)
+                else:
+                    self.copies_dropped += 1
+            return
         for leg in legs:
             leg.forward(pkt, keyframe, abs3, now)
 
@@ -532,6 +555,7 @@ class SimulcastHub(TrackHub):
             "layers": [layer.stats() for layer in self._ranked],
             "active_rids": list(self.active_rids),
             "switches": self.switches,
+            "copies_dropped": self.copies_dropped,
         }
         for sid, leg in self._sim_legs.items():
             entry = out["legs"].get(sid)

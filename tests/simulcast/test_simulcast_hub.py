@@ -182,3 +182,18 @@ async def test_dynacast_pauses_what_nobody_wants_and_resumes_at_once() -> None:
     hub.set_request("bob", LayerRequest(quality="high"))
     assert changes[-1] == ("q", "f")  # wanted again: resumed at once, not after a tick
     await hub.close()
+
+
+async def test_copies_go_only_to_legs_that_missed_the_original() -> None:
+    hub, leg, tap, pub = await make()
+    pub.send(1, key=("q", "h", "f"))
+    pub.send(2)
+    sent = len(tap.sent)
+    ssrc, base, ts = SSRC["f"], PIC0["f"], TS0["f"]
+    hub.on_packet(rtp(ssrc, base + 1, ts + 3000, vp8(PIC0["f"] + 1, 3)))  # padding: a copy
+    assert len(tap.sent) == sent and hub.copies_dropped == 1
+    # A packet lost upstream, then repaired over RTX: the repair goes out.
+    hub.on_packet(rtp(ssrc, base + 4, ts + 12000, vp8(PIC0["f"] + 4, 12)))
+    hub.on_packet(rtp(ssrc, base + 3, ts + 9000, vp8(PIC0["f"] + 3, 9)))
+    assert len(tap.sent) == sent + 2
+    await hub.close()
