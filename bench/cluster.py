@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loopback import RedisProcess, free_port, wait_port  # noqa: E402
+from relayroom.loadtest.probe import percentile  # noqa: E402
 
 SECRET = "cluster-bench-secret-0123456789abcdef"
 FLOOR_P99_MS = 50.0
@@ -200,11 +201,6 @@ def progress(text: str) -> None:
     print(f"[cluster bench] {text}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 async def bench(samples: int, trials: int, clients: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -226,23 +222,27 @@ async def bench(samples: int, trials: int, clients: int) -> dict[str, Any]:
                 failovers += await failover_trial(redis.url, workdir, clients)
         finally:
             redis.stop()
+    cross_p99 = percentile(cross, 99)
+    failover_p95 = percentile(failovers, 95)
     return {
         "benchmark": "cluster",
         "signal_latency_ms": {
-            "same_node": {"p50": statistics.median(local), "p99": pct(local, 99)},
-            "cross_node": {"p50": statistics.median(cross), "p99": pct(cross, 99)},
+            "same_node": {"p50": statistics.median(local), "p99": percentile(local, 99)},
+            "cross_node": {"p50": statistics.median(cross), "p99": cross_p99},
             "samples": samples,
         },
         "failover_s": {
             "clients": len(failovers),
             "min": min(failovers),
             "p50": statistics.median(failovers),
-            "p95": pct(failovers, 95),
+            "p95": failover_p95,
             "max": max(failovers),
         },
         "floors": {"cross_node_p99_ms": FLOOR_P99_MS, "failover_p95_s": FLOOR_FAILOVER_P95_S},
-        "meets_floors": pct(cross, 99) < FLOOR_P99_MS
-        and pct(failovers, 95) <= FLOOR_FAILOVER_P95_S,
+        "meets_floors": cross_p99 is not None
+        and failover_p95 is not None
+        and cross_p99 < FLOOR_P99_MS
+        and failover_p95 <= FLOOR_FAILOVER_P95_S,
     }
 
 

@@ -38,6 +38,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from relayroom.loadtest.probe import percentile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -46,13 +48,6 @@ LOOPBACK = ("127.0.0.1",)
 SECRET = "bench-secret-0123456789abcdef-0123456789"
 FLOOR_MSGS_PER_CORE = 5000.0
 HIGH_WATER = 256 * 1024
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 3)
 
 
 # ------------------------------------------------------------------------- client processes
@@ -326,14 +321,14 @@ async def _run_case(
         "received_min": min(got),
         "messages_in_per_s": round(in_per_s),
         "messages_delivered_per_s": round(delivered_per_s),
-        "latency_ms_p50": _pct(latencies, 0.5),
-        "latency_ms_p99": _pct(latencies, 0.99),
+        "latency_ms_p50": percentile(latencies, 50),
+        "latency_ms_p99": percentile(latencies, 99),
         "latency_samples": len(latencies),
         "latency_lost": opts.latency_rate * opts.latency_seconds * receivers - len(latencies),
         "offered_rate": opts.rate,
         "udp_rcvbuf_errors": udp_errors,
-        "loaded_latency_ms_p50": _pct(
-            [v for r in results for v in r["throughput_latency_ms"]], 0.5
+        "loaded_latency_ms_p50": percentile(
+            [v for r in results for v in r["throughput_latency_ms"]], 50
         ),
     }
     if mode == "relay":

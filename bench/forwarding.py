@@ -46,6 +46,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from relayroom.loadtest.probe import percentile
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -476,14 +478,6 @@ def wait_until(predicate: Any, timeout: float, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return False
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def measure(relay: Child, seconds: float) -> dict[str, float]:

@@ -147,7 +147,9 @@ class WhipService:
         allowed = self._settings.allowed_origins
         headers = {
             "Access-Control-Allow-Methods": METHODS,
-            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+            # ETag: the eyevinn WHIP client sends the session's ETag as a request header on PATCH
+            # (a quirk; If-Match is the RFC's); without it its cross-origin trickle fails.
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, ETag",
             "Access-Control-Expose-Headers": EXPOSED,
         }
         if not allowed:

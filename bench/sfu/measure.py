@@ -9,18 +9,12 @@ from typing import Any
 
 from bench.sfu import netns, procstat
 from bench.sfu.clients import Child
+from relayroom.loadtest.probe import percentile
 
 SATURATED_CPU = 0.95  # of the one core the server is pinned to
 COLLAPSED_FPS = 0.8  # subscribers' median fps below this share of the publisher's
 SLOW_PUBLISHER = 0.9  # the publisher below this share of its target fps: the load generator
 # itself is starved, and the window says nothing about the server
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def window(

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 @pytest.mark.slow
 def test_cluster_bench_quick_meets_its_floors() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/cluster.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    body, _, summary = result.stdout.rstrip("\n").rpartition("\n")
-    report = json.loads(body)
+    run = run_bench("cluster.py", "--quick", timeout=120)
+    summary, report = run.summary, run.report
     assert summary.startswith("cluster: cross-node signal p50")
     assert report["signal_latency_ms"]["cross_node"]["p99"] < report["floors"]["cross_node_p99_ms"]
     assert report["failover_s"]["clients"] >= 3

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import sfu_compare
 from bench.sfu import report
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_run_measures_both_servers_side_by_side() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/sfu_compare.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    body, _, lines = result.stdout.rpartition("\n}\n")
-    out = json.loads(body + "\n}")
-    assert [line.split(":")[0] for line in lines.splitlines()] == [
+    run = run_bench("sfu_compare.py", "--quick", timeout=280)
+    out = run.report
+    assert [line.split(":")[0] for line in run.lines] == [
         "sfu_compare N=1",
         "sfu_compare N=2",
     ]
@@ -66,17 +53,9 @@ def test_quick_run_measures_both_servers_side_by_side() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_starved_run_limits_both_servers_the_same_way() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/sfu_compare.py", "--quick", "--starve"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    body, _, lines = result.stdout.rpartition("\n}\n")
-    out = json.loads(body + "\n}")
-    assert lines.startswith("sfu_compare starved N=2 (server limited to ~5% of its core")
+    starved = run_bench("sfu_compare.py", "--quick", "--starve", timeout=280)
+    out = starved.report
+    assert starved.lines[0].startswith("sfu_compare starved N=2 (server limited to ~5% of its core")
     assert out["mode"] == "starve"
     assert out["config"]["starve"]["nominal_server_share_of_core"] == pytest.approx(56 / 1080)
     assert out["errors"] == []

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.support.bench import run_bench
 
 pytestmark = pytest.mark.slow  # a real call or a benchmark run: seconds each
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_signaling_bench_quick_prints_json_and_summary():
-    result = subprocess.run(
-        [sys.executable, "bench/signaling.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    body, _, summary = result.stdout.rpartition("\n}\n")
-    report = json.loads(body + "\n}")
+    run = run_bench("signaling.py", "--quick", timeout=120)
+    summary, report = run.summary, run.report
     (row,) = report["results"]
     assert row["connections"] == 60
     assert row["fanout_delivered"] == row["fanout_messages"] > 0

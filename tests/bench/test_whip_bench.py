@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 @pytest.mark.browser
 def test_whip_bench_quick_reports_first_frame_times() -> None:
-    result = subprocess.run(
-        [sys.executable, "bench/whip.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    body, _, summary = result.stdout.rstrip("\n").rpartition("\n")
-    report = json.loads(body)
+    run = run_bench("whip.py", "--quick")
+    summary, report = run.summary, run.report
     assert summary.startswith("whip: publish to first browser frame p50")
     assert report["tries"] == 2 and len(report["seconds"]) == 2
     # Every try saw a frame; 5 s is far above the floor, only a broken path takes that long.

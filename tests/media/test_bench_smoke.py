@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 @pytest.mark.slow
 def test_forwarding_benchmark_quick_run_reports_every_figure() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "forwarding.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout.strip().splitlines()
-    summary = out[-1]
-    report = json.loads("\n".join(out[:-1]))
+    run = run_bench("forwarding.py", "--quick")
+    summary, report = run.summary, run.report
     assert summary.startswith("forwarding (in-process): 2 subs; relayroom")
     ours, base = report["relays"]["relayroom"], report["relays"]["mediarelay"]
     for relay in (ours, base):

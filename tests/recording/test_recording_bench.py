@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import run_bench
 
 
 @pytest.mark.slow
 def test_recording_benchmark_quick_run_reports_every_figure() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "recording.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout.strip().splitlines()
-    assert out[-1].startswith("recording: ")
-    report = json.loads("\n".join(out[:-1]))
+    run = run_bench("recording.py", "--quick")
+    assert run.summary.startswith("recording: ")
+    report = run.report
     assert report["server_cpu_forwarding"] > 0 and report["server_cpu_forwarding_and_recording"] > 0
     assert report["recorded_files"] == [2] and report["recorded_bytes"][0] > 50_000
     assert report["recorded_bitrate_bps_median"] > 300_000
