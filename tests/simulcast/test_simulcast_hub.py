@@ -185,7 +185,7 @@ async def test_dynacast_pauses_what_nobody_wants_and_resumes_at_once() -> None:
 
 
 async def test_copies_go_only_to_legs_that_missed_the_original() -> None:
-    hub, leg, tap, pub = await make()
+    hub, _leg, tap, pub = await make()
     pub.send(1, key=("q", "h", "f"))
     pub.send(2)
     sent = len(tap.sent)
