@@ -348,11 +348,13 @@ async def _serve_worker(
         private_host=private_host,
     )
     private_port = _bound_port(runner, last=True) or setup.private_port
-    server.advertise(_private_url(config, private_host, private_port))
+    private_url = _private_url(config, private_host, private_port)
+    server.advertise(private_url)
+    link.advertise(private_url)  # for the supervisor's /api/workers (with Redis too)
     log.info("worker %d serving (node %s, pid %d)", setup.index, setup.node_id, os.getpid())
     stop = asyncio.Event()
     link.on_supervisor_lost = stop.set
-    await _wait_for_signal(stop)
+    await _wait_for_signal(stop, force_on_second=False)
     meter.draining = True
     await server.drain()
     await runner.cleanup()
@@ -418,14 +420,18 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
     return 0
 
 
-async def _wait_for_signal(stop: asyncio.Event) -> None:
-    """Until SIGTERM or SIGINT (or `stop` is set); a second signal exits at once."""
+async def _wait_for_signal(stop: asyncio.Event, *, force_on_second: bool = True) -> None:
+    """Until SIGTERM or SIGINT (or `stop` is set); a second signal exits at once unless
+    `force_on_second` is off (a worker: its supervisor kills it when it must not drain)."""
     loop = asyncio.get_running_loop()
+    signalled: list[int] = []  # not stop.is_set(): a worker's stop is set when its supervisor
+    # dies, and the SIGTERM that the death also sends it must still drain
 
     def on_signal(signum: int) -> None:
-        if stop.is_set():
+        if signalled and force_on_second:
             log.warning("second %s: exiting without draining", signal.Signals(signum).name)
             os._exit(1)
+        signalled.append(signum)
         log.info("%s: draining (send it again to force)", signal.Signals(signum).name)
         stop.set()
 
