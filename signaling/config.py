@@ -118,7 +118,7 @@ class Config:
     worker_heartbeat_s: float = _setting(
         1.0,
         "Workers: seconds between a worker's load reports to the supervisor; a worker silent "
-        "for 3 of them is killed and replaced.",
+        "for 5 of them is killed and replaced.",
         minimum=0.05,
         maximum=60,
     )

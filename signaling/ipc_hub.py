@@ -97,15 +97,18 @@ class HostState:
         return freed
 
     def alive(self, node_id: str) -> bool:
-        entry = self.nodes.get(node_id)
-        return entry is not None and self._clock() - entry.last_seen <= self._ttl_s
+        """Connected. A silent worker stays alive (and keeps its rooms) until the supervisor
+        has killed it: declaring it dead earlier would let a second worker take its rooms
+        while it may still serve them."""
+        return node_id in self.nodes
 
     def stale(self) -> list[str]:
         """Nodes connected but silent for longer than the TTL (hung: the supervisor kills them)."""
-        return [node for node in self.nodes if not self.alive(node)]
+        now = self._clock()
+        return [n for n, entry in self.nodes.items() if now - entry.last_seen > self._ttl_s]
 
     def live_nodes(self) -> dict[str, dict[str, Any]]:
-        return {node: entry.info for node, entry in self.nodes.items() if self.alive(node)}
+        return {node: entry.info for node, entry in self.nodes.items()}
 
     # --- rooms --------------------------------------------------------------------------------
 
@@ -141,8 +144,9 @@ class HostState:
         claim = self._owner_claim(room)
         if claim is not None:
             return claim
+        stale = set(self.stale())
         candidates = [
-            entry for node, entry in self.nodes.items() if self.alive(node) and not entry.draining
+            entry for node, entry in self.nodes.items() if node not in stale and not entry.draining
         ]
         if not candidates:
             return self._take(room, asking, confirmed=True)

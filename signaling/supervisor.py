@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.5
 READY_TIMEOUT_S = 60.0
-STALE_HEARTBEATS = 3
+STALE_HEARTBEATS = 5
 
 
 @dataclass
@@ -78,6 +78,9 @@ class Supervisor:
 
     async def run(self, url: str) -> int:
         """Start TURN and the workers, print where, wait for a signal or a failure."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
         await self._turn.start()
         self._worker_config = config_to_wire(self._worker_settings())
         for slot in self._slots:
@@ -89,9 +92,6 @@ class Supervisor:
         if turn is not None and turn.udp_address is not None:
             relay = turn.config.relay_public_host or turn.config.relay_host
             print(f"TURN/STUN on {relay} port {turn.udp_address[1]} (udp, tcp)", flush=True)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_signal, signum)
         stale = asyncio.create_task(self._kill_stale())
         await self._stopping.wait()
         stale.cancel()
@@ -204,7 +204,7 @@ class Supervisor:
             await self._spawn(slot)
 
     async def _kill_stale(self) -> None:
-        """A worker connected but silent for 3 heartbeats is hung: kill it (it is replaced)."""
+        """A worker connected but silent for 5 heartbeats is hung: kill it (it is replaced)."""
         while True:
             await asyncio.sleep(self._config.worker_heartbeat_s)
             for node in self._hub.state.stale():

@@ -82,14 +82,17 @@ def test_a_dead_workers_rooms_are_free_at_once() -> None:
     assert state.claim("r", "b").fence == 2
 
 
-def test_a_silent_worker_is_not_alive_and_loses_its_rooms() -> None:
+def test_a_silent_worker_is_stale_gets_no_rooms_but_keeps_its_own_until_gone() -> None:
     state, clock = _state("a", "b")
     state.claim("r", "a")
+    state.heartbeat("b", {}, {"participants": 10})
     clock.now += 2
-    state.heartbeat("b", {}, {})
+    state.heartbeat("b", {}, {"participants": 10})
     clock.now += 2  # a: 4 s without a heartbeat (ttl 3 s)
-    assert not state.alive("a") and state.alive("b")
     assert state.stale() == ["a"]
+    assert state.place("new", asking="a").node == "b"
+    assert state.claim("r", "b").node == "a"  # no second owner while a may still serve it
+    state.remove("a")  # the supervisor killed it
     assert state.claim("r", "b").node == "b"
 
 
