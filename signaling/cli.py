@@ -28,6 +28,7 @@ from .addresses import advertised_host, display_url, is_wildcard
 from .admin import STATS_KEY
 from .cluster_admin import setup_workers_api
 from .config import Config, ConfigError, load_config, worker_count
+from .host_metrics import setup_host_metrics
 from .ipc_bus import IpcBus
 from .logs import LOG_FORMATS, set_node, setup_logging
 from .redis_bus import RedisBus, require_redis
@@ -328,6 +329,7 @@ async def _serve_worker(
         sum(len(room.members) for room in registry.rooms.values()), len(server.edges)
     )
     setup_workers_api(app, link, setup.secret)
+    setup_host_metrics(app, link, setup.index)
     if bus is not link:
 
         async def link_lifecycle(app: web.Application) -> Any:

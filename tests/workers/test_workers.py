@@ -217,3 +217,24 @@ async def test_a_hung_worker_is_killed_and_replaced(host) -> None:
         assert time.monotonic() < deadline, slot
         await asyncio.sleep(0.2)
     assert slot["restarts"] == 1 and slot["state"] == "running"
+
+
+async def test_a_scrape_on_the_shared_port_covers_every_worker(host) -> None:
+    h = host("--no-turn")
+    async with aiohttp.ClientSession() as session:
+        _, _ = await _join(session, h.ws_url, "m1", "a")
+        _, _ = await _join(session, h.ws_url, "m2", "b")  # placed on the other worker
+        for _ in range(3):  # whichever worker accepts the scrape answers for both
+            async with session.get(h.url + "/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+            rooms = {
+                line.split("worker=")[1][1]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("relayroom_rooms{")
+            }
+            assert rooms == {"0": 1.0, "1": 1.0}, text[:2000]
+        worker = (await h.workers())[0]
+        async with session.get(worker["url"] + "metrics?scope=local") as response:
+            local = await response.text()
+        assert "relayroom_rooms 1.0" in local and 'worker="' not in local
