@@ -10,6 +10,7 @@ capacity is above the largest level). The load generator runs on the same machin
 too: the load average before and after is in the report. Loopback only.
 
     python bench/workers.py            # levels up to 64 subscribers per room, 12 s each
+    python bench/workers.py --repeats 3  # three ramps; medians
     python bench/workers.py --quick    # smoke run: one tiny level
 """
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,44 +136,59 @@ def main() -> int:
     parser.add_argument("--rooms", type=int, default=2)
     parser.add_argument("--levels", default="4,8,12,16,24,32,48,64", help="subscribers per room")
     parser.add_argument("--seconds", type=float, default=12.0, help="load per level")
+    parser.add_argument("--repeats", type=int, default=1, help="ramps; capacity is the median")
     args = parser.parse_args()
     levels = [1] if args.quick else [int(v) for v in args.levels.split(",")]
     seconds = 3.0 if args.quick else args.seconds
     report: dict[str, Any] = {
         "rooms": args.rooms,
         "seconds_per_level": seconds,
+        "repeats": args.repeats,
         "floors": {"video_fps_min": FPS_FLOOR, "latency_p99_ms": P99_CEILING_MS},
         "load_average_before": round(load_average(), 2),
         "levels": [],
     }
-    capacity: dict[str, int] = {"1": 0, "2": 0}
-    failed: dict[str, bool] = {"1": False, "2": False}
+    capacities: dict[str, list[int]] = {"1": [], "2": []}
+    saturated: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="workers-bench-") as tmp:
         servers = {"1": Server(1, Path(tmp)), "2": Server(2, Path(tmp))}
         try:
-            for n, per_room in enumerate(levels):
-                row: dict[str, Any] = {"subscribers_per_room": per_room}
-                # Interleaved, and the order alternates so neither side always goes first.
-                order = ("1", "2") if n % 2 == 0 else ("2", "1")
-                for side in order:
-                    if failed[side]:
-                        continue
-                    result = load_test(servers[side], args.rooms, per_room, seconds, f"l{n}w{side}")
-                    row[f"workers_{side}"] = result
-                    if result["passed"]:
-                        capacity[side] = result["subscribers"]
-                    else:
-                        failed[side] = True
-                report["levels"].append(row)
-                if all(failed.values()):
-                    break
+            for repeat in range(args.repeats):
+                capacity = {"1": 0, "2": 0}
+                failed = {"1": False, "2": False}
+                for n, per_room in enumerate(levels):
+                    row: dict[str, Any] = {"repeat": repeat, "subscribers_per_room": per_room}
+                    # Interleaved, and the order alternates so neither side always goes first.
+                    order = ("1", "2") if (n + repeat) % 2 == 0 else ("2", "1")
+                    for side in order:
+                        if failed[side]:
+                            continue
+                        tag = f"r{repeat}l{n}w{side}"
+                        result = load_test(servers[side], args.rooms, per_room, seconds, tag)
+                        row[f"workers_{side}"] = result
+                        if result["passed"]:
+                            capacity[side] = result["subscribers"]
+                        else:
+                            failed[side] = True
+                    report["levels"].append(row)
+                    if all(failed.values()):
+                        break
+                for side in ("1", "2"):
+                    capacities[side].append(capacity[side])
+                    if not failed[side]:
+                        saturated.add(f"workers_{side}")
         finally:
             for server in servers.values():
                 server.stop()
+    capacity = {side: int(statistics.median(values)) for side, values in capacities.items()}
     report["load_average_after"] = round(load_average(), 2)
-    report["capacity_subscribers"] = {"workers_1": capacity["1"], "workers_2": capacity["2"]}
-    saturated = [f"workers_{side}" for side in ("1", "2") if not failed[side]]
-    report["saturated"] = saturated  # never failed: capacity is above the largest level
+    report["capacity_subscribers"] = {
+        "workers_1": capacity["1"],
+        "workers_2": capacity["2"],
+        "runs": {f"workers_{side}": values for side, values in capacities.items()},
+    }
+    # Never failed in some repeat: the capacity is above the largest level.
+    report["saturated"] = sorted(saturated)
     ratio = None
     if not saturated and capacity["1"] > 0:
         ratio = round(capacity["2"] / capacity["1"], 2)
@@ -179,7 +196,11 @@ def main() -> int:
     print(json.dumps(report, indent=1))
     summary = (
         f"workers: capacity 1 worker {capacity['1']} subscribers, 2 workers {capacity['2']}"
-        + (f", ratio {ratio}" if ratio is not None else f" (no ratio: saturated {saturated})")
+        + (
+            f", ratio {ratio}"
+            if ratio is not None
+            else f" (no ratio: saturated {sorted(saturated)})"
+        )
         + f" (>= {FPS_FLOOR:g} fps, p99 <= {P99_CEILING_MS:g} ms)"
     )
     print(summary)
