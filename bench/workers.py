@@ -88,7 +88,7 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
     command = [sys.executable, "-m", "relayroom", "load-test", "--url", server.url]
     command += ["--api-secret", SECRET, "--rooms", str(rooms), "--publishers", "1"]
     command += ["--subscribers", str(subscribers), "--duration", str(seconds)]
-    command += ["--join-rate", "40", "--data-rate", "0", "--report-interval", "60"]
+    command += ["--join-rate", "10", "--data-rate", "0", "--report-interval", "60"]
     command += ["--room-prefix", tag, "--json", str(out)]
     started = time.monotonic()
     subprocess.run(

@@ -235,14 +235,14 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         self._signal_all(signal.SIGTERM)
-        running = [s.process.wait() for s in self._slots if s.process is not None]
+        processes = [s.process for s in self._slots if s.process is not None]
         grace = self._config.drain_timeout_s + 10
         try:
-            await asyncio.wait_for(asyncio.gather(*running), grace)
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), grace)
         except TimeoutError:
             log.warning("workers still running %.0f s after SIGTERM: killing them", grace)
             self._signal_all(signal.SIGKILL)
-            await asyncio.gather(*running)
+            await asyncio.gather(*(p.wait() for p in processes))
         for slot in self._slots:
             slot.state = "stopped"
         for task in list(self._watchers):
