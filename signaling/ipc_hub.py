@@ -140,9 +140,12 @@ class HostState:
         return claim
 
     def place(self, room: str, asking: str) -> Claim:
-        """The room's owner; a room without one goes to the least-loaded live worker."""
+        """The room's owner; a room without one goes to the least-loaded live worker. The
+        owner asking confirms the placement (it hosts the room from now on)."""
         claim = self._owner_claim(room)
         if claim is not None:
+            if claim.node == asking:
+                claim.confirmed = True
             return claim
         stale = set(self.stale())
         candidates = [

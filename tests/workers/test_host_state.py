@@ -113,6 +113,15 @@ def test_a_placement_nobody_confirms_is_forgotten() -> None:
     assert state.owner("r") == "b"
 
 
+def test_the_owner_placing_its_own_room_confirms_it() -> None:
+    state, clock = _state("a", "b")
+    state.heartbeat("a", {}, {"participants": 3})
+    assert state.place("r", asking="a").node == "b"  # placed on b, not confirmed yet
+    assert state.place("r", asking="b").confirmed  # b hosts a join of its own
+    clock.now += PLACEMENT_TTL_S + 1
+    assert state.owner("r") == "b"
+
+
 def test_resume_tokens_expire() -> None:
     state, clock = _state("a")
     state.set_resume("t", "a", 30)
