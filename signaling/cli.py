@@ -27,6 +27,7 @@ from . import cli_recording
 from .addresses import advertised_host, display_url, is_wildcard
 from .admin import STATS_KEY
 from .cluster_admin import setup_workers_api
+from .cluster_http import setup_http_forwarding
 from .config import Config, ConfigError, load_config, worker_count
 from .host_metrics import setup_host_metrics
 from .ipc_bus import IpcBus
@@ -330,6 +331,7 @@ async def _serve_worker(
     )
     setup_workers_api(app, link, setup.secret)
     setup_host_metrics(app, link, setup.index)
+    setup_http_forwarding(app, server.registry, bus)
     if bus is not link:
 
         async def link_lifecycle(app: web.Application) -> Any:

@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 
 from bench.loopback import free_port
-from tests.conftest import WsClient
+from tests.conftest import WsClient, token_for
 from tests.support.polling import eventually
 from tests.support.sfu import WsSubscriber, publish
+from tests.support.whip import WhepViewer, WhipPublisher
 from tests.workers.host import Host, Member, alive
 
 
@@ -238,3 +239,25 @@ async def test_a_scrape_on_the_shared_port_covers_every_worker(host) -> None:
         async with session.get(worker["url"] + "metrics?scope=local") as response:
             local = await response.text()
         assert "relayroom_rooms 1.0" in local and 'worker="' not in local
+
+
+async def test_whip_and_whep_reach_the_rooms_worker_through_any_worker(host) -> None:
+    h = host("--no-turn")
+    first, second = await h.workers()
+    async with aiohttp.ClientSession() as http:
+        # The room lives on the first worker; every WHIP/WHEP request goes to the second.
+        await _join(http, first["url"] + "ws", "live", "host")
+        assert await h.room_node("live") == first["node"]
+        publisher = WhipPublisher(http, second["url"])
+        viewer = WhepViewer(http, second["url"])
+        try:
+            assert (await publisher.publish("live", token_for("live", "cam"))).status == 201
+            created = await viewer.play("live", token_for("live", "tv", can_publish=False))
+            assert created.status == 201, created.body
+            assert await eventually(lambda: viewer.video_frames() >= 30, 15), viewer.tracks
+            assert await h.room_node("live") == first["node"]
+            assert await viewer.delete() == 200
+            assert await publisher.delete() == 200
+        finally:
+            await viewer.close()
+            await publisher.close()
