@@ -71,6 +71,24 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU time (user + system) of the server process and of each of its workers."""
+        pids = [self.proc.pid]
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            pids += [int(p) for p in children.split()]
+        except OSError:
+            pass
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return out
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -90,11 +108,14 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
     command += ["--subscribers", str(subscribers), "--duration", str(seconds)]
     command += ["--join-rate", "10", "--data-rate", "0", "--report-interval", "60"]
     command += ["--room-prefix", tag, "--json", str(out)]
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), server.cpu_seconds()
     subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180, check=False
     )
     wall = time.monotonic() - started
+    cpu_after = server.cpu_seconds()
+    # Cores each process of the server used over the run (supervisor first when there is one).
+    cores = [round((cpu_after[p] - cpu_before.get(p, 0.0)) / wall, 2) for p in cpu_after]
     try:
         summary = json.loads(out.read_text())
     except (OSError, ValueError):
@@ -123,6 +144,8 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
         "failed": summary["participants"]["failed"],
         "streams": summary["streams"],
         "wall_s": round(wall, 1),
+        "server_cores_by_process": cores,
+        "server_cores": round(sum(cores), 2),
     }
 
 
