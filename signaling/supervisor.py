@@ -50,7 +50,12 @@ class WorkerSlot:
     started_at: float = 0.0
     restarts: int = 0
     recent: deque[float] = field(default_factory=deque)  # restart times within the window
-    state: str = "starting"  # starting -> running -> restarting -> ... -> stopped
+    state: str = "starting"  # starting -> running -> restarting -> running ... -> stopped
+
+    def set_state(self, new: str) -> None:
+        if new != self.state:
+            log.debug("worker %d: %s -> %s", self.index, self.state, new)
+            self.state = new
 
 
 class Supervisor:
@@ -156,7 +161,7 @@ class Supervisor:
         parent_end.sendall(setup.to_wire(self._worker_config))
         slot.process = process
         slot.started_at = time.time()
-        slot.state = "running"
+        slot.set_state("running")
         log.info("worker %d started: pid %d, node %s", slot.index, process.pid, slot.node_id)
         self._hub.serve(parent_end)
         task = asyncio.create_task(self._watch(slot, process))
@@ -195,7 +200,7 @@ class Supervisor:
             code,
             delay,
         )
-        slot.state = "restarting"
+        slot.set_state("restarting")
         self._restart_times.append(now)
         slot.recent.append(now)
         await asyncio.sleep(delay)
@@ -244,7 +249,7 @@ class Supervisor:
             self._signal_all(signal.SIGKILL)
             await asyncio.gather(*(p.wait() for p in processes))
         for slot in self._slots:
-            slot.state = "stopped"
+            slot.set_state("stopped")
         for task in list(self._watchers):
             task.cancel()
         await self._hub.close()
