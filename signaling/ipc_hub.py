@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # abandoned) is forgotten.
 PLACEMENT_TTL_S = 10.0
 RESUME_MAX = 100_000
+LINK_BUFFER_MAX_BYTES = 64 * 1024 * 1024  # operations queued for one worker that is not reading
 
 
 @dataclass
@@ -205,6 +206,7 @@ class IpcHub:
         self._tasks = TaskOwner()
         self.workers_view: Callable[[], list[dict[str, Any]]] = lambda: []
         self.on_worker_lost: Callable[[str], None] | None = None
+        self.dropped = 0
 
     def serve(self, sock: socket.socket) -> None:
         """Start serving one worker's socket (the supervisor's end of its pair)."""
@@ -248,8 +250,17 @@ class IpcHub:
             self.state.heartbeat(node, dict(frame.get("info") or {}), dict(frame.get("load") or {}))
         elif kind == "pub":
             target = self._writers.get(str(frame.get("to")))
-            if target is not None and isinstance(frame.get("op"), dict):
-                write_frame(target, {"t": "op", "op": frame["op"]})
+            if target is None or not isinstance(frame.get("op"), dict):
+                return
+            if target.transport.get_write_buffer_size() > LINK_BUFFER_MAX_BYTES:
+                # The worker stopped reading (hung: it is killed after 5 silent heartbeats).
+                self.dropped += 1
+                if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
+                    log.warning(
+                        "worker %s is not reading: dropped %d operations", frame["to"], self.dropped
+                    )
+                return
+            write_frame(target, {"t": "op", "op": frame["op"]})
         elif kind == "req":
             try:
                 value = self._answer(node, frame)
