@@ -436,7 +436,8 @@ async def _wait_for_signal(stop: asyncio.Event, *, force_on_second: bool = True)
             log.warning("second %s: exiting without draining", signal.Signals(signum).name)
             os._exit(1)
         signalled.append(signum)
-        log.info("%s: draining (send it again to force)", signal.Signals(signum).name)
+        hint = " (send it again to force)" if force_on_second else ""
+        log.info("%s: draining%s", signal.Signals(signum).name, hint)
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
