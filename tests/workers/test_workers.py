@@ -128,6 +128,16 @@ async def test_kill_9_of_a_worker_clients_resume_within_10s_and_it_is_replaced(h
         _, joined = await _join(session, h.ws_url, "fo", "probe")
         assert {p["identity"] for p in joined["participants"]} == {"c0", "c1", "c2", "c3"}
         assert await h.room_node("fo") != owner
+        # Media flows in the room's new worker: c0 publishes, c1 decodes it.
+        assert members[0].client is not None and members[1].client is not None
+        viewer = WsSubscriber(members[1].client)
+        pc, _ = await publish(members[0].client)
+        try:
+            await viewer.answer_next_offer()
+            assert await eventually(lambda: any(len(c) >= 30 for c in viewer.counters.values()), 15)
+        finally:
+            await viewer.close()
+            await pc.close()
 
         async def replaced() -> bool:
             slot = next(w for w in await h.workers() if w["index"] == victim["index"])
