@@ -61,6 +61,8 @@ class Node:
                 "-m",
                 "relayroom",
                 "serve",
+                "--workers",
+                "1",
                 "--port",
                 str(self.port),
                 "--redis",

@@ -329,7 +329,8 @@ class _Server:
             }
         )
         full_env.update(env)
-        cmd = [sys.executable, "-m", "relayroom", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "relayroom", "serve", "--workers", "1"]  # this process
+        cmd += ["--port", str(self.port)]
         cmd += ["--no-turn", "--ice-host", "127.0.0.1", "--data-dir", str(workdir)]
         if cpus:
             cmd = ["taskset", "-c", ",".join(map(str, cpus)), *cmd]

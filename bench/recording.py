@@ -180,7 +180,7 @@ class Server:
                 "RELAYROOM_LOG_LEVEL": "warning",
             }
         )
-        args = ["--port", str(self.port), "--no-turn", "--ice-host", "127.0.0.1"]
+        args = ["--workers=1", "--port", str(self.port), "--no-turn", "--ice-host", "127.0.0.1"]
         self.log = (workdir / "serve.log").open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relayroom", "serve", *args, "--data-dir", str(workdir)],

@@ -2,14 +2,17 @@
 
 A session's WebSocket may live on another node than the room it joined (multi-node mode), so
 the room logic never writes to a socket: it hands encoded messages to the bus, which delivers
-them to each participant's recipient. `LocalBus` delivers in-process; a Redis implementation
-routes between nodes through pub/sub and keeps the same interface.
+them to each participant's recipient. `LocalBus` delivers in-process. A `ClusterBus` adds
+what several nodes need (room ownership with fencing, resume tokens, operations sent to another
+node, the node registry); it has two implementations: `redis_bus.RedisBus` (nodes on many
+hosts) and `ipc_bus.IpcBus` (the workers of one host, talking to their supervisor).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 
 class Recipient(Protocol):
@@ -112,3 +115,98 @@ class LocalBus(NodeBus):
         recipient = self._rooms.get(room, {}).get(participant_id)
         if recipient is not None:
             recipient.end(reason)
+
+
+class BusUnavailable(Exception):
+    """The cluster state (Redis, or the workers' supervisor) did not answer in time."""
+
+
+BusHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClusterBus(NodeBus):
+    """A node bus shared by several nodes: what `cluster.ClusterRouter` and the cluster admin
+    API use. Delivery to endpoints attached on this node stays in-process (a LocalBus)."""
+
+    handler: BusHandler | None
+    """Called with every operation another node publishes to this one."""
+    on_room_lost: Callable[[str], Awaitable[None]] | None
+    """Called when another node took over a room this node owned (fencing)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._local = LocalBus(node_id)
+        self.handler = None
+        self.on_room_lost = None
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool:
+        """The shared state answers."""
+
+    @property
+    @abstractmethod
+    def settling(self) -> bool:
+        """Liveness cannot be trusted now (just recovered): declare nobody dead."""
+
+    @abstractmethod
+    async def owner_of(self, room: str) -> str | None:
+        """The live node owning `room`, if any."""
+
+    async def place_room(self, room: str) -> str | None:
+        """The node that will host `room`: its live owner, else this node (claimed now).
+        None when the owner died between the two questions and the room is moving."""
+        if await self.claim_room(room):
+            return self.node_id
+        owner = await self.owner_of(room)
+        if owner is None and await self.claim_room(room):
+            return self.node_id
+        return owner
+
+    @abstractmethod
+    def fence(self, room: str) -> int | None:
+        """This node's fencing token for an owned room (None when not owned)."""
+
+    @abstractmethod
+    async def node_alive(self, node_id: str) -> bool: ...
+
+    @abstractmethod
+    async def set_resume(self, token: str, ttl_s: int) -> None:
+        """Record this node as the owner of a resumable session."""
+
+    @abstractmethod
+    async def resume_owner(self, token: str) -> str | None: ...
+
+    @abstractmethod
+    async def drop_resume(self, token: str) -> None: ...
+
+    @abstractmethod
+    def publish(self, node_id: str, op: dict[str, Any]) -> bool:
+        """Queue an operation for another node; ordered per node. False when it was dropped."""
+
+    @abstractmethod
+    def advertise(self, url: str) -> None:
+        """The base URL other nodes use for this node's HTTP API."""
+
+    @abstractmethod
+    async def node_info(self, node_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def live_nodes(self) -> dict[str, dict[str, Any]]:
+        """Every live node and its info (id, url, started)."""
+
+    # Local delivery: endpoints attached here (WebSocket edges or remote-edge proxies).
+    def attach(self, room: str, participant_id: str, recipient: Recipient) -> None:
+        self._local.attach(room, participant_id, recipient)
+
+    def detach(self, room: str, participant_id: str) -> None:
+        self._local.detach(room, participant_id)
+
+    def send_to(self, room: str, participant_id: str, data: str) -> bool:
+        return self._local.send_to(room, participant_id, data)
+
+    def broadcast(self, room: str, data: str, exclude: str | None = None) -> int:
+        return self._local.broadcast(room, data, exclude)
+
+    def end(self, room: str, participant_id: str, reason: str) -> None:
+        self._local.end(room, participant_id, reason)

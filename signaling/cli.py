@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -23,16 +24,25 @@ from relayroom.loadtest import cli as loadtest_cli
 from relayroom.turn.credentials import rest_credentials
 
 from . import cli_recording
-from .addresses import display_url
-from .config import Config, ConfigError, load_config
+from .addresses import advertised_host, display_url, is_wildcard
+from .admin import STATS_KEY
+from .cluster_admin import setup_workers_api
+from .cluster_http import setup_http_forwarding
+from .config import Config, ConfigError, load_config, worker_count
+from .host_metrics import setup_host_metrics
+from .ipc_bus import IpcBus
 from .logs import LOG_FORMATS, set_node, setup_logging
-from .redis_bus import require_redis
+from .redis_bus import RedisBus, require_redis
 from .server import DEV_SECRET_FILE, Server, create_app, resolve_secret
 from .serving import start_serving
+from .supervisor import Supervisor
 from .tokens import GRANT_NAMES, Grants, TokenRequestError
 from .turn_service import public_turn_host, turn_secret
+from .worker import LoadMeter, WorkerSetup, die_with_parent, read_setup
 
 log = logging.getLogger("relayroom")
+
+LISTEN_BACKLOG = 1024
 
 # Flags of `serve` that map one-to-one onto Config fields.
 SERVE_FLAGS: dict[str, str] = {
@@ -47,6 +57,7 @@ SERVE_FLAGS: dict[str, str] = {
     "log_format": "log_format",
     "turn_enabled": "turn_enabled",
     "turn_port": "turn_port",
+    "workers": "workers",
 }
 
 
@@ -69,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="host address offered as an ICE candidate (repeatable)",
     )
     serve.add_argument("--redis", metavar="URL", help="Redis URL for multi-node mode")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="worker processes: a number or auto (the usable cores); 1: one process "
+        "(default: auto, 1 with --dev)",
+    )
+    # Internal: how the supervisor starts a worker (docs/workers.md).
+    serve.add_argument("--worker-ipc-fd", type=int, help=argparse.SUPPRESS)
     serve.add_argument(
         "--webhook-url",
         action="append",
@@ -168,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "recording":
         return cli_recording.cmd_recording(args)
+    if args.command == "serve" and args.worker_ipc_fd is not None:
+        return _cmd_worker(args.worker_ipc_fd)
     try:
         config = config_from_args(args)
         if args.command == "record":
@@ -243,8 +264,113 @@ def _cmd_serve(config: Config) -> int:
         require_redis()
     secret = resolve_secret(config)
     ssl_context = _ssl_context(config)
+    workers = worker_count(config)
     with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
+        if workers > 1:
+            return runner.run(_supervise(config, secret, workers))
         return runner.run(_serve(config, secret, ssl_context))
+
+
+async def _supervise(config: Config, secret: str, workers: int) -> int:
+    """`--workers N`: bind the port here, run N workers on it (signaling/supervisor.py)."""
+    set_node("supervisor")
+    try:
+        listener = _listen(config)
+    except OSError as exc:
+        raise _listen_error(config, exc) from None
+    port = int(listener.getsockname()[1])
+    supervisor = Supervisor(config, secret, listener, workers)
+    return await supervisor.run(display_url(config, port))
+
+
+def _listen(config: Config) -> socket.socket:
+    """The host's listening socket, bound once and inherited by every worker."""
+    host = "127.0.0.1" if config.host == "localhost" else config.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, config.port), family=family, backlog=LISTEN_BACKLOG)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _cmd_worker(fd: int) -> int:
+    """A worker of `--workers N`: settings and secret come from the supervisor over `fd`."""
+    link_sock = socket.socket(fileno=fd)
+    try:
+        setup = read_setup(link_sock)
+    except ConfigError as exc:
+        print(f"relayroom worker: {exc}", file=sys.stderr)
+        return 2
+    die_with_parent(setup.supervisor_pid)
+    config = setup.config
+    setup_logging(config.log_level, config.log_format)
+    try:
+        ssl_context = _ssl_context(config)
+        with asyncio.Runner(loop_factory=_loop_factory(config.event_loop)) as runner:
+            return runner.run(_serve_worker(setup, link_sock, ssl_context))
+    except ConfigError as exc:
+        print(f"relayroom worker: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve_worker(
+    setup: WorkerSetup, link_sock: socket.socket, ssl_context: ssl.SSLContext | None
+) -> int:
+    config = setup.config
+    link = IpcBus(link_sock, setup.node_id, heartbeat_s=config.worker_heartbeat_s)
+    # Without Redis the link to the supervisor is the cluster bus; with Redis it only reports
+    # this worker's load and life to the supervisor.
+    bus = RedisBus(config.redis_url, node_id=setup.node_id) if config.redis_url else link
+    server = Server.build(config, setup.secret, bus=bus)
+    set_node(setup.node_id)
+    app = create_app(server)
+    meter = LoadMeter()
+    app[STATS_KEY].add_listener(meter.on_tick)
+    registry = server.registry
+    link.load = lambda: meter.report(
+        sum(len(room.members) for room in registry.rooms.values()), len(server.edges)
+    )
+    setup_workers_api(app, link, setup.secret)
+    setup_host_metrics(app, link, setup.index)
+    setup_http_forwarding(app, server.registry, bus)
+    if bus is not link:
+
+        async def link_lifecycle(app: web.Application) -> Any:
+            await link.start()
+            yield
+            await link.close()
+
+        app.cleanup_ctx.insert(0, link_lifecycle)
+    private_host = config.host if config.redis_url else "127.0.0.1"
+    listener = socket.socket(fileno=setup.listen_fd)
+    runner = await start_serving(
+        app,
+        config.host,
+        config.port,
+        ssl_context=ssl_context,
+        sock=listener,
+        private_port=setup.private_port,
+        private_host=private_host,
+    )
+    private_port = _bound_port(runner, last=True) or setup.private_port
+    private_url = _private_url(config, private_host, private_port)
+    server.advertise(private_url)
+    link.advertise(private_url)  # for the supervisor's /api/workers (with Redis too)
+    log.info("worker %d serving (node %s, pid %d)", setup.index, setup.node_id, os.getpid())
+    stop = asyncio.Event()
+    link.on_supervisor_lost = stop.set
+    await _wait_for_signal(stop, force_on_second=False)
+    meter.draining = True
+    await server.drain()
+    await runner.cleanup()
+    log.info("worker %d stopped", setup.index)
+    return 0
+
+
+def _private_url(config: Config, host: str, port: int) -> str:
+    """The URL the other workers (or, with Redis, the other nodes) reach this worker on."""
+    if is_wildcard(host):
+        host = advertised_host(config) or "127.0.0.1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -291,24 +417,32 @@ async def _serve(config: Config, secret: str, ssl_context: ssl.SSLContext | None
         print(f"TURN/STUN on {relay} port {turn.udp_address[1]} (udp, tcp)", flush=True)
     if config.dev:
         print(f"open {url} in a browser (dev mode)", flush=True)
+    await _wait_for_signal(asyncio.Event())
+    await server.drain()
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
 
-    stop = asyncio.Event()
+
+async def _wait_for_signal(stop: asyncio.Event, *, force_on_second: bool = True) -> None:
+    """Until SIGTERM or SIGINT (or `stop` is set); a second signal exits at once unless
+    `force_on_second` is off (a worker: its supervisor kills it when it must not drain)."""
     loop = asyncio.get_running_loop()
+    signalled: list[int] = []  # not stop.is_set(): a worker's stop is set when its supervisor
+    # dies, and the SIGTERM that the death also sends it must still drain
 
     def on_signal(signum: int) -> None:
-        if stop.is_set():
+        if signalled and force_on_second:
             log.warning("second %s: exiting without draining", signal.Signals(signum).name)
             os._exit(1)
-        log.info("%s: draining (send it again to force)", signal.Signals(signum).name)
+        signalled.append(signum)
+        hint = " (send it again to force)" if force_on_second else ""
+        log.info("%s: draining%s", signal.Signals(signum).name, hint)
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     await stop.wait()
-    await server.drain()
-    await runner.cleanup()
-    log.info("stopped")
-    return 0
 
 
 def _listen_error(config: Config, exc: OSError) -> ConfigError:
@@ -320,8 +454,10 @@ def _listen_error(config: Config, exc: OSError) -> ConfigError:
     return ConfigError("port", f"cannot listen on {where}: {exc.strerror or exc}")
 
 
-def _bound_port(runner: web.AppRunner) -> int | None:
-    for address in runner.addresses:
+def _bound_port(runner: web.AppRunner, *, last: bool = False) -> int | None:
+    """The first (or `last`: the private site's) bound TCP port."""
+    addresses = list(runner.addresses)
+    for address in reversed(addresses) if last else addresses:
         if isinstance(address, tuple) and len(address) >= 2:
             return int(address[1])
     return None

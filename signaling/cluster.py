@@ -1,8 +1,11 @@
-"""Multi-node routing over the Redis bus (LiveKit's model: one owner node per room).
+"""Multi-node routing over a ClusterBus (LiveKit's model: one owner node per room).
 
-Any node accepts a WebSocket. If the room lives here (or can be claimed), the session joins
-locally. Otherwise the edge forwards the session's messages to the owner node over Redis and
-the owner sends the participant's messages back; media always terminates on the owner.
+The nodes are the processes sharing a Redis (`redis_bus.RedisBus`), or the workers of one host
+(`ipc_bus.IpcBus`, `relayroom serve --workers N`). Any node accepts a WebSocket. The bus decides
+where a new room lives (`place_room`: with Redis the node that receives the first join claims
+it; a host's supervisor picks its least-loaded worker). If the room lives here, the session
+joins locally. Otherwise the edge forwards the session's messages to the owner node over the
+bus and the owner sends the participant's messages back; media always terminates on the owner.
 
 Operations between nodes (JSON on the target node's channel):
   edge -> owner: join {req, node, conn, text}, msg {node, conn, text}, detach/leave {node, conn}
@@ -21,10 +24,9 @@ from typing import Any
 from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
-from .bus import Recipient
+from .bus import BusUnavailable, ClusterBus, Recipient
 from .logs import about
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
-from .redis_bus import BusUnavailable, RedisBus
 from .room_side import RoomSideParticipant
 from .router import LocalRouter, RoomSide
 from .tokens import AccessToken, TokenError, verify_token
@@ -44,7 +46,7 @@ class RemoteEdge:
     when this node dies (it would never get `reconnect`).
     """
 
-    def __init__(self, bus: RedisBus, node: str, conn: str) -> None:
+    def __init__(self, bus: ClusterBus, node: str, conn: str) -> None:
         self.node, self.conn = node, conn
         self._bus = bus
         self._held: list[dict[str, Any]] | None = []
@@ -123,7 +125,7 @@ class RemoteRoomSide:
 class ClusterRouter:
     """A Router for multi-node mode; wraps the LocalRouter for the rooms this node owns."""
 
-    def __init__(self, local: LocalRouter, bus: RedisBus, secret: str) -> None:
+    def __init__(self, local: LocalRouter, bus: ClusterBus, secret: str) -> None:
         self._secret = secret  # verifies the joins other nodes forward here
         self._bus = bus
         self.local = local
@@ -156,19 +158,14 @@ class ClusterRouter:
         try:
             owner = await self._resume_owner(message)
             if owner is None:
-                if await self._bus.claim_room(access.room):
-                    return await self.local.join(access, message, edge)
-                owner = await self._bus.owner_of(access.room)
+                owner = await self._bus.place_room(access.room)
                 if owner is None:
-                    # The owner died between the two calls: its claim is free now.
-                    if await self._bus.claim_room(access.room):
-                        return await self.local.join(access, message, edge)
                     raise ProtocolError(ErrorCode.UNAVAILABLE, "room is moving, retry", message.id)
             if owner == self._bus.node_id:
                 return await self.local.join(access, message, edge)
         except BusUnavailable:
             raise ProtocolError(
-                ErrorCode.UNAVAILABLE, "cluster state is unavailable (Redis)", message.id
+                ErrorCode.UNAVAILABLE, "cluster state is unavailable", message.id
             ) from None
         return await self._remote_join(owner, message, edge)
 
@@ -302,7 +299,9 @@ class ClusterRouter:
         except ProtocolError as exc:
             reply.update(ok=False, code=exc.code.value, message=exc.message)
         except BusUnavailable:
-            reply.update(ok=False, code=ErrorCode.UNAVAILABLE.value, message="Redis unavailable")
+            reply.update(
+                ok=False, code=ErrorCode.UNAVAILABLE.value, message="cluster state unavailable"
+            )
         self._bus.publish(node, reply)
         if reply["ok"]:
             edge.release()  # after the reply: the same channel keeps them in this order

@@ -6,7 +6,8 @@
   its `node` (`?scope=local` asks one node for its own only).
 - Requests about one room (`/api/rooms/{room}/...`) are proxied to the node that owns the
   room, with the caller's Authorization header; that node authorizes them as usual.
-Nodes find each other through their `url` in the Redis node registry (`node_url` setting).
+Nodes find each other through their `url` in the node registry (`node_url` setting; a
+host's workers advertise their private loopback port).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from aiohttp.typedefs import Handler
 
 from relayroom.media.tasks import cancel_and_wait
 
-from .admin import FEED_KEY
+from .admin import FEED_KEY, authorize
+from .bus import BusUnavailable, ClusterBus
 from .cluster import ClusterRouter
-from .redis_bus import BusUnavailable, RedisBus
+from .ipc_bus import IpcBus
 from .rooms import RoomRegistry
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class ClusterFeedRelay:
     """The dashboard feed across nodes: each node sends its part of every stats tick to the
     others, and a node's dashboard clients get every node's rooms, samples and events."""
 
-    def __init__(self, bus: RedisBus) -> None:
+    def __init__(self, bus: ClusterBus) -> None:
         self._bus = bus
         self._nodes: list[str] = []
         self._remote: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -106,7 +108,7 @@ class ClusterFeedRelay:
 
 
 def setup_cluster_admin(
-    app: web.Application, registry: RoomRegistry, bus: RedisBus, router: ClusterRouter
+    app: web.Application, registry: RoomRegistry, bus: ClusterBus, router: ClusterRouter
 ) -> None:
     """Add the cross-node middleware in front of the admin API and relay the dashboard feed
     between nodes (multi-node mode only)."""
@@ -151,7 +153,7 @@ def setup_cluster_admin(
     app.cleanup_ctx.append(lifecycle)
 
 
-async def _owner_url(bus: RedisBus, room: str) -> str | None:
+async def _owner_url(bus: ClusterBus, room: str) -> str | None:
     try:
         owner = await bus.owner_of(room)
         if owner is None or owner == bus.node_id:
@@ -199,7 +201,7 @@ async def _local_json(
 
 
 async def _from_other_nodes(
-    request: web.Request, bus: RedisBus, http: aiohttp.ClientSession, path_qs: str, key: str
+    request: web.Request, bus: ClusterBus, http: aiohttp.ClientSession, path_qs: str, key: str
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """`key` of every other live node's answer to `path_qs` (nodes that fail are left out)."""
     try:
@@ -227,7 +229,7 @@ async def _from_other_nodes(
 
 
 async def _merged_events(
-    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
+    request: web.Request, handler: Handler, bus: ClusterBus, http: aiohttp.ClientSession
 ) -> web.StreamResponse:
     local, body = await _local_json(request, handler)
     if body is None:
@@ -242,7 +244,7 @@ async def _merged_events(
 
 
 async def _merged_room_list(
-    request: web.Request, handler: Handler, bus: RedisBus, http: aiohttp.ClientSession
+    request: web.Request, handler: Handler, bus: ClusterBus, http: aiohttp.ClientSession
 ) -> web.StreamResponse:
     local, body = await _local_json(request, handler)
     if body is None:
@@ -253,3 +255,21 @@ async def _merged_room_list(
     ):
         rooms.extend({**room, "node": node} for room in found)
     return web.json_response({"rooms": rooms})
+
+
+def setup_workers_api(app: web.Application, link: IpcBus, secret: str) -> None:
+    """`GET /api/workers` (admin token): the host's workers as their supervisor sees them
+    (`relayroom serve --workers N`): pid, node id, state, restarts, private URL, load."""
+
+    async def list_workers(request: web.Request) -> web.Response:
+        authorize(request, secret)
+        try:
+            workers = await link.workers()
+        except BusUnavailable:
+            return web.json_response(
+                {"error": {"code": "unavailable", "message": "the supervisor did not answer"}},
+                status=503,
+            )
+        return web.json_response({"node": link.node_id, "workers": workers})
+
+    app.router.add_get("/api/workers", list_workers)

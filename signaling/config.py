@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "RELAYROOM_"
+MAX_WORKERS = 256
 
 
 class ConfigError(ValueError):
@@ -105,6 +106,43 @@ class Config:
         "On SIGTERM, how long to wait for clients to leave before closing everything.",
         minimum=0,
         maximum=3600,
+    )
+
+    # --- workers (one host's cores) ---------------------------------------------------------
+    workers: str | None = _setting(
+        None,
+        "Worker processes under one supervisor (docs/workers.md): a number, or auto (the "
+        "usable cores). 1 runs one process without a supervisor. Default (none): auto, "
+        "except 1 in dev mode.",
+    )
+    worker_heartbeat_s: float = _setting(
+        1.0,
+        "Workers: seconds between a worker's load reports to the supervisor; a worker silent "
+        "for 5 of them is killed and replaced.",
+        minimum=0.05,
+        maximum=60,
+    )
+    worker_restart_limit: int = _setting(
+        5,
+        "Workers: restarts within worker_restart_window_s after which the supervisor stops "
+        "every worker and exits 1 (they keep dying).",
+        minimum=1,
+    )
+    worker_restart_window_s: float = _setting(
+        60.0, "Workers: the window worker_restart_limit counts restarts in.", minimum=1
+    )
+    worker_restart_backoff_max_s: float = _setting(
+        10.0,
+        "Workers: a dead worker is restarted after 0.5 s, doubling with each restart of that "
+        "slot within the window, up to this.",
+        minimum=0.1,
+    )
+    worker_private_port_base: int = _setting(
+        0,
+        "Workers: worker i also listens on 127.0.0.1 port base+i (its node_url: admin "
+        "forwarding, its own /metrics); 0 picks free ports.",
+        minimum=0,
+        maximum=65000,
     )
 
     # --- WebSocket hardening ---------------------------------------------------------------
@@ -548,6 +586,10 @@ class Config:
                 raise ConfigError("ice_hosts", f"{host!r} is not an IP address") from None
         if self.redis_url is not None:
             _check_redis_url(self.redis_url)
+        if self.workers not in (None, "auto") and not _is_worker_count(self.workers):
+            raise ConfigError(
+                "workers", f"{self.workers!r}: expected auto or a number from 1 to {MAX_WORKERS}"
+            )
         for url in self.webhook_urls:
             _check_webhook_url(url)
         if self.webhook_key is not None and len(self.webhook_key) < 32:
@@ -564,6 +606,29 @@ class Config:
             value = getattr(self, f.name)
             out[f.name] = "***" if f.metadata.get("secret") and value else value
         return out
+
+
+def _is_worker_count(value: str | None) -> bool:
+    return value is not None and value.isdigit() and 1 <= int(value) <= MAX_WORKERS
+
+
+def worker_count(config: Config) -> int:
+    """How many worker processes `serve` runs: the `workers` setting resolved (1: no
+    supervisor). auto is the cores this process may run on (its CPU affinity)."""
+    if config.workers is None:
+        if config.dev:
+            return 1
+        return _usable_cores()
+    if config.workers == "auto":
+        return _usable_cores()
+    return int(config.workers)
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    except AttributeError:  # not Linux
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 def _check_redis_url(url: str) -> None:
@@ -684,6 +749,8 @@ def load_config(
             name = key.replace("-", "_")
             if name not in hints:
                 raise ConfigError(key, "unknown setting")
+            if name == "workers" and isinstance(raw, int) and not isinstance(raw, bool):
+                raw = str(raw)  # `workers = 4` as well as `workers = "auto"`
             values[name] = coerce(name, raw, hints[name])
     environ = os.environ if env is None else env
     for name, hint in hints.items():
@@ -710,3 +777,21 @@ def setting_docs() -> list[tuple[str, str, str, str]]:
             shown = str(default).lower() if isinstance(default, bool) else str(default)
         rows.append((f.name, ENV_PREFIX + f.name.upper(), shown, f.metadata["doc"]))
     return rows
+
+
+def config_to_wire(config: Config) -> dict[str, Any]:
+    """The settings as JSON-able values (the supervisor hands them to its workers)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def config_from_wire(values: Mapping[str, Any]) -> Config:
+    """The inverse of config_to_wire (JSON lists back to tuples, strings back to paths)."""
+    hints = field_types()
+    settings: dict[str, Any] = {
+        name: coerce(name, raw, hints[name]) for name, raw in values.items() if name in hints
+    }
+    return Config(**settings)

@@ -21,12 +21,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from relayroom.media.tasks import TaskOwner
 
-from .bus import LocalBus, NodeBus, Recipient
+from .bus import BusHandler, BusUnavailable, ClusterBus
 from .config import ConfigError
 from .logs import about
 
@@ -81,12 +81,7 @@ end
 return current
 """
 
-BusHandler = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class BusUnavailable(Exception):
-    """Redis did not answer in time."""
-
+__all__ = ["BusHandler", "BusUnavailable", "RedisBus", "require_redis"]
 
 REDIS_EXTRA = "pip install 'relayroom[redis]'"
 
@@ -109,8 +104,8 @@ def _import_redis() -> tuple[Any, tuple[type[BaseException], ...]]:
     return aioredis_module, (RedisError, OSError, TimeoutError)
 
 
-class RedisBus(NodeBus):
-    """A NodeBus over Redis; wraps a LocalBus for the endpoints attached on this node."""
+class RedisBus(ClusterBus):
+    """A ClusterBus over Redis; wraps a LocalBus for the endpoints attached on this node."""
 
     def __init__(
         self,
@@ -122,18 +117,15 @@ class RedisBus(NodeBus):
         op_timeout_s: float = 2.0,
     ) -> None:
         self._aioredis, self._errors = _import_redis()
-        self.node_id = node_id or "N_" + secrets.token_hex(6)
+        super().__init__(node_id or "N_" + secrets.token_hex(6))
         self._url = url
         self._heartbeat_s = heartbeat_s
         self._node_ttl_ms = int(node_ttl_s * 1000)
         self._timeout = op_timeout_s
-        self._local = LocalBus(self.node_id)
         self._redis: aioredis.Redis | None = None
         self._owned: dict[str, str] = {}  # room -> "<node>|<fence>"
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(OUTBOX_MAX)
         self._tasks = TaskOwner()
-        self.handler: BusHandler | None = None
-        self.on_room_lost: Callable[[str], Awaitable[None]] | None = None
         self._info: dict[str, Any] = {"id": self.node_id}
         self._healthy = False
         self._started_at = 0.0
@@ -284,22 +276,6 @@ class RedisBus(NodeBus):
             self._log_error("outbox full: dropping an operation for node %s", node_id)
             return False
         return True
-
-    # Local delivery: endpoints attached here (WebSocket edges or remote-edge proxies).
-    def attach(self, room: str, participant_id: str, recipient: Recipient) -> None:
-        self._local.attach(room, participant_id, recipient)
-
-    def detach(self, room: str, participant_id: str) -> None:
-        self._local.detach(room, participant_id)
-
-    def send_to(self, room: str, participant_id: str, data: str) -> bool:
-        return self._local.send_to(room, participant_id, data)
-
-    def broadcast(self, room: str, data: str, exclude: str | None = None) -> int:
-        return self._local.broadcast(room, data, exclude)
-
-    def end(self, room: str, participant_id: str, reason: str) -> None:
-        self._local.end(room, participant_id, reason)
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from relayroom.web import STATIC_DIR
 
 from . import protocol
 from .admin import setup_admin, stats_settings
-from .bus import LocalBus, NodeBus
+from .bus import ClusterBus, LocalBus, NodeBus
 from .client_socket import ClientSocket
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
@@ -157,7 +157,7 @@ class Server:
                 data_dir=config.data_dir,
                 redis_url=config.redis_url,
                 ttl_s=config.data_room_ttl_s,
-                fence=bus.fence if isinstance(bus, RedisBus) else None,
+                fence=bus.fence if isinstance(bus, ClusterBus) else None,
             ),
             recordings=Recordings(recording_settings(config)),
         )
@@ -180,7 +180,7 @@ class Server:
             ),
             media=media,
             turn=turn,
-            router=ClusterRouter(local, bus, secret) if isinstance(bus, RedisBus) else local,
+            router=ClusterRouter(local, bus, secret) if isinstance(bus, ClusterBus) else local,
         )
 
     def __post_init__(self) -> None:
@@ -222,7 +222,7 @@ class Server:
 
     def advertise(self, url: str) -> None:
         """Tell the other nodes where this node's HTTP API is (multi-node mode)."""
-        if isinstance(self.bus, RedisBus):
+        if isinstance(self.bus, ClusterBus):
             self.bus.advertise(self.config.node_url or url)
 
     async def drain(self) -> None:
@@ -416,6 +416,6 @@ def create_app(server: Server) -> web.Application:
         dev=cfg.dev,
     )
     setup_whip(app, server.whip_parts())
-    if isinstance(server.bus, RedisBus) and isinstance(server.router, ClusterRouter):
+    if isinstance(server.bus, ClusterBus) and isinstance(server.router, ClusterRouter):
         setup_cluster_admin(app, server.registry, server.bus, server.router)
     return app

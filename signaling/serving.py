@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -208,7 +209,11 @@ def guard_middleware(guard: ConnectionGuard) -> Any:
 
 
 class GuardedSite(web.BaseSite):
-    """Like aiohttp's TCPSite, with every connection going through a ConnectionGuard."""
+    """Like aiohttp's TCPSite, with every connection going through a ConnectionGuard.
+
+    With `sock`, accepts on that listening socket instead of binding one: a host's workers all
+    accept on the socket their supervisor bound (prefork).
+    """
 
     def __init__(
         self,
@@ -218,11 +223,13 @@ class GuardedSite(web.BaseSite):
         port: int,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context)
         self._guard = guard
         self._host = host
         self._port = port
+        self._sock = sock
 
     @property
     def name(self) -> str:
@@ -233,7 +240,16 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                self._guard.wrap(server),
+                sock=self._sock,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+            )
+            return
+        self._server = await loop.create_server(
             self._guard.wrap(server),
             self._host,
             self._port,
@@ -249,17 +265,26 @@ async def start_serving(
     port: int,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    sock: socket.socket | None = None,
+    private_port: int | None = None,
+    private_host: str = "127.0.0.1",
 ) -> web.AppRunner:
     """Set up and start the app behind its ConnectionGuard (made by `create_app`).
 
-    Returns the runner: `runner.addresses` has the bound port; `runner.cleanup()` stops it.
+    `sock`: accept on this listening socket (a worker). `private_port`: also serve plain HTTP
+    on `private_host` at that port (0: any free one), the worker's own address for the other
+    workers. Returns the runner: `runner.addresses` has the bound ports (the private one
+    last); `runner.cleanup()` stops it.
     """
     guard = app[GUARD_KEY]
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = GuardedSite(runner, guard, host, port, ssl_context=ssl_context)
+    sites = [GuardedSite(runner, guard, host, port, ssl_context=ssl_context, sock=sock)]
+    if private_port is not None:
+        sites.append(GuardedSite(runner, guard, private_host, private_port))
     try:
-        await site.start()
+        for site in sites:
+            await site.start()
     except OSError:
         await runner.cleanup()
         raise

@@ -23,8 +23,9 @@ TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
 ARTIFACTS = Path(os.environ.get("RELAYROOM_TEST_ARTIFACTS", "test-artifacts"))
 
 
-# The slow tier (`-m slow`): browsers, and the cluster tests, which start Redis and node processes.
-SLOW_FOLDERS = ("cluster",)
+# The slow tier (`-m slow`): browsers, and the cluster and workers tests, which start Redis and
+# server processes.
+SLOW_FOLDERS = ("cluster", "workers")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

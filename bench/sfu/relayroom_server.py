@@ -55,7 +55,8 @@ class RelayroomServer:
             }
         )
         log = self.workdir / "server.log"
-        argv = [venv_python(), "-m", "relayroom", "serve", "--port", str(self.port)]
+        argv = [venv_python(), "-m", "relayroom", "serve", "--workers", "1"]  # this process
+        argv += ["--port", str(self.port)]
         argv += ["--no-turn", "--ice-host", self.media_addr, "--data-dir", str(self.workdir)]
         with log.open("wb") as out:
             self.proc = subprocess.Popen(

@@ -18,6 +18,9 @@ NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 DEDUP_WINDOW = 2048
 MAX_PENDING_FRAMES = 128
 FRAME_TIMEOUT_S = 1.0  # a NACKed packet comes back well within this
+# A latency beyond this says the sender report's mapping is wrong (a report with a zero or
+# foreign NTP time), not that the frame took so long: the sample is dropped and counted.
+IMPLAUSIBLE_LATENCY_S = 60.0
 
 
 def ntp_to_unix(ntp: int) -> float:
@@ -56,6 +59,7 @@ class StreamProbe:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.latencies_ms: list[float] = []
+        self.implausible_latencies = 0  # samples dropped: the sender report mapped them absurdly
         self._base: int | None = None
         self._max: int | None = None
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -180,6 +184,9 @@ class StreamProbe:
         sent_unix, sr_rtp = self._sr
         delta = ((timestamp - sr_rtp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
         sent = sent_unix + delta / self.clock_rate
+        if abs(now - sent) > IMPLAUSIBLE_LATENCY_S:
+            self.implausible_latencies += 1
+            return
         self.latencies_ms.append(max(0.0, (now - sent) * 1000.0))
 
 

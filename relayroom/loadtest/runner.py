@@ -133,6 +133,7 @@ def _kind_summary(streams: list[StreamProbe], duration_s: float) -> dict[str, An
         if streams
         else None,
         "incomplete_frames": sum(s.incomplete_frames for s in streams),
+        "implausible_latencies": sum(s.implausible_latencies for s in streams),
         "packets": sum(s.packets for s in streams),
     }
 

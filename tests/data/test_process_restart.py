@@ -43,7 +43,7 @@ class ServerProcess:
             }
         )
         log = (self.data_dir / "serve.log").open("a")
-        args = ["--port", str(self.port), "--ice-host", "127.0.0.1", "--no-turn"]
+        args = ["--workers", "1", "--port", str(self.port), "--ice-host", "127.0.0.1", "--no-turn"]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relayroom", "serve", *args, "--data-dir", str(self.data_dir)],
             env=env,

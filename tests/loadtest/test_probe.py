@@ -91,3 +91,11 @@ def test_data_probe_counts_gaps_per_sender() -> None:
     data.on_message("b", 0, 1.0, 1.5)
     assert data.received == 4 and data.expected == 5
     assert percentile(data.latencies_ms, 50) == pytest.approx(10.0)
+
+
+def test_a_sender_report_with_an_absurd_ntp_time_gives_no_latency() -> None:
+    # A report whose NTP time is zero (1900) would give a latency of 126 years.
+    probe = StreamProbe("video", 90000)
+    probe.on_sender_report(0, 90000)
+    send_frame(probe, 1, 90000 + 3000, 1, 1_800_000_000.0)
+    assert probe.latencies_ms == [] and probe.implausible_latencies == 1

@@ -17,7 +17,8 @@ import pytest
 from bench.loopback import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE = [sys.executable, "-m", "relayroom", "serve", "--no-turn", "--ice-host", "127.0.0.1"]
+SERVE = [sys.executable, "-m", "relayroom", "serve", "--workers", "1", "--no-turn"]
+SERVE += ["--ice-host", "127.0.0.1"]
 
 CALL = """
 import asyncio, sys

@@ -46,6 +46,8 @@ class ServeProcess:
                     "-m",
                     "relayroom",
                     "serve",
+                    "--workers",
+                    "1",
                     "--port",
                     "0",
                     "--no-turn",
