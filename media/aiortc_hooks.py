@@ -26,6 +26,7 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc
+import pylibsrtp
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import (
     RTCConfiguration,
@@ -181,6 +182,7 @@ def check_compatibility() -> None:
     if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
         problems.append("RTCSctpTransport._data_channels")
     problems += _direct_send_problems()
+    problems += _srtp_receive_problems()
     if problems:
         raise HookError("forwarding hooks do not fit: " + "; ".join(problems))
 
@@ -240,6 +242,8 @@ def watch_renegotiation(pc: RTCPeerConnection) -> None:
     time the PeerConnection becomes connected starts what was skipped (``receive``, ``send``
     and the SCTP start are idempotent).
 
+    Once connected, its SRTP is also received directly (:func:`receive_srtp_directly`).
+
     Call once, right after creating the PeerConnection.
     """
     rpc = _private(pc)
@@ -253,6 +257,8 @@ def watch_renegotiation(pc: RTCPeerConnection) -> None:
             route_by_mid(dtls)
         if pc.connectionState != "connected":
             return
+        for dtls in rpc._RTCPeerConnection__dtlsTransports:
+            receive_srtp_directly(dtls)
         task = asyncio.ensure_future(rpc._RTCPeerConnection__connect())
         tasks.add(task)
         task.add_done_callback(functools.partial(_connect_done, tasks))
@@ -352,13 +358,22 @@ class StunGuard:
 
 
 class GuardedStunProtocol(aioice.ice.StunProtocol):  # type: ignore[misc]
-    """aioice's STUN protocol with a parser crash contained (see :class:`StunGuard`)."""
+    """aioice's STUN protocol with a parser crash contained (see :class:`StunGuard`).
+
+    Once its DTLS transport is connected, SRTP and SRTCP datagrams go straight to a
+    :class:`SrtpReceivePath` (``srtp``) instead of aioice's queue.
+    """
 
     def __init__(self, receiver: aioice.ice.Connection, guard: StunGuard) -> None:
         super().__init__(receiver)
         self._guard = guard
+        self.srtp: SrtpReceivePath | None = None
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        srtp = self.srtp
+        # 128-191: an RTP or RTCP first byte (RFC 7983); STUN and DTLS never start so.
+        if srtp is not None and 127 < data[0] < 192 and srtp.handle(data):  # type: ignore[operator,arg-type]
+            return
         try:
             super().datagram_received(data, addr)
         except Exception as exc:  # struct.error and whatever else a crafted datagram triggers
@@ -506,6 +521,129 @@ def remote_candidate_hosts(pc: RTCPeerConnection) -> list[str]:
     for ice_transport in _private(pc)._RTCPeerConnection__iceTransports:
         out += [c.host for c in ice_transport._connection.remote_candidates]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Receive side: SRTP handled in the socket's callback
+
+_NTP_EPOCH_MS = 2208988800 * 1000  # aiortc's arrival times are milliseconds since 1900
+
+
+def _srtp_receive_problems() -> list[str]:
+    problems = [
+        f"RTCDtlsTransport.{m}"
+        for m in ("_handle_rtp_data", "_handle_rtcp_data")
+        if not hasattr(RTCDtlsTransport, m)
+    ]
+    dtls_names = _init_names(RTCDtlsTransport)
+    for name in ("_rx_srtp", "_RTCDtlsTransport__rx_bytes", "_RTCDtlsTransport__rx_packets"):
+        if name not in dtls_names:
+            problems.append(f"RTCDtlsTransport.{name}")
+    if "_protocols" not in _init_names(aioice.ice.Connection):
+        problems.append("aioice Connection._protocols")
+    return problems
+
+
+class SrtpReceivePath:
+    """Unprotects and routes an SRTP/SRTCP datagram in the socket's own callback.
+
+    aiortc reads every datagram through aioice's queue: ``datagram_received`` tries to parse
+    it as STUN, queues it, and a task five coroutines deep (``RTCDtlsTransport.__run`` ->
+    ``_recv_next`` -> ``RTCIceTransport._recv`` -> aioice ``recv``/``recvfrom``) wakes up to
+    take it out; that hop cost more than a third of the relay's receive path. Here the packet
+    goes through the same ``_handle_rtp_data``/``_handle_rtcp_data`` (parse, route, the
+    receiver's statistics, NACK and our tap) at once. Their coroutines never wait on a server
+    (sending RTCP ends in a non-blocking ``sendto``): they are run to completion right here,
+    and one that does wait is finished by a task. DTLS, STUN and anything before the DTLS
+    transport is connected still take aiortc's path.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = _private(dtls)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.packets = 0
+        self.errors = 0
+
+    def handle(self, data: bytes) -> bool:
+        """Handle one datagram whose first byte says RTP/RTCP; False: leave it to aiortc."""
+        dtls = self._dtls
+        srtp = dtls._rx_srtp
+        if srtp is None or dtls._state is not DtlsState.CONNECTED:
+            return False
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        try:
+            if len(data) > 1 and 191 < data[1] < 209:  # an RTCP packet type (aiortc's is_rtcp)
+                coro = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
+            else:
+                arrival_ms = int(time.time() * 1000) + _NTP_EPOCH_MS
+                coro = dtls._handle_rtp_data(srtp.unprotect(data), arrival_ms)
+        except pylibsrtp.Error:
+            return True  # not authentic, or replayed: aiortc drops it too
+        self.packets += 1
+        self._run(coro)
+        return True
+
+    def _run(self, coro: Any) -> None:
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                logger.exception("handling a received packet failed (%d so far)", self.errors)
+            return
+        task = asyncio.ensure_future(_Resumed(coro, waiting).wait())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _Resumed:
+    """Lets a task finish a coroutine that was started by hand and is now waiting on ``waiting``."""
+
+    def __init__(self, coro: Any, waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    async def wait(self) -> None:
+        await self
+
+    def __await__(self) -> Any:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            try:
+                value = yield waiting
+            except BaseException as exc:  # cancellation or an error thrown in by the task
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+                continue
+            try:
+                waiting = coro.send(value)
+            except StopIteration:
+                return
+
+
+def receive_srtp_directly(dtls: RTCDtlsTransport) -> SrtpReceivePath | None:
+    """Route the SRTP of a connected DTLS transport through :class:`SrtpReceivePath`.
+
+    Only sockets bound by :func:`configure_ice` (:class:`GuardedStunProtocol`) take part;
+    None when there is none. Idempotent.
+    """
+    path: SrtpReceivePath | None = getattr(dtls, "_relayroom_srtp_path", None)
+    if path is None:
+        path = SrtpReceivePath(dtls)
+    installed = False
+    for protocol in _private(dtls).transport._connection._protocols:
+        if isinstance(protocol, GuardedStunProtocol):
+            protocol.srtp = path
+            installed = True
+    if not installed:
+        return None
+    _private(dtls)._relayroom_srtp_path = path
+    return path
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""SRTP is handled in the socket's callback once DTLS is connected, not through aioice's queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from relayroom.media.aiortc_hooks import (
+    HookError,
+    SrtpReceivePath,
+    check_compatibility,
+    transport_stats,
+)
+from tests.media.conftest import Harness
+from tests.support.polling import eventually
+
+
+@pytest.mark.slow
+async def test_media_and_rtcp_of_a_live_call_take_the_direct_path(harness: Harness) -> None:
+    await harness.publisher("alice", audio=False)
+    sub = await harness.subscriber("bob")
+    assert await eventually(
+        lambda: bool(sub.video_tracks()) and len(sub.video_tracks()[0].frames) > 30, 10
+    )
+    alice = harness.room.participant("alice")
+    bob = harness.room.participant("bob")
+    assert alice is not None and bob is not None and bob.subscriber_pc is not None
+    hub = alice.published_hubs()[0]
+
+    receiver: Any = alice.publisher_pc.getReceivers()[0]
+    dtls = receiver.transport
+    path = dtls._relayroom_srtp_path
+    assert isinstance(path, SrtpReceivePath)
+    # Every media packet the hub got came this way (only those before "connected" did not).
+    assert path.packets >= 0.9 * hub.packets_in > 0
+    assert path.errors == 0
+    # aiortc's own counters still see them (stats read bytes received from there).
+    report = transport_stats(dtls)
+    received = [e.packetsReceived for e in report.values() if e.type == "transport"]
+    assert received and received[0] >= path.packets
+
+    # The subscriber's RTCP (receiver reports) reaches its senders the same way.
+    bob_dtls: Any = bob.subscriber_pc.getSenders()[0].transport
+    assert await eventually(lambda: bob_dtls._relayroom_srtp_path.packets > 0, 5)
+
+
+async def test_a_handler_that_waits_is_finished_by_a_task() -> None:
+    path = SrtpReceivePath.__new__(SrtpReceivePath)
+    path._tasks = set()
+    path.errors = 0
+    gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def handler() -> None:
+        steps.append("start")
+        steps.append(f"got {await gate}")
+
+    path._run(handler())
+    assert steps == ["start"] and len(path._tasks) == 1
+    gate.set_result(7)
+    assert await eventually(lambda: not path._tasks, 2)
+    assert steps == ["start", "got 7"]
+
+
+async def test_a_handler_that_fails_is_counted_not_raised() -> None:
+    path = SrtpReceivePath.__new__(SrtpReceivePath)
+    path._tasks = set()
+    path.errors = 0
+
+    async def handler() -> None:
+        raise ValueError("bad packet")
+
+    path._run(handler())
+    path._run(handler())
+    assert path.errors == 2 and not path._tasks
+
+
+def test_compatibility_check_covers_the_direct_receive_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    monkeypatch.delattr(RTCDtlsTransport, "_handle_rtcp_data")
+    with pytest.raises(HookError, match=r"RTCDtlsTransport\._handle_rtcp_data"):
+        check_compatibility()
