@@ -58,6 +58,8 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 from aiortc.stats import RTCStatsReport
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 logger = logging.getLogger(__name__)
 
@@ -529,6 +531,43 @@ def remote_candidate_hosts(pc: RTCPeerConnection) -> list[str]:
 _NTP_EPOCH_MS = 2208988800 * 1000  # aiortc's arrival times are milliseconds since 1900
 
 
+def _no_srtp(data: bytes) -> bytes:
+    raise pylibsrtp.Error("no SRTP session")
+
+
+def srtp_function(session: pylibsrtp.Session, *, protect: bool) -> Callable[[bytes], bytes]:
+    """``session.protect`` (or ``unprotect``) without pylibsrtp's per-call overhead.
+
+    pylibsrtp allocates an ``int *`` and checks types and lengths in three Python calls per
+    packet; this binds the session's libsrtp handle and buffer once (about 1 µs less per
+    packet, on every forwarded packet). Same errors: ``ValueError`` for a packet too long,
+    ``pylibsrtp.Error`` for what libsrtp refuses.
+    """
+    private = _private(session)
+    handle = private._srtp  # owns the libsrtp session: kept alive by this closure
+    cdata = private._cdata
+    buffer = private._buffer
+    length = _srtp_ffi.new("int *")
+    func = _srtp_lib.srtp_protect if protect else _srtp_lib.srtp_unprotect
+    limit = len(cdata) - (pylibsrtp.SRTP_MAX_TRAILER_LEN if protect else 0)
+    ok = _srtp_lib.srtp_err_status_ok
+
+    def process(data: bytes) -> bytes:
+        size = len(data)
+        if size > limit:
+            raise ValueError("packet is too long")
+        buffer[0:size] = data
+        length[0] = size
+        status = func(handle[0], cdata, length)
+        if status != ok:
+            errors = pylibsrtp.ERRORS
+            raise pylibsrtp.Error(errors[status] if 0 <= status < len(errors) else status)
+        result: bytes = buffer[0 : length[0]]
+        return result
+
+    return process
+
+
 def _srtp_receive_problems() -> list[str]:
     problems = [
         f"RTCDtlsTransport.{m}"
@@ -541,6 +580,15 @@ def _srtp_receive_problems() -> list[str]:
             problems.append(f"RTCDtlsTransport.{name}")
     if "_protocols" not in _init_names(aioice.ice.Connection):
         problems.append("aioice Connection._protocols")
+    srtp_names = _init_names(pylibsrtp.Session)
+    for name in ("_srtp", "_cdata", "_buffer"):
+        if name not in srtp_names:
+            problems.append(f"pylibsrtp Session.{name}")
+    for name in ("srtp_protect", "srtp_unprotect", "srtp_err_status_ok"):
+        if not hasattr(_srtp_lib, name):
+            problems.append(f"pylibsrtp lib.{name}")
+    if not hasattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN") or not hasattr(pylibsrtp, "ERRORS"):
+        problems.append("pylibsrtp SRTP_MAX_TRAILER_LEN/ERRORS")
     return problems
 
 
@@ -561,6 +609,8 @@ class SrtpReceivePath:
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = _private(dtls)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._session: Any = None
+        self._unprotect: Callable[[bytes], bytes] = _no_srtp
         self.packets = 0
         self.errors = 0
 
@@ -570,6 +620,9 @@ class SrtpReceivePath:
         srtp = dtls._rx_srtp
         if srtp is None or dtls._state is not DtlsState.CONNECTED:
             return False
+        if srtp is not self._session:
+            self._session = srtp
+            self._unprotect = srtp_function(srtp, protect=False)
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
         try:
@@ -577,7 +630,7 @@ class SrtpReceivePath:
                 coro = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
             else:
                 arrival_ms = int(time.time() * 1000) + _NTP_EPOCH_MS
-                coro = dtls._handle_rtp_data(srtp.unprotect(data), arrival_ms)
+                coro = dtls._handle_rtp_data(self._unprotect(data), arrival_ms)
         except pylibsrtp.Error:
             return True  # not authentic, or replayed: aiortc drops it too
         self.packets += 1
@@ -1224,7 +1277,7 @@ class DirectRtpSender:
         if pair is None or not isinstance(pair.protocol, aioice.ice.StunProtocol):
             raise ConnectionError("no nominated host candidate pair")
         transport = pair.protocol.transport
-        self._protect = dtls._tx_srtp.protect
+        self._protect = srtp_function(dtls._tx_srtp, protect=True)
         self._addr = pair.remote_addr
         self._transport = transport
         return transport

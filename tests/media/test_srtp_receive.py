@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 from typing import Any
 
+import pylibsrtp
 import pytest
 
 from relayroom.media.aiortc_hooks import (
     HookError,
     SrtpReceivePath,
     check_compatibility,
+    srtp_function,
     transport_stats,
 )
 from tests.media.conftest import Harness
@@ -85,3 +89,34 @@ def test_compatibility_check_covers_the_direct_receive_path(
     monkeypatch.delattr(RTCDtlsTransport, "_handle_rtcp_data")
     with pytest.raises(HookError, match=r"RTCDtlsTransport\._handle_rtcp_data"):
         check_compatibility()
+
+
+def _sessions() -> tuple[pylibsrtp.Session, pylibsrtp.Session, pylibsrtp.Session]:
+    key = os.urandom(30)
+    out = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    inbound = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    return (
+        pylibsrtp.Session(policy=out),
+        pylibsrtp.Session(policy=out),
+        pylibsrtp.Session(policy=inbound),
+    )
+
+
+def test_direct_srtp_functions_match_pylibsrtp() -> None:
+    reference, sender, receiver = _sessions()
+    protect = srtp_function(sender, protect=True)
+    unprotect = srtp_function(receiver, protect=False)
+    for seq in range(5):
+        rtp = struct.pack("!BBHLL", 0x80, 96, seq, 3000 * seq, 0x1234) + os.urandom(1000)
+        sent = protect(rtp)
+        assert sent == reference.protect(rtp)  # same keys, same packet: same bytes
+        assert unprotect(sent) == rtp
+    # libsrtp's refusals are pylibsrtp's errors, as with its own wrapper
+    replayed = protect(struct.pack("!BBHLL", 0x80, 96, 9, 0, 0x1234) + b"x" * 50)
+    unprotect(replayed)
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(replayed)
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(replayed[:-1] + bytes([replayed[-1] ^ 1]))
+    with pytest.raises(ValueError):
+        protect(b"\x80" * 1500)
