@@ -37,6 +37,7 @@ from aiortc import (
     RTCRtpSender,
     RTCRtpTransceiver,
 )
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
@@ -56,6 +57,7 @@ from aiortc.rtp import (
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
+    unwrap_rtx,
 )
 from aiortc.stats import RTCStatsReport
 from pylibsrtp._binding import ffi as _srtp_ffi
@@ -77,6 +79,8 @@ _RECEIVER_INIT_NAMES = (
     "_RTCRtpReceiver__remote_bitrate_estimator",
     "_RTCRtpReceiver__rtx_ssrc",
     "_RTCRtpReceiver__rtcp_ssrc",
+    "_RTCRtpReceiver__remote_streams",
+    "_RTCRtpReceiver__nack_generator",
 )
 _SENDER_INIT_NAMES = (
     "_RTCRtpSender__rtp_history",
@@ -92,6 +96,7 @@ _METHODS: tuple[tuple[type, str], ...] = (
     (RTCRtpReceiver, "_handle_rtcp_packet"),
     (RTCRtpReceiver, "_send_rtcp"),
     (RTCRtpReceiver, "_send_rtcp_pli"),
+    (RTCRtpReceiver, "_send_rtcp_nack"),
     (RTCRtpReceiver, "receive"),
     (RTCRtpSender, "_handle_rtcp_packet"),
     (RTCRtpSender, "_send_rtcp"),
@@ -837,6 +842,16 @@ class _EstimatorTap:
 
 PacketSink = Callable[[RtpPacket], None]
 
+_NOT_RTX = -1
+
+
+def _rtx_apt(codec: RTCRtpCodecParameters) -> int:
+    """The payload type an RTX codec carries (-2 if it names none); ``_NOT_RTX`` for media."""
+    if not is_rtx(codec):
+        return _NOT_RTX
+    apt = codec.parameters.get("apt")
+    return apt if isinstance(apt, int) else -2
+
 
 class ReceiverTap:
     """Taps a publisher-side ``RTCRtpReceiver``: each media packet (RTX unwrapped) goes to a sink.
@@ -875,6 +890,8 @@ class ReceiverTap:
             self._counter = _FrameCounter(rx._RTCRtpReceiver__kind == "video")
             rx._RTCRtpReceiver__jitter_buffer = self._counter
         estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
+        self._estimator = estimator
+        self._apt: dict[int, int] = {}  # payload type -> RTX's apt, or _NOT_RTX
         if estimator is not None:
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
 
@@ -896,6 +913,7 @@ class ReceiverTap:
         if not self._rx._RTCRtpReceiver__started:
             self._rx._RTCRtpReceiver__decoder_queue = self._drop
         await self._orig_receive(parameters)
+        self._apt = {}  # the negotiated codecs may have changed
         # aiortc registers only the media SSRCs: with two receivers of one kind, RTX (same
         # payload type on both) would be dropped. Bind the RTX SSRCs of the SDP too.
         router = _private(self.receiver.transport)._rtp_router
@@ -936,7 +954,58 @@ class ReceiverTap:
                     self.errors += 1
                     if self.errors == 1 or self.errors % 1000 == 0:
                         logger.exception("forwarding error (%d so far)", self.errors)
-        await self._orig_rtp(packet, arrival_time_ms)
+        if self._counter is None:
+            await self._orig_rtp(packet, arrival_time_ms)
+        else:
+            await self._account(packet, arrival_time_ms)
+
+    async def _account(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """aiortc's receive bookkeeping, less what only a decoder needs.
+
+        The same steps as ``RTCRtpReceiver._handle_rtp_packet``, in its order: the bitrate
+        estimate (to the hub, not as our own REMB), per-SSRC statistics (receiver reports),
+        RTX unwrapped for the NACK generator (NACKs), frames counted. Left out: payload
+        parsing (``depayload``, for the jitter buffer), the jitter buffer itself, the
+        synchronization-source timestamps (a ``datetime`` per packet, read only by
+        ``getSynchronizationSources``) and the decoder-error PLI (no decoder runs).
+        """
+        rx = self._rx
+        if not self.receiver._enabled:
+            return
+        estimator = self._estimator
+        if estimator is not None:
+            abs_send_time = packet.extensions.abs_send_time
+            if abs_send_time is not None:
+                remb = estimator.add(
+                    abs_send_time=abs_send_time,
+                    arrival_time_ms=arrival_time_ms,
+                    payload_size=len(packet.payload) + packet.padding_size,
+                    ssrc=packet.ssrc,
+                )
+                if remb is not None:
+                    self.on_estimate(int(remb[0]))
+        codecs = rx._RTCRtpReceiver__codecs
+        pt = packet.payload_type
+        codec = codecs.get(pt)
+        if codec is None:
+            return
+        streams = rx._RTCRtpReceiver__remote_streams
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        apt = self._apt.get(pt)
+        if apt is None:
+            apt = self._apt[pt] = _rtx_apt(codec)
+        if apt != _NOT_RTX:
+            original_ssrc = rx._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            if original_ssrc is None or apt not in codecs or len(packet.payload) < 2:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        nacks = rx._RTCRtpReceiver__nack_generator
+        if nacks is not None and nacks.add(packet):
+            await rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+        self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):

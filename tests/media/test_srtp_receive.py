@@ -14,6 +14,7 @@ from relayroom.media.aiortc_hooks import (
     HookError,
     SrtpReceivePath,
     check_compatibility,
+    media_stream_statistics,
     srtp_function,
     transport_stats,
 )
@@ -48,6 +49,49 @@ async def test_media_and_rtcp_of_a_live_call_take_the_direct_path(harness: Harne
     # The subscriber's RTCP (receiver reports) reaches its senders the same way.
     bob_dtls: Any = bob.subscriber_pc.getSenders()[0].transport
     assert await eventually(lambda: bob_dtls._relayroom_srtp_path.packets > 0, 5)
+
+
+@pytest.mark.slow
+async def test_a_lossy_upstream_is_nacked_counted_and_estimated(harness: Harness) -> None:
+    """The relay's own receive bookkeeping (not aiortc's): NACKs, statistics, frame counts."""
+    pub = await harness.publisher("alice", audio=False)
+    sub = await harness.subscriber("bob")
+    assert await eventually(lambda: bool(sub.video_tracks()), 10)
+    alice = harness.room.participant("alice")
+    assert alice is not None and pub.video_sender is not None
+    hub = alice.published_hubs()[0]
+    receiver: Any = alice.publisher_pc.getReceivers()[0]
+    assert await eventually(lambda: hasattr(receiver.transport, "_relayroom_srtp_path"), 5)
+    path = receiver.transport._relayroom_srtp_path
+    # Drop every 20th RTP packet from the publisher before the relay unprotects it.
+    handle, seen = path.handle, [0]
+
+    def lossy(data: bytes) -> bool:
+        if len(data) > 1 and not 192 <= data[1] <= 208:
+            seen[0] += 1
+            if seen[0] % 20 == 0:
+                return True
+        return bool(handle(data))
+
+    path.handle = lossy
+    retransmitted: list[int] = []
+    sender: Any = pub.video_sender
+    original = sender._retransmit
+
+    async def retransmit(seq: int) -> None:
+        retransmitted.append(seq)
+        await original(seq)
+
+    sender._retransmit = retransmit
+    frames = hub.stats()["frames_dropped_undecoded"]
+    await asyncio.sleep(3)
+    assert seen[0] > 100
+    assert len(retransmitted) >= seen[0] // 20 // 2  # NACKed (most of) what was lost
+    stream = media_stream_statistics(receiver)[0]
+    assert stream.packets_received > seen[0] // 2  # receiver reports' statistics
+    assert hub.stats()["frames_dropped_undecoded"] > frames + 30  # frames still counted
+    track = sub.video_tracks()[0]
+    assert await eventually(lambda: len(track.frames) > 60, 5)
 
 
 async def test_a_handler_that_waits_is_finished_by_a_task() -> None:
