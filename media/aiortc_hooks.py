@@ -1247,46 +1247,45 @@ def _noop_int(value: int) -> None:
 class SentPacket:
     """What the forwarder leaves in a sender's RTP history: enough for aiortc to retransmit.
 
-    aiortc's ``_retransmit`` either re-sends ``serialize()`` or wraps the fields into RTX.
+    aiortc's ``_retransmit`` either re-sends ``serialize()`` or wraps the fields into RTX. The
+    header fields are read from the sent bytes when asked (on a NACK, rarely): building them
+    for every forwarded packet cost more than the rest of the history entry.
     """
 
-    __slots__ = (
-        "csrc",
-        "data",
-        "extensions",
-        "marker",
-        "padding_size",
-        "payload",
-        "payload_type",
-        "sequence_number",
-        "ssrc",
-        "timestamp",
-        "version",
-    )
+    __slots__ = ("data", "extensions", "payload")
 
-    def __init__(
-        self,
-        data: bytes,
-        sequence_number: int,
-        timestamp: int,
-        marker: int,
-        payload: bytes,
-        payload_type: int,
-        ssrc: int,
-        extensions: HeaderExtensions,
-        csrc: list[int],
-    ) -> None:
+    padding_size = 0
+    version = 2
+
+    def __init__(self, data: bytes, payload: bytes, extensions: HeaderExtensions) -> None:
         self.data = data
-        self.sequence_number = sequence_number
-        self.timestamp = timestamp
-        self.marker = marker
         self.payload = payload
-        self.payload_type = payload_type
-        self.ssrc = ssrc
         self.extensions = extensions
-        self.csrc = csrc
-        self.padding_size = 0
-        self.version = 2
+
+    @property
+    def sequence_number(self) -> int:
+        return (self.data[2] << 8) | self.data[3]
+
+    @property
+    def timestamp(self) -> int:
+        return int.from_bytes(self.data[4:8], "big")
+
+    @property
+    def ssrc(self) -> int:
+        return int.from_bytes(self.data[8:12], "big")
+
+    @property
+    def marker(self) -> int:
+        return self.data[1] >> 7
+
+    @property
+    def payload_type(self) -> int:
+        return self.data[1] & 0x7F
+
+    @property
+    def csrc(self) -> list[int]:
+        data = self.data
+        return [int.from_bytes(data[12 + 4 * i : 16 + 4 * i], "big") for i in range(data[0] & 0x0F)]
 
     def serialize(self, extensions_map: object = None) -> bytes:
         return self.data
