@@ -18,9 +18,11 @@ import functools
 import logging
 import random
 import socket
+import struct
 import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from struct import unpack
 from typing import Any
 
 import aioice
@@ -51,6 +53,7 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
@@ -585,6 +588,14 @@ def _srtp_receive_problems() -> list[str]:
             problems.append(f"RTCDtlsTransport.{name}")
     if "_protocols" not in _init_names(aioice.ice.Connection):
         problems.append("aioice Connection._protocols")
+    if "_rtp_header_extensions_map" not in dtls_names:
+        problems.append("RTCDtlsTransport._rtp_header_extensions_map")
+    if set(RtpPacket().__dict__) != _RTP_PACKET_FIELDS:
+        problems.append("RtpPacket fields")
+    if "_HeaderExtensionsMap__ids" not in _init_names(HeaderExtensionsMap) or any(
+        f not in HeaderExtensions.__dataclass_fields__ for f in _EXTENSION_FIELDS
+    ):
+        problems.append("HeaderExtensionsMap.__ids")
     srtp_names = _init_names(pylibsrtp.Session)
     for name in ("_srtp", "_cdata", "_buffer"):
         if name not in srtp_names:
@@ -595,6 +606,145 @@ def _srtp_receive_problems() -> list[str]:
     if not hasattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN") or not hasattr(pylibsrtp, "ERRORS"):
         problems.append("pylibsrtp SRTP_MAX_TRAILER_LEN/ERRORS")
     return problems
+
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_new_rtp_packet = object.__new__
+# What RtpPacket.__init__ sets; RtpReader sets the same (checked by check_compatibility).
+_RTP_PACKET_FIELDS = frozenset(
+    (
+        "version",
+        "marker",
+        "payload_type",
+        "sequence_number",
+        "timestamp",
+        "ssrc",
+        "csrc",
+        "extensions",
+        "payload",
+        "padding_size",
+    )
+)
+# Header extension kinds, as HeaderExtensionsMap names them.
+_MID, _RRID, _RID, _ABS, _TOFFSET, _LEVEL, _TCC = range(7)
+_EXTENSION_FIELDS = (
+    "mid",
+    "repaired_rtp_stream_id",
+    "rtp_stream_id",
+    "abs_send_time",
+    "transmission_offset",
+    "audio_level",
+    "transport_sequence_number",
+)
+
+
+class RtpReader:
+    """Parses RTP as aiortc's ``RtpPacket.parse`` with a transport's extension map does.
+
+    The same packet, fields and ``ValueError`` for what is not RTP; one-byte header extensions
+    are decoded with one table lookup per element instead of aiortc's list of pairs and chain
+    of comparisons (parsing was a seventh of the relay's receive path). Two-byte extensions go
+    to the map itself. The table follows the map: its ``configure`` (each negotiation) clears it.
+    """
+
+    def __init__(self, extensions_map: Any) -> None:
+        self._map = extensions_map
+        self._kinds: dict[int, int] | None = None
+        original = extensions_map.configure
+
+        def configure(parameters: Any) -> None:
+            original(parameters)
+            self._kinds = None
+
+        extensions_map.configure = configure
+
+    def _table(self) -> dict[int, int]:
+        ids = self._map._HeaderExtensionsMap__ids
+        kinds: dict[int, int] = {}
+        for kind, field in enumerate(_EXTENSION_FIELDS):
+            x_id = getattr(ids, field)
+            if x_id:
+                kinds.setdefault(x_id, kind)  # aiortc's chain: the first field wins
+        self._kinds = kinds
+        return kinds
+
+    def parse(self, data: bytes) -> RtpPacket:
+        size = len(data)
+        if size < 12:
+            raise ValueError("RTP packet length is less than 12 bytes")
+        b0, b1, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+        if b0 >> 6 != 2:
+            raise ValueError("RTP packet has invalid version")
+        cc = b0 & 0x0F
+        pos = 12 + 4 * cc
+        if size < pos:
+            raise ValueError("RTP packet has truncated CSRC")
+        # RtpPacket's own __init__ would build a HeaderExtensions that is replaced at once.
+        packet = _new_rtp_packet(RtpPacket)
+        packet.version = 2
+        packet.marker = b1 >> 7
+        packet.payload_type = b1 & 0x7F
+        packet.sequence_number = seq
+        packet.timestamp = ts
+        packet.ssrc = ssrc
+        packet.csrc = list(struct.unpack_from(f"!{cc}L", data, 12)) if cc else []
+        packet.padding_size = 0
+        if b0 & 0x10:
+            if size < pos + 4:
+                raise ValueError("RTP packet has truncated extension profile / length")
+            profile = (data[pos] << 8) | data[pos + 1]
+            end = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3]) * 4
+            pos += 4
+            if size < end:
+                raise ValueError("RTP packet has truncated extension value")
+            if profile == 0xBEDE:
+                packet.extensions = self._one_byte(data, pos, end)
+            else:
+                packet.extensions = self._map.get(profile, data[pos:end])
+            pos = end
+        else:
+            packet.extensions = HeaderExtensions()
+        if b0 & 0x20:
+            padding = data[-1]
+            if not padding or padding > size - pos:
+                raise ValueError("RTP packet padding length is invalid")
+            packet.padding_size = padding
+            packet.payload = data[pos:-padding]
+        else:
+            packet.payload = data[pos:]
+        return packet
+
+    def _one_byte(self, data: bytes, pos: int, end: int) -> HeaderExtensions:
+        kinds = self._kinds if self._kinds is not None else self._table()
+        values = HeaderExtensions()
+        while pos < end:
+            first = data[pos]
+            pos += 1
+            if not first:
+                continue  # padding
+            length = (first & 0x0F) + 1
+            if pos + length > end:
+                raise ValueError("RTP one-byte header extension value is truncated")
+            kind = kinds.get(first >> 4)
+            if kind is not None:
+                value = data[pos : pos + length]
+                if kind == _ABS:
+                    values.abs_send_time = unpack("!L", b"\x00" + value)[0]
+                elif kind == _MID:
+                    values.mid = value.decode("utf8")
+                elif kind == _LEVEL:
+                    level = unpack("!B", value)[0]
+                    values.audio_level = (level & 0x80 == 0x80, level & 0x7F)
+                elif kind == _RID:
+                    values.rtp_stream_id = value.decode("ascii")
+                elif kind == _RRID:
+                    values.repaired_rtp_stream_id = value.decode("ascii")
+                elif kind == _TOFFSET:
+                    values.transmission_offset = unpack("!l", value + b"\x00")[0] >> 8
+                else:
+                    values.transport_sequence_number = unpack("!H", value)[0]
+            pos += length
+        return values
 
 
 class SrtpReceivePath:
@@ -616,6 +766,7 @@ class SrtpReceivePath:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._session: Any = None
         self._unprotect: Callable[[bytes], bytes] = _no_srtp
+        self._reader = RtpReader(self._dtls._rtp_header_extensions_map)
         self.packets = 0
         self.errors = 0
 
@@ -635,9 +786,16 @@ class SrtpReceivePath:
                 coro = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
             else:
                 arrival_ms = int(time.time() * 1000) + _NTP_EPOCH_MS
-                coro = dtls._handle_rtp_data(self._unprotect(data), arrival_ms)
+                packet = self._reader.parse(self._unprotect(data))
+                # what aiortc's _handle_rtp_data does after parsing
+                receiver = dtls._rtp_router.route_rtp(packet)
+                if receiver is None:
+                    return True
+                coro = receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms)
         except pylibsrtp.Error:
             return True  # not authentic, or replayed: aiortc drops it too
+        except (ValueError, struct.error):
+            return True  # not RTP (or an extension of the wrong size): dropped
         self.packets += 1
         self._run(coro)
         return True
