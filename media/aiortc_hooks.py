@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import functools
 import logging
+import os
 import random
 import socket
 import struct
-import termios
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from struct import unpack
@@ -956,9 +955,6 @@ class _DropQueue:
         return None
 
 
-_FIONREAD_ZERO = bytes(4)
-
-
 def _socket_fd(dtls: RTCDtlsTransport) -> int:
     """The file descriptor of the socket a DTLS transport receives on (-1 if not connected)."""
     pair = _private(dtls).transport._connection._nominated.get(1)
@@ -1032,7 +1028,9 @@ class ReceiverTap:
         self._media_pt: int | None = None
         self._rtx_pt: int | None = None
         self._drop = _DropQueue()
-        self._fd = -1
+        self._sock: socket.socket | None = None  # a duplicate of the receiving socket's fd
+        self._wire_ssrc = -1
+        self._wire_timestamp = -1
         rx = _private(receiver)
         self._rx = rx
         self._orig_rtp = rx._handle_rtp_packet
@@ -1084,6 +1082,8 @@ class ReceiverTap:
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         sink = self.sink
         if sink is not None and self.receiver._enabled:
+            self._wire_ssrc = packet.ssrc  # for backlogged(), asked while the sink runs
+            self._wire_timestamp = packet.timestamp
             pt = packet.payload_type
             media: RtpPacket | None = None
             if pt == self._media_pt:
@@ -1193,21 +1193,40 @@ class ReceiverTap:
         return True
 
     def backlogged(self) -> bool:
-        """Whether a datagram waits on the receiver's socket right now (the relay is behind).
+        """Whether the relay is behind: a datagram that is not the rest of this frame waits.
 
-        One ``FIONREAD`` ioctl (on a UDP socket: the size of the next datagram, 0 if none);
-        asked only about packets that are already late. False when the socket is unknown.
+        Asked (by the hub, while it handles the packet) only about packets that are already
+        late. Packets are handled as the event loop reads them (:class:`SrtpReceivePath`), so
+        the rest of a sender's burst (a frame its encoder was late with, a keyframe) waits on
+        the socket while the frame's first packet is handled: that is not a backlog. So the
+        next waiting datagram's RTP header (in the clear in SRTP) is peeked at: behind unless
+        nothing waits or it is the same frame (same SSRC and timestamp) as this packet.
+        False when the socket is unknown.
         """
-        fd = self._fd
-        if fd < 0:
-            fd = self._fd = _socket_fd(self.receiver.transport)
+        sock = self._sock
+        if sock is None:
+            fd = _socket_fd(self.receiver.transport)
             if fd < 0:
                 return False
+            sock = self._sock = socket.socket(fileno=os.dup(fd))
         try:
-            return bool(fcntl.ioctl(fd, termios.FIONREAD, _FIONREAD_ZERO) != _FIONREAD_ZERO)
-        except OSError:
-            self._fd = -1
+            head = sock.recv(12, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
             return False
+        except OSError:
+            self._close_socket()
+            return False
+        if len(head) < 12 or not 127 < head[0] < 192 or 191 < head[1] < 209:
+            return True  # something other than RTP waits behind this packet
+        return (
+            int.from_bytes(head[8:12], "big") != self._wire_ssrc
+            or int.from_bytes(head[4:8], "big") != self._wire_timestamp
+        )
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     def detach(self, sink: PacketSink | None = None) -> None:
         """Stop delivering; with ``sink``, only if it is still the one delivered to.
@@ -1220,6 +1239,7 @@ class ReceiverTap:
         self.sink = None
         self.on_estimate = _noop_int
         self.on_sender_report = _noop_sr
+        self._close_socket()
 
 
 # --------------------------------------------------------------------------------------------
