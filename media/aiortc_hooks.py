@@ -239,7 +239,7 @@ def tolerate_invalid_text(transport: RTCSctpTransport) -> None:
 # Renegotiation: media that a description adds while the transport is still connecting
 
 
-def watch_renegotiation(pc: RTCPeerConnection) -> None:
+def watch_renegotiation(pc: RTCPeerConnection, *, receive_directly: bool = False) -> None:
     """Make media negotiated at any time start, and route bundled RTP by MID too.
 
     aiortc starts a transceiver's receiver and sender (``receive()``/``send()``, which register
@@ -251,7 +251,9 @@ def watch_renegotiation(pc: RTCPeerConnection) -> None:
     time the PeerConnection becomes connected starts what was skipped (``receive``, ``send``
     and the SCTP start are idempotent).
 
-    Once connected, its SRTP is also received directly (:func:`receive_srtp_directly`).
+    With ``receive_directly`` (the server's PeerConnections), once connected its SRTP is also
+    received in the socket's callback (:func:`receive_srtp_directly`); peers that only stand in
+    for clients (tests, load generators) keep aiortc's own receive path.
 
     Call once, right after creating the PeerConnection.
     """
@@ -266,8 +268,9 @@ def watch_renegotiation(pc: RTCPeerConnection) -> None:
             route_by_mid(dtls)
         if pc.connectionState != "connected":
             return
-        for dtls in rpc._RTCPeerConnection__dtlsTransports:
-            receive_srtp_directly(dtls)
+        if receive_directly:
+            for dtls in rpc._RTCPeerConnection__dtlsTransports:
+                receive_srtp_directly(dtls)
         task = asyncio.ensure_future(rpc._RTCPeerConnection__connect())
         tasks.add(task)
         task.add_done_callback(functools.partial(_connect_done, tasks))

@@ -13,7 +13,6 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, pack_remb_fci
 
 from relayroom.media import SubscribeOffer, TrackPublished, TrackUnpublished
-from relayroom.media.aiortc_hooks import receive_srtp_directly
 from relayroom.media.events import TrackMuted
 from relayroom.media.keyframes import vp8_keyframe_start
 from relayroom.media.sdp_rewrite import rejected_mids
@@ -147,17 +146,6 @@ def drop_incoming_rtp(sub: Subscriber, ratio: float, seed: int = 7) -> dict[str,
 
         conn.data_received = lossy
         conn._lossy = True
-        # SRTP that takes the direct receive path (the client's sockets are the relay's kind)
-        path: Any = receive_srtp_directly(transceiver.receiver.transport)
-        if path is not None:
-            handle = path.handle
-
-            def lossy_srtp(data: bytes, handle: Any = handle) -> bool:
-                kept: list[bool] = []
-                lossy(data, 1, lambda data, component: kept.append(handle(data)))
-                return not kept or kept[0]  # dropped, or handled
-
-            path.handle = lossy_srtp
     return counts
 
 
