@@ -192,6 +192,7 @@ class Leg:
         self._abs_byte: bytes | None = None
         self._level_id = 0
         self._has_ext = False
+        self._ext_fixed: tuple[bytes, bytes] | None = None  # (start, padding) if no level
         self._ext_obj = HeaderExtensions()
 
     def bind(self, tap: SenderTap) -> None:
@@ -227,6 +228,13 @@ class Leg:
         self._abs_byte = bytes(((abs_id << 4) | 2,)) if abs_id else None
         self._level_id = ids.get(URI_AUDIO_LEVEL) or 0
         self._has_ext = bool(self._mid_elem or self._abs_byte or self._level_id)
+        self._ext_fixed = None
+        if self._has_ext and not self._level_id:
+            # Same elements in every packet: only abs-send-time's 3 bytes change.
+            size = len(self._mid_elem) + (4 if self._abs_byte is not None else 0)
+            pad = _PADS[size & 3]
+            words = ((size + len(pad)) >> 2).to_bytes(2, "big")
+            self._ext_fixed = (b"\xbe\xde" + words + self._mid_elem + (self._abs_byte or b""), pad)
         self._ext_obj = HeaderExtensions()
         self._ext_obj.mid = tap.mid
         if self._paused:
@@ -307,7 +315,12 @@ class Leg:
         if padding:
             b0 |= 0x20
         parts: list[bytes] = []
-        if self._has_ext:
+        fixed = self._ext_fixed
+        if fixed is not None:
+            b0 |= 0x10
+            start, pad = fixed
+            parts.append(start + abs3 + pad if self._abs_byte is not None else start + pad)
+        elif self._has_ext:
             b0 |= 0x10
             body = self._mid_elem
             if self._abs_byte is not None:
@@ -330,9 +343,7 @@ class Leg:
             data = header + parts[0] + payload
         else:
             data = header + payload
-        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
-            data, seq, ts, pkt.marker, payload, self._pt, self._ssrc, self._ext_obj, csrc
-        )
+        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(data, payload, self._ext_obj)
         send = self._send
         if send is None:
             return

@@ -118,7 +118,7 @@ class Viewer:
         self._tasks = TaskOwner()
         self._timer: asyncio.TimerHandle | None = None
         self._pc = RTCPeerConnection(server_configuration())
-        watch_renegotiation(self._pc)
+        watch_renegotiation(self._pc, receive_directly=True)
         self._pc.on("connectionstatechange", self._pc_state_changed)
 
     # ---------------------------------------------------------------- queries

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiortc import RTCRtpCodecParameters
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, wrap_rtx
 
 from relayroom.media import MediaSettings, TrackInfo
 from relayroom.media.forwarding import (
@@ -79,6 +79,10 @@ async def test_leg_starts_at_keyframe_and_rewrites_every_field() -> None:
     sent = tap.history[1001 % 128]
     assert sent.sequence_number == 1001 and sent.serialize() == tap.sent[1]
     assert sent.extensions.mid == "7"
+    assert (sent.timestamp, sent.marker, sent.payload_type, sent.ssrc) == (5000, 1, 120, 0x5151)
+    assert sent.payload == CONT and sent.csrc == [] and sent.padding_size == 0
+    rtx = parse(wrap_rtx(sent, payload_type=121, sequence_number=7, ssrc=0x7777).serialize())
+    assert rtx.payload == (1001).to_bytes(2, "big") + CONT and rtx.timestamp == 5000
     await hub.close()
 
 
