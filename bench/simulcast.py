@@ -45,6 +45,7 @@ from aiortc import RTCRtpCodecParameters  # noqa: E402
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
+from bench.chromium import CHROMIUM, chromium_args  # noqa: E402
 from bench.sfu.servers import free_port, terminate, wait_port  # noqa: E402
 from relayroom.media import MediaSettings, TrackInfo  # noqa: E402
 from relayroom.media.forwarding import Leg, TrackHub  # noqa: E402
@@ -53,18 +54,6 @@ from relayroom.media.simulcast_hub import SimulcastHub  # noqa: E402
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 LAYERS = {"q": (1, 300, (320, 180)), "h": (2, 900, (640, 360)), "f": (5, 1100, (1280, 720))}
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 # ------------------------------------------------------------------------ 1. forwarding
@@ -306,7 +295,7 @@ async def switch_times(switches: int, warmup_s: float) -> dict[str, Any]:
         url = f"http://127.0.0.1:{port}/call"
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=CHROMIUM, headless=True, args=chromium_args(gpu=True)
             )
             try:
                 pages = []

@@ -28,25 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.chromium import CHROMIUM, chromium_args  # noqa: E402
 from bench.loopback import free_port, wait_port  # noqa: E402
 from relayroom.signaling.tokens import Grants, mint_token  # noqa: E402
 from tests.support.eyevinn import eyevinn_site  # noqa: E402
 
 SECRET = "bench-whip-secret-0123456789abcdef-012345"
 FLOOR_P50_S = 1.0  # issue 15
-CHROMIUM = os.environ.get("RELAYROOM_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream=fps=30",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-]
 
 WATCH = """([room, token]) => {
   document.getElementById('name').value = 'Watcher';
@@ -135,7 +123,7 @@ async def bench(tries: int) -> dict[str, Any]:
             base = f"http://127.0.0.1:{port}/"
             async with eyevinn_site(Path(tmp)) as origin, async_playwright() as pw:
                 browser = await pw.chromium.launch(
-                    executable_path=CHROMIUM, headless=True, args=ARGS
+                    executable_path=CHROMIUM, headless=True, args=chromium_args(fake_fps=30)
                 )
                 try:
                     times = [
