@@ -738,10 +738,13 @@ def setup_admin(
     router.add_get("/metrics", metrics_handler(metrics))
     if dev:
         router.add_post("/api/dev/admin-token", api.dev_admin_token)
-    document = openapi_document(dev=dev)
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(document)
+        # Built from the routes the app has by now (the router is frozen once it serves).
+        served = {
+            route.resource.canonical for route in request.app.router.routes() if route.resource
+        }
+        return web.json_response(openapi_document(served))
 
     router.add_get("/api/openapi.json", openapi)
 

@@ -6,6 +6,7 @@ described and that real responses validate against these schemas.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from relayroom import __version__
@@ -286,6 +287,20 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "RecordingList": _obj({"recordings": _array(_ref("Recording"))}),
+    "Worker": _obj(
+        {
+            "index": INTEGER,
+            "node": STRING,
+            "pid": _nullable("integer"),
+            "state": STRING,
+            "restarts": INTEGER,
+            "started": _nullable("number"),
+            "url": _nullable("string"),
+            "load": {"type": "object"},
+            "rooms": INTEGER,
+        }
+    ),
+    "WorkerList": _obj({"node": STRING, "workers": _array(_ref("Worker"))}),
 }
 
 
@@ -336,7 +351,9 @@ def _op(summary: str, responses: dict[str, Schema], **extra: Any) -> Schema:
     }
 
 
-def openapi_document(*, dev: bool = False) -> Schema:
+def openapi_document(served: Collection[str] | None = None) -> Schema:
+    """The document; with `served`, only the paths among them (the routes a server has:
+    `/api/workers` exists only under a supervisor, `/api/dev/admin-token` only in dev mode)."""
     paths: dict[str, Schema] = {
         "/api/rooms": {
             "get": _op("List the rooms of this node.", {"200": _json("RoomList", "The rooms.")})
@@ -455,6 +472,16 @@ def openapi_document(*, dev: bool = False) -> Schema:
                 ],
             )
         },
+        "/api/workers": {
+            "get": _op(
+                "The host's workers (`relayroom serve --workers N` only): pid, node id, state, "
+                "restarts, private URL, load, rooms (docs/workers.md).",
+                {
+                    "200": _json("WorkerList", "Every worker slot, by index."),
+                    "503": _json("Error", "unavailable: the supervisor did not answer."),
+                },
+            )
+        },
         "/api/openapi.json": {
             "get": {
                 "summary": "This document.",
@@ -480,14 +507,15 @@ def openapi_document(*, dev: bool = False) -> Schema:
             }
         },
     }
-    if dev:
-        paths["/api/dev/admin-token"] = {
-            "post": {
-                "summary": "Dev mode only: an admin token for the bundled dashboard.",
-                "security": [],
-                "responses": {"200": _json("AdminToken", "A token for room `*`.")},
-            }
+    paths["/api/dev/admin-token"] = {
+        "post": {
+            "summary": "Dev mode only: an admin token for the bundled dashboard.",
+            "security": [],
+            "responses": {"200": _json("AdminToken", "A token for room `*`.")},
         }
+    }
+    if served is not None:
+        paths = {path: item for path, item in paths.items() if path in served}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 
 from tests.stats.conftest import admin_token, api, bearer
-from tests.stats.openapi_check import check_response, resolve
 from tests.support.calls import start_call
+from tests.support.openapi_check import check_response, resolve
 from tests.support.polling import eventually
 
 METHODS = {"get", "post", "put", "delete", "patch"}
@@ -67,6 +67,14 @@ async def test_openapi_document_is_well_formed_and_describes_every_route(admin_s
         if method in METHODS
     }
     assert routes == documented
+
+
+async def test_document_lists_only_what_this_server_serves(admin_server):
+    _, ts, _ = await admin_server()
+    paths = (await fetch_doc(ts))["paths"]
+    assert "/api/rooms" in paths
+    # Dev mode's token route and a supervisor's worker list are not served here.
+    assert "/api/dev/admin-token" not in paths and "/api/workers" not in paths
 
 
 async def test_real_responses_match_the_openapi_schemas(admin_server, connect):

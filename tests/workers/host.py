@@ -18,6 +18,7 @@ import aiohttp
 from bench.loopback import free_port
 from relayroom.signaling.tokens import Grants, mint_token
 from tests.conftest import TEST_SECRET, WsClient
+from tests.support.openapi_check import check_response
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = mint_token(
@@ -95,7 +96,12 @@ class Host:
             return await response.json()
 
     async def workers(self) -> list[dict[str, Any]]:
-        return list((await self.api("/api/workers"))["workers"])
+        """`/api/workers`, checked against the OpenAPI document the host serves."""
+        body, document = await asyncio.gather(
+            self.api("/api/workers"), self.api("/api/openapi.json")
+        )
+        check_response(document, "/api/workers", "GET", 200, body)
+        return list(body["workers"])
 
     async def room_node(self, room: str, timeout: float = 5) -> str | None:
         """The node of the worker that hosts `room` (the admin API merges every worker's)."""
