@@ -76,6 +76,8 @@ class Room:
         self._pipes = pipes
         self._piped_in: dict[tuple[str, str], PipeReceiver] = {}  # (publisher, track id)
         self._piped_out: dict[int, PipeSender] = {}  # by pipe id
+        self.on_piped_track_ended: Callable[[PipeReceiver], None] | None = None
+        """Told when a track piped in ends by itself (origin gone or silent), not replaced."""
 
     # ---------------------------------------------------------------- queries
 
@@ -87,8 +89,14 @@ class Room:
         return self._participants.get(participant_id)
 
     def tracks(self) -> list[tuple[str, TrackInfo]]:
-        """(publisher participant id, track) of every track currently published."""
-        return [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+        """(publisher participant id, track) of every track currently published, here or
+        piped in from another process."""
+        local = [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+        return local + [(r.track.publisher_id, r.hub.info) for r in self._piped_in.values()]
+
+    def local_hubs(self) -> list[TrackHub]:
+        """The hubs of this process's own publishers (what it may pipe elsewhere)."""
+        return [h for p in self._participants.values() for h in p.published_hubs()]
 
     def hubs(self) -> list[TrackHub]:
         """Every published track's hub, in the order participants joined and published, then
@@ -299,6 +307,12 @@ class Room:
         if self._piped_in.get(key) is receiver:
             del self._piped_in[key]
             self._remove_piped(receiver)
+            listener = self.on_piped_track_ended
+            if listener is not None and not self._closed:
+                try:
+                    listener(receiver)
+                except Exception:
+                    logger.exception("room %s: pipe listener failed", self.name)
 
     def _remove_piped(self, receiver: PipeReceiver) -> None:
         logger.info(

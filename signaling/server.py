@@ -24,6 +24,7 @@ from .bus import ClusterBus, LocalBus, NodeBus
 from .client_socket import ClientSocket
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
+from .cluster_shard import build_shards, pipe_endpoint
 from .config import Config, ConfigError
 from .counts import NodeCounts
 from .edge import ClientEdge, EdgeParts, EdgeSettings
@@ -149,6 +150,8 @@ class Server:
             max_participants=config.room_max_participants,
             default_mode=config.default_room_mode,
         )
+        # Cluster mode: a pipe socket, so a room's media can span nodes (cluster_shard.py).
+        pipes = pipe_endpoint(config, secret) if isinstance(bus, ClusterBus) else None
         media = MediaGateway(
             media_settings(config),
             registry,
@@ -160,6 +163,7 @@ class Server:
                 fence=bus.fence if isinstance(bus, ClusterBus) else None,
             ),
             recordings=Recordings(recording_settings(config)),
+            pipes=pipes,
         )
         turn = TurnService(config, secret)
         local = LocalRouter(
@@ -180,7 +184,11 @@ class Server:
             ),
             media=media,
             turn=turn,
-            router=ClusterRouter(local, bus, secret) if isinstance(bus, ClusterBus) else local,
+            router=(
+                ClusterRouter(local, bus, secret, build_shards(config, bus, media, pipes))
+                if isinstance(bus, ClusterBus) and pipes is not None
+                else local
+            ),
         )
 
     def __post_init__(self) -> None:

@@ -1,0 +1,156 @@
+"""Rooms spanning workers: a room's home fills up, later members get their media on the other
+worker (a shard), and published tracks are piped between the two. Real supervisor and worker
+processes, real aiortc peers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack
+
+from relayroom.media.aiortc_hooks import configure_ice
+from tests.conftest import WsClient
+from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
+from tests.support.polling import eventually
+from tests.support.sfu import WsSubscriber
+from tests.workers.host import Host
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Callable[..., Host]]:
+    started: list[Host] = []
+
+    def start(*args: str, **settings: str) -> Host:
+        started.append(Host(tmp_path, *args, settings=settings))
+        return started[-1]
+
+    yield start
+    for h in started:
+        h.stop()
+
+
+class Peer:
+    """A member that answers every subscriber offer and may publish; one task reads its
+    socket (WsClient.expect is not for concurrent readers)."""
+
+    def __init__(self, ws: WsClient, joined: dict[str, Any]) -> None:
+        self.ws = ws
+        self.joined = joined
+        self.id = str(joined["participant"]["id"])
+        self.sees = WsSubscriber(ws)
+        self.pc: Any = None
+        self.messages: list[dict[str, Any]] = []
+        self._answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reading = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.inbox.get()
+            self.messages.append(message)
+            if message["type"] == "subscribe_offer":
+                pc = self.sees.pc
+                await pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
+                configure_ice(pc, LOOPBACK)
+                await pc.setLocalDescription(await pc.createAnswer())
+                await self.ws.send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
+            elif message["type"] == "publish_answer":
+                self._answers.put_nowait(message)
+
+    async def publish(self) -> None:
+        pc = client_pc()
+        pc.addTransceiver(StampedVideoTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        configure_ice(pc, LOOPBACK)
+        await pc.setLocalDescription(await pc.createOffer())
+        await self.ws.send({"type": "publish_offer", "sdp": pc.localDescription.sdp})
+        answer = await asyncio.wait_for(self._answers.get(), 15)
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        self.pc = pc
+
+    def rates_after(self, before: dict[str, int], seconds: float) -> list[float]:
+        return [
+            (len(c) - before[t]) / seconds for t, c in self.sees.counters.items() if before.get(t)
+        ]
+
+    def counts(self) -> dict[str, int]:
+        return {t: len(c) for t, c in self.sees.counters.items()}
+
+    async def close(self) -> None:
+        self._reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reading
+        await self.sees.close()
+        if self.pc is not None:
+            await self.pc.close()
+
+
+async def join(session: aiohttp.ClientSession, url: str, room: str, identity: str) -> Peer:
+    ws = WsClient(await session.ws_connect(url))
+    return Peer(ws, await ws.join(room, identity, mode="sfu"))
+
+
+def shard_lines(h: Host) -> list[str]:
+    return [line for line in h.log().splitlines() if "media on shard" in line]
+
+
+async def test_a_room_spans_two_workers_and_everyone_sees_everyone_at_25_fps(host) -> None:
+    h = host("--no-turn", room_shard_max_participants="2")
+    async with aiohttp.ClientSession() as session:
+        peers: list[Peer] = []
+        try:
+            alice = await join(session, h.ws_url, "big", "alice")
+            peers.append(alice)
+            home = await h.room_node("big")
+            peers.append(await join(session, h.ws_url, "big", "carol"))
+            # The home has 2 members with media: the next ones go to the other worker.
+            bob = await join(session, h.ws_url, "big", "bob")
+            peers.append(bob)
+            peers.append(await join(session, h.ws_url, "big", "dave"))
+            assert await eventually(lambda: len(shard_lines(h)) == 2, 5), h.log()
+            shard = {w["node"] for w in await h.workers()} - {home}
+            assert all(next(iter(shard)) in line for line in shard_lines(h))
+            await alice.publish()  # on the home
+            await bob.publish()  # on the shard
+            watchers = {
+                "carol": peers[1],  # home member watching alice (local) and bob (piped in)
+                "dave": peers[3],  # shard member watching alice (piped in) and bob (local)
+                "alice": alice,  # sees bob through the pipe
+                "bob": bob,  # sees alice through the pipe
+            }
+
+            def both_seen(p: Peer, n: int) -> bool:
+                return sum(1 for c in p.sees.counters.values() if len(c) >= n) >= (
+                    1 if p in (alice, bob) else 2
+                )
+
+            assert await eventually(lambda: all(both_seen(p, 30) for p in watchers.values()), 30), {
+                k: {t: len(c) for t, c in p.sees.counters.items()} for k, p in watchers.items()
+            }
+            rates = {}
+            for name, p in watchers.items():
+                before = {t: len(c) for t, c in p.sees.counters.items()}
+                await asyncio.sleep(3)
+                rates[name] = [
+                    (len(c) - before.get(t, 0)) / 3
+                    for t, c in p.sees.counters.items()
+                    if before.get(t)
+                ]
+            assert all(min(r) >= 25 for r in rates.values()), rates
+            # Everyone is in one room: the shard's members were announced to the home's.
+            assert {p["identity"] for p in peers[3].joined["participants"]} == {
+                "alice",
+                "carol",
+                "bob",
+            }
+        finally:
+            for p in peers:
+                await p.close()
