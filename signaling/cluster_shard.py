@@ -25,6 +25,7 @@ Operations on the bus (JSON, on the target node's channel), besides cluster.py's
   home -> either: pipe_in {room, pipe_id, track, origin}, pipe_out {room, pipe_id, publisher,
                   track, far}
   either -> home: pipe_ended {room, pipe_id}
+  DataChannel:    data {room, node, label, text, to}: shard -> home, home -> every other node
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ OPS = (
     "pipe_in",
     "pipe_out",
     "pipe_ended",
+    "data",
 )
 
 EndMember = Callable[[str, str, CloseReason], Coroutine[Any, Any, None]]
@@ -164,6 +166,8 @@ class Shards:
         home_media.pipe_ended.append(self._pipe_ended_here)
         shard_media.listeners.append(self._shard_event)
         shard_media.pipe_ended.append(self._pipe_ended_here)
+        home_media.data_relayed = self._home_data
+        shard_media.data_relayed = self._shard_data
 
     async def start(self) -> None:
         """Bind the pipe socket, then watch the nodes this one shares rooms with."""
@@ -358,6 +362,44 @@ class Shards:
         else:
             self._spawn(self.on_op(op), "pipe-ended")
 
+    # ------------------------------------------------------------------ DataChannel messages
+
+    def _data_op(
+        self, room: str, label: str, text: str, to: frozenset[str] | None
+    ) -> dict[str, Any]:
+        return {
+            "op": "data",
+            "room": room,
+            "node": self.node_id,
+            "label": label,
+            "text": text,
+            "to": sorted(to) if to is not None else None,
+        }
+
+    def _home_data(self, room: str, label: str, text: str, to: frozenset[str] | None) -> None:
+        """A home member sent a message: every shard of the room relays it too."""
+        shards = self._room_shards(room)
+        if shards:
+            op = self._data_op(room, label, text, to)
+            for node in shards:
+                self._bus.publish(node, op)
+
+    def _shard_data(self, room: str, label: str, text: str, to: frozenset[str] | None) -> None:
+        """A member placed here sent a message: its home relays it to the rest of the room."""
+        home = self._shard_messages.homes.get(room)
+        if home is not None:
+            self._bus.publish(home, self._data_op(room, label, text, to))
+
+    def _on_data(self, room: str, op: dict[str, Any]) -> None:
+        label, text, sender = str(op["label"]), str(op["text"]), str(op["node"])
+        to = frozenset(str(t) for t in op["to"]) if op.get("to") is not None else None
+        if room in self._shard_rooms:
+            self._shard_media.deliver_data(room, label, text, to)
+            return
+        self._home_media.deliver_data(room, label, text, to)
+        for node in self._room_shards(room) - {sender}:
+            self._bus.publish(node, op)
+
     # ------------------------------------------------------------------ home: failures
 
     async def shard_gone(self, node: str) -> None:
@@ -456,6 +498,8 @@ class Shards:
                 )
             except MediaError as exc:
                 log.info("room=%s: no pipe %s: %s", room, op["pipe_id"], exc, extra=about(room))
+        elif kind == "data":
+            self._on_data(room, op)
         elif kind == "pipe_ended":
             pipe_id = int(op["pipe_id"])
             self._forget_pipes(room, lambda key: self._pipes[room][key] == pipe_id)

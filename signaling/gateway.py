@@ -222,6 +222,8 @@ class MediaGateway:
         """Set on a cluster node: members whose media is on a shard node go there."""
         self.pipe_ended: list[Callable[[str, PipeReceiver], None]] = []
         """Told (room, receiver) when a track piped in here ends by itself."""
+        self.data_relayed: Callable[[str, str, str, frozenset[str] | None], None] | None = None
+        """Told (room, label, text, targets) of each DataChannel message a member here sent."""
         self._recordings = recordings
         self._rooms: dict[str, MediaRoom] = {}
         self._data = data or DataSettings()
@@ -498,7 +500,16 @@ class MediaGateway:
                 pipes=self._pipes,
             )
             media_room.on_piped_track_ended = lambda receiver: self._pipe_ended(room, receiver)
+            if media_room.data is not None and self.data_relayed is not None:
+                relayed = self.data_relayed
+                media_room.data.on_relayed = lambda label, text, to: relayed(room, label, text, to)
         return media_room
+
+    def deliver_data(self, room: str, label: str, text: str, to: frozenset[str] | None) -> None:
+        """A DataChannel message relayed by another node of `room`: to the members here."""
+        media_room = self._rooms.get(room)
+        if media_room is not None and media_room.data is not None:
+            media_room.data.deliver_remote(label, text, to)
 
     # ---- track pipes (rooms spanning nodes: cluster_shard.py decides, this executes)
 

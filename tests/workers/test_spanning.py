@@ -17,6 +17,7 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from relayroom.media.aiortc_hooks import configure_ice
 from tests.conftest import WsClient
+from tests.data.peer import DataClient
 from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
 from tests.support.polling import eventually
 from tests.support.sfu import WsSubscriber
@@ -154,3 +155,38 @@ async def test_a_room_spans_two_workers_and_everyone_sees_everyone_at_25_fps(hos
         finally:
             for p in peers:
                 await p.close()
+
+
+async def test_data_messages_cross_between_the_home_and_a_shard_once_each(host) -> None:
+    h = host("--no-turn", room_shard_max_participants="1")
+    async with aiohttp.ClientSession() as session:
+        clients: list[DataClient] = []
+        try:
+            for identity in ("alice", "bob", "carol"):  # alice on the home, the others not
+                ws = WsClient(await session.ws_connect(h.ws_url))
+                await ws.join("chat", identity, mode="sfu")
+                clients.append(DataClient(ws))
+                await clients[-1].start()
+            alice, bob, carol = clients
+            assert await eventually(lambda: len(shard_lines(h)) == 2, 5), h.log()
+            alice.send("chat", {"n": 1})
+            bob.send("chat", {"n": 2}, lossy=True)
+            carol.send("chat", {"n": 3}, to=[alice.id])
+
+            def got(c: DataClient) -> list[tuple[str, int]]:
+                return sorted((m["from"], m["payload"]["n"]) for m in c.messages("chat"))
+
+            expected = {
+                "alice": [(bob.id, 2), (carol.id, 3)],
+                "bob": [(alice.id, 1)],
+                "carol": [(alice.id, 1), (bob.id, 2)],
+            }
+            names = dict(zip(("alice", "bob", "carol"), clients, strict=True))
+            assert await eventually(
+                lambda: all(got(names[n]) == sorted(e) for n, e in expected.items()), 10
+            ), {n: got(c) for n, c in names.items()}
+            await asyncio.sleep(0.5)  # and nothing twice
+            assert all(got(names[n]) == sorted(e) for n, e in expected.items())
+        finally:
+            for c in clients:
+                await c.close()
