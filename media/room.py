@@ -276,6 +276,14 @@ class Room:
         await sender.start()
         return sender
 
+    async def close_pipes_with(self, peer: Address, reason: str) -> int:
+        """Close every pipe to or from ``peer`` (its process is known to be gone); returns
+        how many. Their subscribers lose the tracks at once instead of after the timeout."""
+        ends = [e for e in [*self._piped_in.values(), *self._piped_out.values()] if e.peer == peer]
+        for end in ends:
+            await end.close(reason)
+        return len(ends)
+
     def _pipe_out_closed(self, sender: PipeSender) -> None:
         if self._piped_out.get(sender.pipe_id) is sender:
             del self._piped_out[sender.pipe_id]

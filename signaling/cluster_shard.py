@@ -405,8 +405,10 @@ class Shards:
     async def shard_gone(self, node: str) -> None:
         """A shard node died: its members lost their media; they leave, and rejoin anew."""
         gone = [(room, pid) for (room, pid), n in self._placed.items() if n == node]
-        self._addresses.pop(node, None)
+        address = self._addresses.pop(node, None)
         self._placements.pop(node, None)
+        if address is not None:  # its tracks end now, not after the pipe timeout
+            await self._home_media.close_pipes_with(address)
         for room, pid in gone:
             self._placed.pop((room, pid), None)
             log.warning(

@@ -505,6 +505,11 @@ class MediaGateway:
                 media_room.data.on_relayed = lambda label, text, to: relayed(room, label, text, to)
         return media_room
 
+    async def close_pipes_with(self, peer: Address) -> None:
+        """Another node's pipe socket is gone (the node died): close every pipe with it."""
+        for media_room in list(self._rooms.values()):
+            await media_room.close_pipes_with(peer, "node gone")
+
     def deliver_data(self, room: str, label: str, text: str, to: frozenset[str] | None) -> None:
         """A DataChannel message relayed by another node of `room`: to the members here."""
         media_room = self._rooms.get(room)

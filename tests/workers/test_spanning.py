@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +193,51 @@ async def test_data_messages_cross_between_the_home_and_a_shard_once_each(host) 
         finally:
             for c in clients:
                 await c.close()
+
+
+async def test_kill_9_of_a_shard_worker_its_members_rejoin_within_10s_and_tracks_come_back(
+    host,
+) -> None:
+    h = host("--no-turn", room_shard_max_participants="2")
+    async with aiohttp.ClientSession() as session:
+        peers: dict[str, Peer] = {}
+        try:
+            for name in ("alice", "carol", "bob", "dave"):
+                peers[name] = await join(session, h.ws_url, "big", name)
+            assert await eventually(lambda: len(shard_lines(h)) == 2, 5), h.log()
+            home = await h.room_node("big")
+            shard = next(w for w in await h.workers() if w["node"] != home)
+            await peers["alice"].publish()
+            await peers["bob"].publish()  # his media is on the shard
+            carol = peers["carol"]
+            assert await eventually(
+                lambda: sum(1 for c in carol.sees.counters.values() if len(c) >= 30) == 2, 30
+            ), carol.counts()
+            killed_at = time.monotonic()
+            os.kill(int(shard["pid"]), signal.SIGKILL)
+            # The home learns at once (its link to the supervisor says so): bob's piped track
+            # ends for carol, and bob and dave are told to reconnect (node_failed).
+            for name in ("bob", "dave"):
+                assert await eventually(lambda n=name: peers[n].ws.closed.is_set(), 10), name
+            ended = await eventually(lambda: len(carol.sees.ended) >= 1, 10)
+            assert ended, carol.sees.ended
+            # They rejoin (a fresh join: their media died with the worker) and bob publishes.
+            for name in ("bob", "dave"):
+                await peers[name].close()
+                peers[name] = await join(session, h.ws_url, "big", name)
+            rejoined = time.monotonic() - killed_at
+            assert rejoined < 10, rejoined
+            await peers["bob"].publish()
+            dave = peers["dave"]
+            assert await eventually(
+                lambda: (
+                    sum(1 for c in carol.sees.counters.values() if len(c) >= 30) >= 2
+                    and any(len(c) >= 30 for c in dave.sees.counters.values())
+                ),
+                30,
+            ), (carol.counts(), dave.counts())
+            # carol got bob's new track (a new track id) after the old one ended.
+            assert len(carol.sees.counters) >= 3, carol.counts()
+        finally:
+            for p in peers.values():
+                await p.close()
