@@ -217,8 +217,8 @@ async def test_kill_9_of_a_shard_worker_its_members_rejoin_within_10s_and_tracks
             os.kill(int(shard["pid"]), signal.SIGKILL)
             # The home learns at once (its link to the supervisor says so): bob's piped track
             # ends for carol, and bob and dave are told to reconnect (node_failed).
-            for name in ("bob", "dave"):
-                assert await eventually(lambda n=name: peers[n].ws.closed.is_set(), 10), name
+            bob, dave = peers["bob"], peers["dave"]
+            assert await eventually(lambda: bob.ws.closed.is_set() and dave.ws.closed.is_set(), 10)
             ended = await eventually(lambda: len(carol.sees.ended) >= 1, 10)
             assert ended, carol.sees.ended
             # They rejoin (a fresh join: their media died with the worker) and bob publishes.
