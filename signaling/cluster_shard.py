@@ -37,7 +37,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relayroom.media.errors import MediaError
-from relayroom.media.events import MediaEvent, TrackMuted, TrackPublished, TrackUnpublished
+from relayroom.media.events import (
+    MediaEvent,
+    TrackInfo,
+    TrackMuted,
+    TrackPublished,
+    TrackUnpublished,
+)
 from relayroom.media.pipe import Address, PipedTrack, PipeEndpoint, PipeReceiver, PipeSettings
 from relayroom.media.pipe_wire import pipe_key
 from relayroom.media.tasks import TaskOwner
@@ -167,6 +173,7 @@ class Shards:
         shard_media.listeners.append(self._shard_event)
         shard_media.pipe_ended.append(self._pipe_ended_here)
         home_media.data_relayed = self._home_data
+        home_media.extra_rooms = lambda: shard_media.rooms
         shard_media.data_relayed = self._shard_data
 
     async def start(self) -> None:
@@ -256,6 +263,13 @@ class Shards:
 
     def hosts(self, room: str, participant_id: str) -> bool:
         return (room, participant_id) in self._placed
+
+    def tracks(self, room: str) -> list[tuple[str, TrackInfo]]:
+        return [
+            (t.publisher_id, t.info)
+            for node_tracks in self._remote_tracks.get(room, {}).values()
+            for t in node_tracks
+        ]
 
     def shard_of(self, room: str, participant_id: str) -> str | None:
         return self._placed.get((room, participant_id))
@@ -424,6 +438,10 @@ class Shards:
             self._remote_tracks.get(room, {}).pop(node, None)
             self._forget_pipes(room, lambda key: node in key)
             self._spawn(self._sync_pipes(room), "sync-pipes")
+
+    def hosted_count(self) -> int:
+        """Members of other nodes' rooms whose media is here (for this node's load report)."""
+        return sum(len(state.members) for state in self._shard_rooms.values())
 
     def shard_nodes(self) -> set[str]:
         return set(self._placed.values())

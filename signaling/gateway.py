@@ -94,6 +94,10 @@ class RemoteMedia(Protocol):
     def local_changed(self, room: str) -> None:
         """A member with media here joined or left `room` (the pipes it needs change)."""
 
+    def tracks(self, room: str) -> list[tuple[str, TrackInfo]]:
+        """(publisher, track) of the tracks published on the room's shards."""
+        ...
+
 
 def layer_request(message: Subscription) -> LayerRequest:
     """The media plane's form of a (validated) ``subscription`` message."""
@@ -222,6 +226,8 @@ class MediaGateway:
         """Set on a cluster node: members whose media is on a shard node go there."""
         self.pipe_ended: list[Callable[[str, PipeReceiver], None]] = []
         """Told (room, receiver) when a track piped in here ends by itself."""
+        self.extra_rooms: Callable[[], Mapping[str, MediaRoom]] | None = None
+        """Set on a cluster node: the media rooms it serves as a shard (for `rooms`)."""
         self.data_relayed: Callable[[str, str, str, frozenset[str] | None], None] | None = None
         """Told (room, label, text, targets) of each DataChannel message a member here sent."""
         self._recordings = recordings
@@ -268,9 +274,14 @@ class MediaGateway:
     def rooms(self) -> Mapping[str, MediaRoom]:
         """The media rooms, read-only: for the stats collector (media-side code) and tests.
 
-        Signaling code asks the methods below instead of reaching into media objects.
+        Signaling code asks the methods below instead of reaching into media objects. On a
+        cluster node it includes the rooms this node serves as a shard (`extra_rooms`), so
+        stats, metrics and the load report count their media too.
         """
-        return MappingProxyType(self._rooms)
+        extra = self.extra_rooms() if self.extra_rooms is not None else None
+        if not extra:
+            return MappingProxyType(self._rooms)
+        return MappingProxyType({**extra, **self._rooms})
 
     def room_count(self) -> int:
         """Rooms of this node with a media relay."""
@@ -419,9 +430,11 @@ class MediaGateway:
 
     def tracks(self, room: RoomState) -> list[dict[str, Any]]:
         media_room = self._rooms.get(room.name)
-        if media_room is None:
-            return []
-        return [{"participant_id": pid, "track": track_json(t)} for pid, t in media_room.tracks()]
+        tracks = media_room.tracks() if media_room is not None else []
+        if self.remote is not None:  # shard tracks not piped here (no subscriber here)
+            known = {(pid, t.id) for pid, t in tracks}
+            tracks += [x for x in self.remote.tracks(room.name) if (x[0], x[1].id) not in known]
+        return [{"participant_id": pid, "track": track_json(t)} for pid, t in tracks]
 
     async def on_joined(self, room: RoomState, member: Member) -> None:
         if room.mode != "sfu":
