@@ -183,7 +183,7 @@ class _PipeEnd:
                     *self.peer,
                     settings.timeout_s,
                 )
-                self._tasks.spawn(self.close("silent"), "pipe-close")
+                self._endpoint.closing(self, "silent")
                 return
 
     def _set_closed(self, reason: str) -> bool:
@@ -270,7 +270,7 @@ class PipeSender(_PipeEnd):
                 self.estimates += 1
                 self.hub.subscriber_remb(self.leg.subscriber_id, bitrate)
         elif kind == wire.Kind.END_UP:
-            self._tasks.spawn(self.close("far end closed"), "pipe-close")
+            self._endpoint.closing(self, "far end closed")
 
     async def close(self, reason: str = "closed") -> None:
         if not self._set_closed(reason):
@@ -370,7 +370,7 @@ class PipeReceiver(_PipeEnd):
             if sr is not None:
                 self.on_sender_report(*sr)
         elif kind == wire.Kind.END:
-            self._tasks.spawn(self.close("origin ended"), "pipe-close")
+            self._endpoint.closing(self, "origin ended")
 
     async def close(self, reason: str = "closed") -> None:
         if not self._set_closed(reason):
@@ -408,6 +408,7 @@ class PipeEndpoint(asyncio.DatagramProtocol):
         self.settings = settings
         self.counters = PipeCounters()
         self._ends: dict[int, _PipeEnd] = {}
+        self._closing = TaskOwner()  # an end closing itself, outside its own tasks
         self._transport: asyncio.DatagramTransport | None = None
         self._address: Address | None = None
 
@@ -446,6 +447,7 @@ class PipeEndpoint(asyncio.DatagramProtocol):
     async def close(self) -> None:
         for end in list(self._ends.values()):
             await end.close("endpoint closed")
+        await self._closing.close()
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -482,6 +484,10 @@ class PipeEndpoint(asyncio.DatagramProtocol):
         receiver = PipeReceiver(self, track, pipe_id, origin, settings, on_closed)
         self._ends[pipe_id] = receiver
         return receiver
+
+    def closing(self, end: _PipeEnd, reason: str) -> None:
+        """Close ``end`` in a task of the endpoint (its own tasks are cancelled by closing)."""
+        self._closing.spawn(end.close(reason), f"pipe-{end.pipe_id:08x}-close")
 
     def forget(self, pipe_id: int, end: _PipeEnd) -> None:
         if self._ends.get(pipe_id) is end:

@@ -503,11 +503,15 @@ class Shards:
         elif kind == "shard_end":
             self._bus.end(room, str(op["pid"]), str(CloseReason(op["reason"]).value))
         elif kind == "pipe_in":
-            media = self._shard_media if room in self._shard_rooms else self._home_media
+            media = self._media_of(room)
+            if media is None:
+                return  # the room left this node meanwhile
             track = PipedTrack.from_wire(op["track"])
             media.receive_piped_track(room, track, int(op["pipe_id"]), _address(op["origin"]))
         elif kind == "pipe_out":
-            media = self._shard_media if room in self._shard_rooms else self._home_media
+            media = self._media_of(room)
+            if media is None:
+                return
             try:
                 await media.pipe_track(
                     room,
@@ -524,6 +528,15 @@ class Shards:
             pipe_id = int(op["pipe_id"])
             self._forget_pipes(room, lambda key: self._pipes[room][key] == pipe_id)
             await self._sync_pipes(room)
+
+    def _media_of(self, room: str) -> MediaGateway | None:
+        """The gateway holding this node's part of `room`: the shard's, or the home's when
+        this node owns the room; None when it has no part of it any more."""
+        if room in self._shard_rooms:
+            return self._shard_media
+        if self._bus.fence(room) is not None:
+            return self._home_media
+        return None
 
     async def _shard_join(self, room: str, op: dict[str, Any]) -> None:
         member = member_from_wire(op["member"])
