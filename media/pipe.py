@@ -468,6 +468,9 @@ class PipeEndpoint(asyncio.DatagramProtocol):
             raise ValueError(f"pipe {pipe_id:08x} exists")
         sender = PipeSender(self, hub, pipe_id, far, on_closed)
         self._ends[pipe_id] = sender
+        logger.info(
+            "pipe %08x: sending %s/%s to %s:%d", pipe_id, hub.publisher_id, hub.info.id, *far
+        )
         return sender
 
     def receive_track(
@@ -483,6 +486,13 @@ class PipeEndpoint(asyncio.DatagramProtocol):
             raise ValueError(f"pipe {pipe_id:08x} exists")
         receiver = PipeReceiver(self, track, pipe_id, origin, settings, on_closed)
         self._ends[pipe_id] = receiver
+        logger.info(
+            "pipe %08x: receiving %s/%s from %s:%d",
+            pipe_id,
+            track.publisher_id,
+            track.info.id,
+            *origin,
+        )
         return receiver
 
     def closing(self, end: _PipeEnd, reason: str) -> None:

@@ -518,6 +518,17 @@ class MediaGateway:
                 media_room.data.on_relayed = lambda label, text, to: relayed(room, label, text, to)
         return media_room
 
+    def pipe_stats(self) -> tuple[dict[str, int], dict[str, int]]:
+        """This node's track pipes by direction (in, out), and the datagrams its pipe socket
+        received by result (accepted, or why dropped); empty without a pipe socket."""
+        pipes = self._pipes
+        if pipes is None:
+            return {}, {}
+        ends = pipes.pipes()
+        out = sum(1 for e in ends if e.upstream)
+        by_direction = {"in": len(ends) - out, "out": out}
+        return by_direction, {"accepted": pipes.counters.datagrams, **pipes.counters.dropped}
+
     async def close_pipes_with(self, peer: Address) -> None:
         """Another node's pipe socket is gone (the node died): close every pipe with it."""
         for media_room in list(self._rooms.values()):

@@ -143,6 +143,21 @@ async def test_a_room_spans_two_workers_and_everyone_sees_everyone_at_25_fps(hos
             await asyncio.sleep(6)
             rates = {name: p.rates_after(before[name], 6) for name, p in watchers.items()}
             assert all(r and min(r) >= 25 for r in rates.values()), rates
+            # /metrics (the whole host): alice's 2 tracks piped to the shard, bob's 2 to the home.
+            async with session.get(h.url + "/metrics") as response:
+                text = await response.text()
+
+            def total(prefix: str) -> float:
+                return sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith(prefix)
+                )
+
+            assert total('relayroom_pipes{direction="in"') == 4, text
+            assert total('relayroom_pipes{direction="out"') == 4
+            assert total('relayroom_pipe_datagrams_total{result="accepted"') > 100
+            assert total('relayroom_pipe_datagrams_total{result="unauthenticated"') == 0
             # Everyone is in one room: the shard's members were announced to the home's.
             assert {p["identity"] for p in peers[3].joined["participants"]} == {
                 "alice",
