@@ -127,6 +127,10 @@ class HomeMessages:
         return self._post(room, {"op": "shard_send", "pid": participant_id, "data": data})
 
     def broadcast(self, room: str, message: dict[str, Any], exclude: str | None = None) -> int:
+        if message.get("type") == "active_speakers":
+            # The home ranks every speaker it receives (shard tracks are piped to it): a
+            # second ranking from here would make the room's alternate.
+            return 0
         data = protocol.encode(message)
         self._post(room, {"op": "shard_broadcast", "data": data, "exclude": exclude})
         return 0
