@@ -19,11 +19,12 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
 from relayroom.media.aiortc_hooks import configure_ice
-from tests.conftest import WsClient
+from tests.conftest import WsClient, token_for
 from tests.data.peer import DataClient
 from tests.media.client import LOOPBACK, StampedVideoTrack, client_pc
 from tests.support.polling import eventually
 from tests.support.sfu import WsSubscriber
+from tests.support.whip import WhipPublisher
 from tests.workers.host import Host
 
 pytestmark = pytest.mark.slow
@@ -250,3 +251,21 @@ async def test_kill_9_of_a_shard_worker_its_members_rejoin_within_10s_and_tracks
         finally:
             for p in peers.values():
                 await p.close()
+
+
+async def test_a_whip_publisher_past_the_homes_share_is_placed_on_a_shard_and_seen(host) -> None:
+    h = host("--no-turn", room_shard_max_participants="1")
+    async with aiohttp.ClientSession() as session:
+        alice = await join(session, h.ws_url, "live", "alice")  # the home's one media member
+        publisher = WhipPublisher(session, h.url + "/")
+        try:
+            created = await publisher.publish("live", token_for("live", "cam"))
+            assert created.status == 201, created
+            assert await eventually(lambda: len(shard_lines(h)) == 1, 5), h.log()
+            assert await eventually(lambda: max(alice.counts().values(), default=0) >= 30, 20), (
+                alice.counts()
+            )
+            assert await publisher.delete() == 200
+        finally:
+            await publisher.close()
+            await alice.close()
