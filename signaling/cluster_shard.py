@@ -205,6 +205,7 @@ class Shards:
 
     async def home_gone(self, room: str) -> None:
         """A room's home died: the members it placed here are gone with it (they rejoin)."""
+        log.warning("room=%s: its home is gone: dropping its members here", room, extra=about(room))
         state = self._shard_rooms.pop(room, None)
         self._shard_messages.homes.pop(room, None)
         if state is None:
@@ -411,7 +412,7 @@ class Shards:
     def _on_data(self, room: str, op: dict[str, Any]) -> None:
         label, text, sender = str(op["label"]), str(op["text"]), str(op["node"])
         to = frozenset(str(t) for t in op["to"]) if op.get("to") is not None else None
-        if room in self._shard_rooms:
+        if self._media_of(room) is self._shard_media:
             self._shard_media.deliver_data(room, label, text, to)
             return
         self._home_media.deliver_data(room, label, text, to)
@@ -536,10 +537,10 @@ class Shards:
     def _media_of(self, room: str) -> MediaGateway | None:
         """The gateway holding this node's part of `room`: the shard's, or the home's when
         this node owns the room; None when it has no part of it any more."""
+        if self._bus.fence(room) is not None:
+            return self._home_media  # (a shard part left from a dead home goes at next check)
         if room in self._shard_rooms:
             return self._shard_media
-        if self._bus.fence(room) is not None:
-            return self._home_media
         return None
 
     async def _shard_join(self, room: str, op: dict[str, Any]) -> None:

@@ -269,3 +269,37 @@ async def test_a_whip_publisher_past_the_homes_share_is_placed_on_a_shard_and_se
         finally:
             await publisher.close()
             await alice.close()
+
+
+async def test_kill_9_of_the_home_worker_everyone_rejoins_within_10s(host) -> None:
+    h = host("--no-turn", room_shard_max_participants="2")
+    async with aiohttp.ClientSession() as session:
+        peers: dict[str, Peer] = {}
+        try:
+            for name in ("alice", "carol", "bob", "dave"):
+                peers[name] = await join(session, h.ws_url, "big", name)
+            assert await eventually(lambda: len(shard_lines(h)) == 2, 5), h.log()
+            home = await h.room_node("big")
+            home_pid = next(int(w["pid"]) for w in await h.workers() if w["node"] == home)
+            await peers["bob"].publish()  # on the shard, which survives
+            assert await eventually(
+                lambda: max(peers["alice"].counts().values(), default=0) >= 30, 30
+            )
+            killed_at = time.monotonic()
+            os.kill(home_pid, signal.SIGKILL)
+            old = dict(peers)
+            assert await eventually(lambda: all(p.ws.closed.is_set() for p in old.values()), 10)
+            # The surviving worker drops the members the dead home had placed on it.
+            assert await eventually(lambda: "its home is gone" in h.log(), 5)
+            for name in ("alice", "carol", "bob", "dave"):
+                await peers[name].close()
+                peers[name] = await join(session, h.ws_url, "big", name)
+            assert time.monotonic() - killed_at < 10
+            await peers["bob"].publish()
+            watchers = [peers[n] for n in ("alice", "carol", "dave")]
+            assert await eventually(
+                lambda: all(max(p.counts().values(), default=0) >= 30 for p in watchers), 30
+            ), [p.counts() for p in watchers]
+        finally:
+            for p in peers.values():
+                await p.close()
