@@ -128,18 +128,18 @@ class _StateCollector:
         pipes, datagrams = node.media.pipe_stats()
         yield _labelled_gauge(
             "pipes",
-            "Track pipes of this node (rooms spanning nodes), by direction.",
-            "direction",
+            "Track pipes of this node (rooms spanning nodes), by type: in or out.",
+            "type",
             ("in", "out"),
             pipes,
         )
         pipe_datagrams = CounterMetricFamily(
             f"{PREFIX}_pipe_datagrams",
-            "Datagrams received on the track pipe socket: accepted, or why dropped.",
-            labels=["result"],
+            "Datagrams received on the track pipe socket, by reason: accepted, or why dropped.",
+            labels=["reason"],
         )
-        for result, count in sorted(datagrams.items()):
-            pipe_datagrams.add_metric([result], count)
+        for reason, count in sorted(datagrams.items()):
+            pipe_datagrams.add_metric([reason], count)
         yield pipe_datagrams
         yield _gauge(
             "turn_allocations",

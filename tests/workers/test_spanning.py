@@ -155,10 +155,10 @@ async def test_a_room_spans_two_workers_and_everyone_sees_everyone_at_25_fps(hos
                     if line.startswith(prefix)
                 )
 
-            assert total('relayroom_pipes{direction="in"') == 4, text
-            assert total('relayroom_pipes{direction="out"') == 4
-            assert total('relayroom_pipe_datagrams_total{result="accepted"') > 100
-            assert total('relayroom_pipe_datagrams_total{result="unauthenticated"') == 0
+            assert total('relayroom_pipes{type="in"') == 4, text
+            assert total('relayroom_pipes{type="out"') == 4
+            assert total('relayroom_pipe_datagrams_total{reason="accepted"') > 100
+            assert total('relayroom_pipe_datagrams_total{reason="unauthenticated"') == 0
             # Everyone is in one room: the shard's members were announced to the home's.
             assert {p["identity"] for p in peers[3].joined["participants"]} == {
                 "alice",
