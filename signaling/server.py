@@ -192,6 +192,8 @@ class Server:
         )
 
     def __post_init__(self) -> None:
+        if isinstance(self.bus, RedisBus):
+            self.bus.load = self._load_report  # read by the other nodes' shard placement
         self.edge_parts = EdgeParts(
             settings=edge_settings(self.config),
             secret=self.secret,
@@ -199,6 +201,14 @@ class Server:
             counts=self.counts,
             draining=lambda: self.draining,
         )
+
+    def _load_report(self) -> dict[str, Any]:
+        """Members of this node's rooms plus those it hosts for other nodes' rooms."""
+        members = sum(len(room.members) for room in self.registry.rooms.values())
+        shards = self.router.shards if isinstance(self.router, ClusterRouter) else None
+        if shards is not None:
+            members += shards.hosted_count()
+        return {"participants": members, "draining": self.draining}
 
     def whip_parts(self) -> WhipParts:
         """What the WHIP/WHEP service uses."""

@@ -3,6 +3,8 @@ node, published tracks are piped between the nodes (real Redis, real aiortc peer
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.data.peer import DataClient
@@ -72,3 +74,29 @@ async def test_data_messages_cross_two_nodes_of_a_spanning_room(
     finally:
         for c in clients:
             await c.close()
+
+
+async def test_a_shard_goes_to_the_least_loaded_node(start_server, connect, redis_server):
+    settings = {"redis_url": redis_server.url, "room_shard_max_participants": 1}
+    nodes = [await start_server(**settings) for _ in range(3)]
+    (home, ts_home), others = nodes[0], nodes[1:]
+    # Without loads the tie would go to the smaller node id: make that one the busy one.
+    (busy, ts_busy), (idle, _) = sorted(others, key=lambda n: n[0].bus.node_id)
+    for identity in ("x", "y"):
+        await (await connect(ts_busy)).join("elsewhere", identity)
+    # Each node publishes its load with its heartbeat (every 2 s).
+    for _ in range(50):
+        info = await home.bus.node_info(busy.bus.node_id) or {}
+        if info.get("load", {}).get("participants") == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert info.get("load", {}).get("participants") == 2, info
+    alice, bob = await connect(ts_home), await connect(ts_home)
+    await alice.join("big", "alice")
+    joined = await bob.join("big", "bob")
+    shards = getattr(home.router, "shards", None)
+    assert shards is not None
+    # (placed as the join completes, after `joined`: it asks Redis for the nodes)
+    bob_id = joined["participant"]["id"]
+    assert await eventually(lambda: shards.shard_of("big", bob_id) is not None, 5)
+    assert shards.shard_of("big", bob_id) == idle.bus.node_id
