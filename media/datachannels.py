@@ -449,6 +449,9 @@ class RoomData:
         self._closed = False
         self.failures = 0
         """Messages whose handling raised (contained; counted in relayroom_contained_failures)."""
+        self.on_relayed: Callable[[str, str, frozenset[str] | None], None] | None = None
+        """Told (label, text, targets) of each message relayed from a sender here: a room that
+        spans nodes forwards it to their receivers (signaling/cluster_shard.py)."""
 
     @property
     def log(self) -> TopicLog:
@@ -643,6 +646,16 @@ class RoomData:
 
     def _route(self, sender: DataPeer, label: str, item: Incoming) -> None:
         sender.relayed += 1
+        if self.on_relayed is not None:
+            self.on_relayed(label, item.text, item.to)
+        self._deliver(sender, label, item)
+
+    def deliver_remote(self, label: str, text: str, to: frozenset[str] | None) -> None:
+        """A message relayed by another node of the room: to this node's receivers."""
+        if label in LABELS and not self._closed:
+            self._deliver(None, label, Incoming("", to, False, text))
+
+    def _deliver(self, sender: DataPeer | None, label: str, item: Incoming) -> None:
         if item.to is not None:
             for pid in item.to:
                 target = self._peers.get(pid)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .aiortc_hooks import StunGuard, check_compatibility
 from .datachannels import DataSettings, RoomData
-from .errors import Closed
+from .errors import Closed, UnknownTrack
 from .events import (
     ActiveSpeakers,
     MediaEvent,
@@ -27,6 +27,7 @@ from .events import (
 from .forwarding import TrackHub
 from .participant import Participant, ParticipantCallbacks
 from .persistence import TopicStore
+from .pipe import Address, PipedTrack, PipeEndpoint, PipeReceiver, PipeSender
 from .sdp_policy import valid_msid_id
 from .settings import MediaSettings
 from .speakers import SpeakerDetector
@@ -47,8 +48,10 @@ class Room:
         *,
         data: DataSettings | None = None,
         store: TopicStore | None = None,
+        pipes: PipeEndpoint | None = None,
     ) -> None:
-        """``data`` turns the DataChannel relay on; ``store`` persists its persistent topics."""
+        """``data`` turns the DataChannel relay on; ``store`` persists its persistent topics;
+        ``pipes`` lets the room send its tracks to, and receive tracks from, other processes."""
         check_compatibility()
         self.name = name
         self.settings = settings
@@ -70,6 +73,11 @@ class Room:
             settings.active_speaker_threshold_dbov, settings.active_speaker_max
         )
         self._ranking_speakers = False
+        self._pipes = pipes
+        self._piped_in: dict[tuple[str, str], PipeReceiver] = {}  # (publisher, track id)
+        self._piped_out: dict[int, PipeSender] = {}  # by pipe id
+        self.on_piped_track_ended: Callable[[PipeReceiver], None] | None = None
+        """Told when a track piped in ends by itself (origin gone or silent), not replaced."""
 
     # ---------------------------------------------------------------- queries
 
@@ -81,12 +89,28 @@ class Room:
         return self._participants.get(participant_id)
 
     def tracks(self) -> list[tuple[str, TrackInfo]]:
-        """(publisher participant id, track) of every track currently published."""
-        return [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+        """(publisher participant id, track) of every track currently published, here or
+        piped in from another process."""
+        local = [(p.id, info) for p in self._participants.values() for info in p.published_tracks()]
+        return local + [(r.track.publisher_id, r.hub.info) for r in self._piped_in.values()]
+
+    def local_hubs(self) -> list[TrackHub]:
+        """The hubs of this process's own publishers (what it may pipe elsewhere)."""
+        return [h for p in self._participants.values() for h in p.published_hubs()]
 
     def hubs(self) -> list[TrackHub]:
-        """Every published track's hub, in the order participants joined and published."""
-        return [h for p in self._participants.values() for h in p.published_hubs()]
+        """Every published track's hub, in the order participants joined and published, then
+        the tracks piped in from other processes."""
+        local = [h for p in self._participants.values() for h in p.published_hubs()]
+        return local + [r.hub for r in self._piped_in.values()]
+
+    def piped_in(self) -> list[PipeReceiver]:
+        """The tracks piped in from other processes (their far ends here)."""
+        return list(self._piped_in.values())
+
+    def piped_out(self) -> list[PipeSender]:
+        """This room's tracks piped to other processes (their origin ends here)."""
+        return list(self._piped_out.values())
 
     @property
     def viewers(self) -> dict[str, Viewer]:
@@ -164,6 +188,8 @@ class Room:
                     continue
                 for hub in other.published_hubs():
                     subscribed |= participant.subscribe(hub)
+            for receiver in self._piped_in.values():
+                subscribed |= participant.subscribe(receiver.hub)
             if subscribed:
                 await participant.renegotiate()
         return participant
@@ -213,11 +239,116 @@ class Room:
         self._closed = True
         for viewer_id in list(self._viewers):
             await self.remove_viewer(viewer_id)
+        for end in [*self._piped_out.values(), *self._piped_in.values()]:
+            await end.close("room closed")
         for participant in list(self._participants.values()):
             await participant.close("room closed")
         if self._data is not None:
             await self._data.close()
         await self._tasks.close()
+
+    # ---------------------------------------------------------------- pipes
+
+    def _endpoint(self) -> PipeEndpoint:
+        if self._pipes is None:
+            raise RuntimeError(f"room {self.name} has no pipe endpoint")
+        if self._closed:
+            raise Closed(f"room {self.name} is closed")
+        return self._pipes
+
+    async def pipe_track(
+        self, publisher_id: str, track_id: str, pipe_id: int, far: Address
+    ) -> PipeSender:
+        """Send a local publisher's track to another process's pipe socket at ``far``.
+
+        Raises :class:`UnknownTrack` when that participant does not publish that track here.
+        The pipe closes with the track, or when the far end ends it or goes silent.
+        """
+        endpoint = self._endpoint()
+        participant = self._participants.get(publisher_id)
+        hub = None
+        if participant is not None:
+            hub = next((h for h in participant.published_hubs() if h.info.id == track_id), None)
+        if hub is None:
+            raise UnknownTrack(f"{publisher_id!r} publishes no track {track_id!r} here")
+        sender = endpoint.send_track(hub, pipe_id, far, self._pipe_out_closed)
+        self._piped_out[pipe_id] = sender
+        await sender.start()
+        return sender
+
+    async def close_pipes_with(self, peer: Address, reason: str) -> int:
+        """Close every pipe to or from ``peer`` (its process is known to be gone); returns
+        how many. Their subscribers lose the tracks at once instead of after the timeout."""
+        ends = [e for e in [*self._piped_in.values(), *self._piped_out.values()] if e.peer == peer]
+        for end in ends:
+            await end.close(reason)
+        return len(ends)
+
+    def _pipe_out_closed(self, sender: PipeSender) -> None:
+        if self._piped_out.get(sender.pipe_id) is sender:
+            del self._piped_out[sender.pipe_id]
+
+    def receive_piped_track(self, track: PipedTrack, pipe_id: int, origin: Address) -> PipeReceiver:
+        """Take a track piped from another process: every local participant that may subscribe
+        gets it, as a local publisher's track. A track of the same publisher and id that was
+        piped in before is replaced. When the pipe closes (the origin ended it or went silent)
+        the subscribers lose the track; piping it again brings it back."""
+        endpoint = self._endpoint()
+        key = (track.publisher_id, track.info.id)
+        old = self._piped_in.pop(key, None)
+        if old is not None:
+            self._remove_piped(old)
+            self._tasks.spawn(old.close("replaced"), "pipe-replaced")
+        receiver = endpoint.receive_track(
+            track, pipe_id, origin, self.settings, self._pipe_in_closed
+        )
+        self._piped_in[key] = receiver
+        hub = receiver.hub
+        if not hub.is_video:
+            hub.on_audio_level = functools.partial(self._speakers.observe, track.publisher_id)
+            self._start_ranking_speakers()
+        self._resubscribe(added=[hub], removed=[])
+        return receiver
+
+    def _pipe_in_closed(self, receiver: PipeReceiver) -> None:
+        key = (receiver.track.publisher_id, receiver.track.info.id)
+        if self._piped_in.get(key) is receiver:
+            del self._piped_in[key]
+            self._remove_piped(receiver)
+            listener = self.on_piped_track_ended
+            if listener is not None and not self._closed:
+                try:
+                    listener(receiver)
+                except Exception:
+                    logger.exception("room %s: pipe listener failed", self.name)
+
+    def _remove_piped(self, receiver: PipeReceiver) -> None:
+        logger.info(
+            "room %s: piped track %s/%s ended (%s)",
+            self.name,
+            receiver.track.publisher_id,
+            receiver.track.info.id,
+            receiver.close_reason or "replaced",
+            extra={"room": self.name},
+        )
+        self._resubscribe(added=[], removed=[receiver.hub])
+
+    def _resubscribe(self, added: list[TrackHub], removed: list[TrackHub]) -> None:
+        """Every local participant drops ``removed`` and takes ``added``; the changed ones
+        renegotiate in their own tasks. Viewers move off removed hubs."""
+        others = [] if self._closed else list(self._participants.values())
+        for other in others:
+            changed = False
+            for hub in removed:
+                changed |= other.unsubscribe(hub)
+            for hub in added:
+                changed |= other.subscribe(hub)
+            if changed:
+                self._tasks.spawn(other.renegotiate(), f"renegotiate-{other.id}")
+        if not self._closed and self._viewers:
+            hubs = self.hubs()
+            for viewer in list(self._viewers.values()):
+                viewer.tracks_changed(hubs)
 
     # ---------------------------------------------------------------- callbacks
 
@@ -258,6 +389,10 @@ class Room:
                 viewer.tracks_changed(hubs)
         for hub in removed:
             self._emit(TrackUnpublished(publisher.id, hub.info))
+        if removed and self._piped_out:
+            for sender in list(self._piped_out.values()):
+                if sender.hub in removed:
+                    self._tasks.spawn(sender.close("track ended"), "pipe-track-ended")
 
     def _start_ranking_speakers(self) -> None:
         if not self._ranking_speakers and not self._closed:

@@ -26,6 +26,7 @@ from relayroom.turn.credentials import rest_credentials
 from . import cli_recording
 from .addresses import advertised_host, display_url, is_wildcard
 from .admin import STATS_KEY
+from .cluster import ClusterRouter
 from .cluster_admin import setup_workers_api
 from .cluster_http import setup_http_forwarding
 from .config import Config, ConfigError, load_config, worker_count
@@ -326,8 +327,11 @@ async def _serve_worker(
     meter = LoadMeter()
     app[STATS_KEY].add_listener(meter.on_tick)
     registry = server.registry
+    shards = server.router.shards if isinstance(server.router, ClusterRouter) else None
     link.load = lambda: meter.report(
-        sum(len(room.members) for room in registry.rooms.values()), len(server.edges)
+        sum(len(room.members) for room in registry.rooms.values())
+        + (shards.hosted_count() if shards is not None else 0),  # media members of shards
+        len(server.edges),
     )
     setup_workers_api(app, link, setup.secret)
     setup_host_metrics(app, link, setup.index)

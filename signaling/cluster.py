@@ -25,6 +25,8 @@ from relayroom.media.tasks import TaskOwner, cancel_and_wait
 
 from . import protocol
 from .bus import BusUnavailable, ClusterBus, Recipient
+from .cluster_shard import OPS as SHARD_OPS
+from .cluster_shard import Shards
 from .logs import about
 from .protocol import ClientMessage, CloseReason, ErrorCode, Join, ProtocolError
 from .room_side import RoomSideParticipant
@@ -125,7 +127,9 @@ class RemoteRoomSide:
 class ClusterRouter:
     """A Router for multi-node mode; wraps the LocalRouter for the rooms this node owns."""
 
-    def __init__(self, local: LocalRouter, bus: ClusterBus, secret: str) -> None:
+    def __init__(
+        self, local: LocalRouter, bus: ClusterBus, secret: str, shards: Shards | None = None
+    ) -> None:
         self._secret = secret  # verifies the joins other nodes forward here
         self._bus = bus
         self.local = local
@@ -140,6 +144,13 @@ class ClusterRouter:
         self._op_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
         bus.handler = self._on_op
         bus.on_room_lost = self._room_lost
+        self.shards = shards
+        if shards is not None:
+            shards.end_member = self._end_member
+            for kind in SHARD_OPS:
+                # Media messages may wait (an offer's answer): the bus reader must not.
+                handler = self._spawn_shard_op if kind == "shard_msg" else shards.on_op
+                self.on_op(kind, handler)
 
     @property
     def participants(self) -> dict[str, RoomSideParticipant]:
@@ -147,6 +158,19 @@ class ClusterRouter:
 
     def start(self) -> None:
         self._watcher = asyncio.create_task(self._watch_owners())
+        if self.shards is not None:
+            self._spawn(self.shards.start())
+
+    async def _spawn_shard_op(self, op: dict[str, Any]) -> None:
+        assert self.shards is not None
+        self._spawn(self.shards.on_op(op))
+
+    async def _end_member(self, room: str, participant_id: str, reason: CloseReason) -> None:
+        """End a member of a room homed here for good: it rejoins anew (no resume)."""
+        participant = self.local.participants.get(participant_id)
+        if participant is not None and participant.room.name == room:
+            participant.end(reason.value)
+            await participant.leave(reason)
 
     def on_op(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         """Route bus operations of another kind (for example the dashboard feed) to `handler`."""
@@ -346,3 +370,5 @@ class ClusterRouter:
         self._hosted.clear()
         await self.local.close()
         await self._tasks.close()
+        if self.shards is not None:
+            await self.shards.close()

@@ -145,6 +145,42 @@ class Config:
         maximum=65000,
     )
 
+    # --- rooms spanning workers and nodes (track pipes, docs/workers.md) --------------------
+    room_shard_max_participants: int = _setting(
+        50,
+        "Workers/nodes: media participants of a room on its home worker or node; later ones "
+        "get their media on the least-loaded other one (a shard), published tracks are piped "
+        "between them.",
+        minimum=1,
+    )
+    pipe_host: str = _setting(
+        "127.0.0.1",
+        "Workers/nodes: address the track pipe socket binds to (one UDP socket per worker).",
+    )
+    pipe_advertised_host: str | None = _setting(
+        None,
+        "Workers/nodes: address other nodes send piped media to (default: pipe_host). Set it "
+        "to the node's private address when pipe_host is 0.0.0.0.",
+    )
+    pipe_port_min: int = _setting(
+        0,
+        "Workers/nodes: lowest UDP port of the pipe sockets (0 with pipe_port_max 0: any).",
+        minimum=0,
+        maximum=65535,
+    )
+    pipe_port_max: int = _setting(
+        0, "Workers/nodes: highest UDP port of the pipe sockets.", minimum=0, maximum=65535
+    )
+    pipe_keepalive_s: float = _setting(
+        0.5, "Workers/nodes: each end of a track pipe sends a keepalive this often.", minimum=0.05
+    )
+    pipe_timeout_s: float = _setting(
+        2.5,
+        "Workers/nodes: a pipe end that hears nothing from the other end this long closes it "
+        "(its subscribers see the track end).",
+        minimum=0.1,
+    )
+
     # --- WebSocket hardening ---------------------------------------------------------------
     ws_max_frame_bytes: int = _setting(
         65536, "Largest WebSocket message accepted; larger closes with 1009.", minimum=1024
@@ -571,6 +607,14 @@ class Config:
                 "tls_key" if self.tls_key is None else "tls_cert",
                 "tls_cert and tls_key must be given together",
             )
+        if (self.pipe_port_min == 0) != (self.pipe_port_max == 0) or (
+            self.pipe_port_min > self.pipe_port_max
+        ):
+            raise ConfigError(
+                "pipe_port_max", "give both pipe_port_min and pipe_port_max, min <= max"
+            )
+        if self.pipe_timeout_s <= self.pipe_keepalive_s:
+            raise ConfigError("pipe_timeout_s", "must be longer than pipe_keepalive_s")
         if (self.udp_port_min == 0) != (self.udp_port_max == 0) or (
             self.udp_port_min > self.udp_port_max
         ):

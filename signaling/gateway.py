@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from relayroom.media.datachannels import DataSettings
-from relayroom.media.errors import MediaError
+from relayroom.media.errors import MediaError, UnknownTrack
 from relayroom.media.events import (
     ActiveSpeakers,
     DataNotice,
@@ -32,6 +32,7 @@ from relayroom.media.events import (
 from relayroom.media.layers import LayerRequest, Quality
 from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
+from relayroom.media.pipe import Address, PipedTrack, PipeEndpoint, PipeReceiver
 from relayroom.media.recording import (
     Recording,
     RecordingError,
@@ -58,12 +59,44 @@ from .protocol import (
     Subscription,
     layers,
 )
-from .rooms import Member, RoomRegistry, RoomState
+from .rooms import Member, RoomState
 
 log = logging.getLogger(__name__)
 
 Reply = Callable[[dict[str, Any], str | int | None], None]
 MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute | Subscription
+
+
+class RoomMessages(Protocol):
+    """Where the gateway's messages for members go: the room registry of this node, or on a
+    shard node (cluster_shard.py) the room's home node."""
+
+    def send_to(self, room: str, participant_id: str, message: dict[str, Any]) -> bool: ...
+
+    def broadcast(self, room: str, message: dict[str, Any], exclude: str | None = None) -> int: ...
+
+    def end(self, room: str, participant_id: str, reason: CloseReason) -> None: ...
+
+
+class RemoteMedia(Protocol):
+    """A home node's media of members placed on a shard node (cluster_shard.Shards)."""
+
+    async def place(self, room: RoomState, member: Member) -> bool:
+        """Whether the member's media goes to another node (decided once, at join)."""
+        ...
+
+    def hosts(self, room: str, participant_id: str) -> bool: ...
+
+    async def handle(self, room: RoomState, member: Member, message: MediaMessage) -> None: ...
+
+    async def left(self, room: RoomState, member: Member) -> None: ...
+
+    def local_changed(self, room: str) -> None:
+        """A member with media here joined or left `room` (the pipes it needs change)."""
+
+    def tracks(self, room: str) -> list[tuple[str, TrackInfo]]:
+        """(publisher, track) of the tracks published on the room's shards."""
+        ...
 
 
 def layer_request(message: Subscription) -> LayerRequest:
@@ -178,14 +211,25 @@ class MediaGateway:
     def __init__(
         self,
         settings: MediaSettings,
-        registry: RoomRegistry,
+        registry: RoomMessages,
         *,
         data: DataSettings | None = None,
         store: TopicStore | None = None,
         recordings: Recordings | None = None,
+        pipes: PipeEndpoint | None = None,
     ) -> None:
+        """``pipes``: this node's pipe socket (cluster mode), so rooms can span nodes."""
         self.settings = settings
         self._registry = registry
+        self._pipes = pipes
+        self.remote: RemoteMedia | None = None
+        """Set on a cluster node: members whose media is on a shard node go there."""
+        self.pipe_ended: list[Callable[[str, PipeReceiver], None]] = []
+        """Told (room, receiver) when a track piped in here ends by itself."""
+        self.extra_rooms: Callable[[], Mapping[str, MediaRoom]] | None = None
+        """Set on a cluster node: the media rooms it serves as a shard (for `rooms`)."""
+        self.data_relayed: Callable[[str, str, str, frozenset[str] | None], None] | None = None
+        """Told (room, label, text, targets) of each DataChannel message a member here sent."""
         self._recordings = recordings
         self._rooms: dict[str, MediaRoom] = {}
         self._data = data or DataSettings()
@@ -230,9 +274,14 @@ class MediaGateway:
     def rooms(self) -> Mapping[str, MediaRoom]:
         """The media rooms, read-only: for the stats collector (media-side code) and tests.
 
-        Signaling code asks the methods below instead of reaching into media objects.
+        Signaling code asks the methods below instead of reaching into media objects. On a
+        cluster node it includes the rooms this node serves as a shard (`extra_rooms`), so
+        stats, metrics and the load report count their media too.
         """
-        return MappingProxyType(self._rooms)
+        extra = self.extra_rooms() if self.extra_rooms is not None else None
+        if not extra:
+            return MappingProxyType(self._rooms)
+        return MappingProxyType({**extra, **self._rooms})
 
     def room_count(self) -> int:
         """Rooms of this node with a media relay."""
@@ -331,6 +380,10 @@ class MediaGateway:
                 f"'{message.type}' needs a room of mode sfu; p2p rooms use 'signal'",
                 message.id,
             )
+        remote = self.remote
+        if remote is not None and remote.hosts(room.name, member.id):
+            await remote.handle(room, member, message)
+            return
         try:
             participant = await self._ensure(room.name, member)
             if participant is None:
@@ -377,14 +430,20 @@ class MediaGateway:
 
     def tracks(self, room: RoomState) -> list[dict[str, Any]]:
         media_room = self._rooms.get(room.name)
-        if media_room is None:
-            return []
-        return [{"participant_id": pid, "track": track_json(t)} for pid, t in media_room.tracks()]
+        tracks = media_room.tracks() if media_room is not None else []
+        if self.remote is not None:  # shard tracks not piped here (no subscriber here)
+            known = {(pid, t.id) for pid, t in tracks}
+            tracks += [x for x in self.remote.tracks(room.name) if (x[0], x[1].id) not in known]
+        return [{"participant_id": pid, "track": track_json(t)} for pid, t in tracks]
 
     async def on_joined(self, room: RoomState, member: Member) -> None:
         if room.mode != "sfu":
             return
+        if self.remote is not None and await self.remote.place(room, member):
+            return
         self._members.setdefault(room.name, {})[member.id] = member
+        if self.remote is not None:
+            self.remote.local_changed(room.name)
         grants = member.grants
         if not (grants.can_publish or grants.can_subscribe or grants.can_publish_data):
             return  # nothing to send or receive (a WHEP viewer): no PeerConnections
@@ -393,11 +452,17 @@ class MediaGateway:
             await self._ensure(room.name, member)
 
     async def on_left(self, room: RoomState, member: Member) -> None:
+        remote = self.remote
+        if remote is not None and remote.hosts(room.name, member.id):
+            await remote.left(room, member)
+            return
         pending = self._members.get(room.name)
         if pending is not None:
             pending.pop(member.id, None)
             if not pending:
                 del self._members[room.name]
+        if remote is not None:
+            remote.local_changed(room.name)
         adding = self._adding.get((room.name, member.id))
         if adding is not None:
             await asyncio.wait([adding])
@@ -445,8 +510,73 @@ class MediaGateway:
                 lambda event: self._on_event(room, event),
                 data=self._data,
                 store=self._store,
+                pipes=self._pipes,
             )
+            media_room.on_piped_track_ended = lambda receiver: self._pipe_ended(room, receiver)
+            if media_room.data is not None and self.data_relayed is not None:
+                relayed = self.data_relayed
+                media_room.data.on_relayed = lambda label, text, to: relayed(room, label, text, to)
         return media_room
+
+    def pipe_stats(self) -> tuple[dict[str, int], dict[str, int]]:
+        """This node's track pipes by direction (in, out), and the datagrams its pipe socket
+        received by result (accepted, or why dropped); empty without a pipe socket."""
+        pipes = self._pipes
+        if pipes is None:
+            return {}, {}
+        ends = pipes.pipes()
+        out = sum(1 for e in ends if e.upstream)
+        by_direction = {"in": len(ends) - out, "out": out}
+        return by_direction, {"accepted": pipes.counters.datagrams, **pipes.counters.dropped}
+
+    async def close_pipes_with(self, peer: Address) -> None:
+        """Another node's pipe socket is gone (the node died): close every pipe with it."""
+        for media_room in list(self._rooms.values()):
+            await media_room.close_pipes_with(peer, "node gone")
+
+    def deliver_data(self, room: str, label: str, text: str, to: frozenset[str] | None) -> None:
+        """A DataChannel message relayed by another node of `room`: to the members here."""
+        media_room = self._rooms.get(room)
+        if media_room is not None and media_room.data is not None:
+            media_room.data.deliver_remote(label, text, to)
+
+    # ---- track pipes (rooms spanning nodes: cluster_shard.py decides, this executes)
+
+    def local_member_count(self, room: str) -> int:
+        """Members of `room` whose media is (or would be) on this node."""
+        return len(self._members.get(room, {}))
+
+    def wants_piped_tracks(self, room: str) -> bool:
+        """Whether a member here may receive tracks published elsewhere."""
+        return any(m.grants.can_subscribe for m in self._members.get(room, {}).values())
+
+    def local_tracks(self, room: str) -> list[PipedTrack]:
+        """The tracks published by this node's own members of `room`."""
+        media_room = self._rooms.get(room)
+        return [PipedTrack.of(h) for h in media_room.local_hubs()] if media_room else []
+
+    async def pipe_track(
+        self, room: str, publisher_id: str, track_id: str, pipe_id: int, far: Address
+    ) -> None:
+        """Send a local publisher's track to another node (`UnknownTrack` if it is gone)."""
+        media_room = self._rooms.get(room)
+        if media_room is None:
+            raise UnknownTrack(f"no media in room {room!r} here")
+        await media_room.pipe_track(publisher_id, track_id, pipe_id, far)
+
+    def receive_piped_track(
+        self, room: str, track: PipedTrack, pipe_id: int, origin: Address
+    ) -> None:
+        """Take a track piped from another node: this node's members of `room` receive it."""
+        self._media_room(room).receive_piped_track(track, pipe_id, origin)
+        self._tasks.spawn(self._ensure_subscribers(room), "ensure-subscribers", context_about(room))
+
+    def _pipe_ended(self, room: str, receiver: PipeReceiver) -> None:
+        for listener in self.pipe_ended:
+            try:
+                listener(room, receiver)
+            except Exception:
+                log.exception("pipe listener failed", extra=about(room))
 
     async def _add(self, room: str, member: Member) -> Participant:
         media_room = self._media_room(room)

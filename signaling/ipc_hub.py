@@ -109,7 +109,8 @@ class HostState:
         return [n for n, entry in self.nodes.items() if now - entry.last_seen > self._ttl_s]
 
     def live_nodes(self) -> dict[str, dict[str, Any]]:
-        return {node: entry.info for node, entry in self.nodes.items()}
+        """Each node's info, with its last load report (shard placement reads it)."""
+        return {node: {**entry.info, "load": entry.load} for node, entry in self.nodes.items()}
 
     # --- rooms --------------------------------------------------------------------------------
 

@@ -125,6 +125,22 @@ class _StateCollector:
         for where in sorted({*FAILURE_PLACES, *counts}):
             failures.add_metric([where], counts.get(where, 0))
         yield failures
+        pipes, datagrams = node.media.pipe_stats()
+        yield _labelled_gauge(
+            "pipes",
+            "Track pipes of this node (rooms spanning nodes), by type: in or out.",
+            "type",
+            ("in", "out"),
+            pipes,
+        )
+        pipe_datagrams = CounterMetricFamily(
+            f"{PREFIX}_pipe_datagrams",
+            "Datagrams received on the track pipe socket, by reason: accepted, or why dropped.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(datagrams.items()):
+            pipe_datagrams.add_metric([reason], count)
+        yield pipe_datagrams
         yield _gauge(
             "turn_allocations",
             "Active allocations on the embedded TURN server (0 when it is not running).",

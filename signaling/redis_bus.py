@@ -21,7 +21,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from relayroom.media.tasks import TaskOwner
@@ -127,6 +127,8 @@ class RedisBus(ClusterBus):
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(OUTBOX_MAX)
         self._tasks = TaskOwner()
         self._info: dict[str, Any] = {"id": self.node_id}
+        self.load: Callable[[], dict[str, Any]] | None = None
+        """This node's load (participants, draining), published with each heartbeat."""
         self._healthy = False
         self._started_at = 0.0
         self._recovered_at = 0.0
@@ -316,6 +318,11 @@ class RedisBus(ClusterBus):
 
     async def _register(self) -> None:
         self._info.setdefault("started", time.time())
+        if self.load is not None:  # what shard placement reads (cluster_shard.py)
+            try:
+                self._info["load"] = self.load()
+            except Exception:
+                log.exception("the node's load report failed")
         info = json.dumps(self._info)
         await self._redis_client().set(PREFIX + "node:" + self.node_id, info, px=self._node_ttl_ms)
         if not self.healthy:

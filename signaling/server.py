@@ -24,6 +24,7 @@ from .bus import ClusterBus, LocalBus, NodeBus
 from .client_socket import ClientSocket
 from .cluster import ClusterRouter
 from .cluster_admin import setup_cluster_admin
+from .cluster_shard import build_shards, pipe_endpoint
 from .config import Config, ConfigError
 from .counts import NodeCounts
 from .edge import ClientEdge, EdgeParts, EdgeSettings
@@ -149,6 +150,8 @@ class Server:
             max_participants=config.room_max_participants,
             default_mode=config.default_room_mode,
         )
+        # Cluster mode: a pipe socket, so a room's media can span nodes (cluster_shard.py).
+        pipes = pipe_endpoint(config, secret) if isinstance(bus, ClusterBus) else None
         media = MediaGateway(
             media_settings(config),
             registry,
@@ -160,6 +163,7 @@ class Server:
                 fence=bus.fence if isinstance(bus, ClusterBus) else None,
             ),
             recordings=Recordings(recording_settings(config)),
+            pipes=pipes,
         )
         turn = TurnService(config, secret)
         local = LocalRouter(
@@ -180,10 +184,16 @@ class Server:
             ),
             media=media,
             turn=turn,
-            router=ClusterRouter(local, bus, secret) if isinstance(bus, ClusterBus) else local,
+            router=(
+                ClusterRouter(local, bus, secret, build_shards(config, bus, media, pipes))
+                if isinstance(bus, ClusterBus) and pipes is not None
+                else local
+            ),
         )
 
     def __post_init__(self) -> None:
+        if isinstance(self.bus, RedisBus):
+            self.bus.load = self._load_report  # read by the other nodes' shard placement
         self.edge_parts = EdgeParts(
             settings=edge_settings(self.config),
             secret=self.secret,
@@ -191,6 +201,14 @@ class Server:
             counts=self.counts,
             draining=lambda: self.draining,
         )
+
+    def _load_report(self) -> dict[str, Any]:
+        """Members of this node's rooms plus those it hosts for other nodes' rooms."""
+        members = sum(len(room.members) for room in self.registry.rooms.values())
+        shards = self.router.shards if isinstance(self.router, ClusterRouter) else None
+        if shards is not None:
+            members += shards.hosted_count()
+        return {"participants": members, "draining": self.draining}
 
     def whip_parts(self) -> WhipParts:
         """What the WHIP/WHEP service uses."""
