@@ -194,6 +194,9 @@ class Leg:
         self._has_ext = False
         self._ext_fixed: tuple[bytes, bytes] | None = None  # (start, padding) if no level
         self._ext_obj = HeaderExtensions()
+        # A subclass's payload edit (simulcast: VP8 descriptor rewrite, temporal layers); None
+        # drops the packet for this leg. None (no edit) on every leg that does not need one.
+        self._edit: Callable[[bytes], bytes | None] | None = None
 
     def bind(self, tap: SenderTap) -> None:
         self.tap = tap
@@ -306,9 +309,18 @@ class Leg:
             return
         if ext > ext_max:
             self._ext_max = ext
+        payload = pkt.payload
+        edit = self._edit
+        if edit is not None:
+            edited = edit(payload)
+            if edited is None:  # not for this leg: its sequence numbers close over the gap
+                if ext > ext_max:  # the newest (older ones would now collide: stale)
+                    self._seq_off = (self._seq_off - 1) & 0xFFFF
+                    self._ext_start = ext + 1
+                return
+            payload = edited
         seq = (seq_in + self._seq_off) & 0xFFFF
         ts = (pkt.timestamp + self._ts_off) & 0xFFFFFFFF
-        payload = pkt.payload
         csrc = pkt.csrc
         b0 = 0x80 | len(csrc)
         padding = pkt.padding_size
