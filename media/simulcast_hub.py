@@ -104,7 +104,7 @@ class SimulcastLeg(Leg):
         vp8 = self._vp8
         if vp8 is not None and max_tid != vp8.wanted_tid:
             vp8.set_temporal(max_tid)
-            self._edit = vp8.rewrite if vp8.active else None
+            self._edit = vp8.edit if vp8.active else None
 
     @property
     def max_temporal(self) -> int | None:
@@ -120,7 +120,7 @@ class SimulcastLeg(Leg):
         if vp8 is not None:
             sent = self._newest_sent()
             vp8.sync(pkt.payload, sent.payload if sent is not None else None)
-            self._edit = vp8.rewrite if vp8.active else None
+            self._edit = vp8.edit if vp8.active else None
         super()._sync(pkt, now)
 
 

@@ -8,7 +8,11 @@ layer's keyframe), and the decoder never sees a jump. Only the descriptor bytes 
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from typing import NamedTuple
+
+_HEAD5 = struct.Struct("!BBHB").pack  # X byte, I/L/T/K byte, M + 15-bit PictureID, TL0PICIDX
 
 
 class Vp8Descriptor(NamedTuple):
@@ -120,12 +124,21 @@ class Vp8Rewriter:
     layer's picture before it may reference pictures the leg dropped.
     """
 
-    __slots__ = ("_dropped_pic", "_pic_off", "_tl0_off", "dropped", "max_tid", "wanted_tid")
+    __slots__ = (
+        "_dropped_pic",
+        "_heads",
+        "_pic_off",
+        "_tl0_off",
+        "dropped",
+        "max_tid",
+        "wanted_tid",
+    )
 
     def __init__(self) -> None:
         self._pic_off = 0
         self._tl0_off = 0
         self._dropped_pic = -1  # the source PictureID of the last picture dropped
+        self._heads: dict[bytes, bytes] = {}  # shift(): source's first 5 bytes -> sent ones
         self.max_tid = ALL_TEMPORAL  # the highest TID forwarded now
         self.wanted_tid = ALL_TEMPORAL  # the highest TID to forward (reached at a sync point)
         self.dropped = 0  # packets of temporal layers not forwarded
@@ -144,12 +157,14 @@ class Vp8Rewriter:
         """Forward TIDs up to ``max_tid`` (lower: from the next picture; higher: from a sync
         point of the next layer up, or a keyframe)."""
         self.wanted_tid = max(0, min(max_tid, ALL_TEMPORAL))
+        self._heads = {}  # rewrite() may move the PictureID offset from now on
 
     def sync(self, payload: bytes, last_sent: bytes | None) -> None:
         """Fix the offsets so that this keyframe follows ``last_sent`` (the payload of the last
         packet the leg sent, as sent; None: nothing yet)."""
         self.max_tid = self.wanted_tid
         self._dropped_pic = -1
+        self._heads = {}  # new offsets
         d = parse_descriptor(payload)
         if d is None:
             return
@@ -165,6 +180,32 @@ class Vp8Rewriter:
         if tl0 is not None:
             out = tl0 if last_tl0 is None else (last_tl0 + 1) & 0xFF
             self._tl0_off = (out - tl0) & 0xFF
+
+    @property
+    def edit(self) -> Callable[[bytes], bytes | None]:
+        """The leg's payload edit for now: :meth:`shift` unless temporal layers are dropped."""
+        if self.max_tid == self.wanted_tid == ALL_TEMPORAL:
+            return self.shift
+        return self.rewrite
+
+    def shift(self, payload: bytes) -> bytes | None:
+        """:meth:`rewrite` when no temporal layer is dropped. What browsers send (X, I with a
+        15-bit PictureID, L) has its first five bytes replaced, looked up by the five bytes of
+        the source: the packets of one picture share them (two entries a picture: with and
+        without S), so the arithmetic runs once a picture."""
+        head = self._heads.get(payload[:5])
+        if head is not None:
+            return head + payload[5:]
+        b1 = payload[1] if len(payload) > 5 else 0
+        if b1 & 0xC0 != 0xC0 or not payload[2] & 0x80 or not payload[0] & 0x80:
+            return self.rewrite(payload)
+        pic = ((((payload[2] << 8) | payload[3]) + self._pic_off) & 0x7FFF) | 0x8000
+        head = _HEAD5(payload[0], b1, pic, (payload[4] + self._tl0_off) & 0xFF)
+        heads = self._heads
+        if len(heads) >= 16:
+            heads.clear()  # bounded: older pictures do not come back (but late, rarely)
+        heads[payload[:5]] = head
+        return head + payload[5:]
 
     def rewrite(self, payload: bytes) -> bytes | None:
         """``payload`` as this leg sends it; None: a temporal layer it does not get."""
