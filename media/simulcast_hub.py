@@ -28,6 +28,7 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 from .aiortc_hooks import ReceiverTap, SimulcastReceiverTap
+from .depacketize import MalformedPayload, h264_dimensions
 from .events import TrackInfo
 from .forwarding import KeyframeRequester, Leg, LegState, TrackHub, ntp_now
 from .layers import Layer, LayerChooser, LayerPolicy, LayerRequest, rank
@@ -124,6 +125,33 @@ class SimulcastLeg(Leg):
         super()._sync(pkt, now)
 
 
+def h264_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from the SPS a packet starting an H264 keyframe carries (alone or in a
+    STAP-A, as browsers send it), else None."""
+    if not payload:
+        return None
+    nal_type = payload[0] & 0x1F
+    units: list[bytes] = []
+    if nal_type == 7:
+        units.append(payload)
+    elif nal_type == 24:  # STAP-A
+        pos, n = 1, len(payload)
+        while pos + 2 <= n:
+            size = (payload[pos] << 8) | payload[pos + 1]
+            pos += 2
+            if size == 0 or pos + size > n:
+                return None
+            units.append(payload[pos : pos + size])
+            pos += size
+    for unit in units:
+        if unit[0] & 0x1F == 7:
+            try:
+                return h264_dimensions(unit)
+            except MalformedPayload:
+                return None
+    return None
+
+
 def layer_policy(settings: MediaSettings) -> LayerPolicy:
     return LayerPolicy(
         upgrade_headroom=settings.simulcast_upgrade_headroom,
@@ -193,6 +221,10 @@ class SimulcastHub(TrackHub):
         self.rids = rids
         self.policy = layer_policy(settings)
         self._is_vp8 = codec.mimeType.lower() == "video/vp8"
+        # A keyframe's picture size: layers are ranked, and tiles matched, by it.
+        self._size_of = {"video/vp8": keyframe_size, "video/h264": h264_keyframe_size}.get(
+            codec.mimeType.lower()
+        )
         self._routes: dict[str, _Route] = {}
         for i, rid in enumerate(rids):
             layer = Layer(rid, i)
@@ -303,8 +335,8 @@ class SimulcastHub(TrackHub):
                 self.frames_in += 1
         if keyframe:
             self.keyframes_in += 1
-            if self._is_vp8:
-                size = keyframe_size(pkt.payload)
+            if self._size_of is not None:
+                size = self._size_of(pkt.payload)
                 if size is not None and size != (layer.width, layer.height):
                     layer.width, layer.height = size
                     self._ranked = rank(self._ranked)
