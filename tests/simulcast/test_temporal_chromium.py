@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import token_for
 from tests.simulcast.pages import JOIN, PUBLISH
-from tests.simulcast.test_remb_cap import send_capped_remb
+from tests.simulcast.remb import send_capped_remb
 from tests.support.browsers import chromium_page
 from tests.support.sfu import WsSubscriber
 
