@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from relayroom.media.vp8 import (
     Vp8Rewriter,
     keyframe_size,
@@ -155,3 +157,19 @@ def test_lowering_the_temporal_layer_waits_for_the_next_picture() -> None:
     assert out.send(l1t3(102)) is None
     assert out.send(l1t3(103)) is None
     assert out.send(l1t3(104)) == (102, 6)
+
+
+def test_any_bytes_from_a_publisher_are_handled_without_an_exception() -> None:
+    rng = random.Random(7)
+    out = Out()
+    out.sync(vp8(100, 5, key=True))
+    out.send(vp8(100, 5, key=True))
+    out.sync(vp8(9000, 77, key=True))  # switched: every packet goes through the edit
+    for max_tid in (3, 1, 0):
+        out.rewriter.set_temporal(max_tid)
+        for _ in range(3000):
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
+            temporal_id(payload)
+            for edit in (out.rewriter.shift, out.rewriter.rewrite):
+                edited = edit(payload)
+                assert edited is None or len(edited) == len(payload)
