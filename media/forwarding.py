@@ -44,7 +44,7 @@ _NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
-PayloadEdit = Callable[[bytes], "bytes | None"]
+PayloadEdit = Callable[[bytes], bytes | None]
 """A leg's payload rewrite (:meth:`Leg.forward`'s ``edit``); None drops the packet."""
 
 
