@@ -66,6 +66,8 @@ from aiortc.stats import RTCStatsReport
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from .bitrate import BitrateEstimator
+
 logger = logging.getLogger(__name__)
 
 TESTED_AIORTC = "1.16."
@@ -1063,11 +1065,13 @@ class ReceiverTap:
         if not assemble_frames:
             self._counter = _FrameCounter(rx._RTCRtpReceiver__kind == "video")
             rx._RTCRtpReceiver__jitter_buffer = self._counter
-        estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
+        estimator: BitrateEstimator | None = None
+        if rx._RTCRtpReceiver__remote_bitrate_estimator is not None:
+            # aiortc's estimates at a fraction of its per-packet cost (media/bitrate.py)
+            estimator = BitrateEstimator()
+            rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
         self._estimator = estimator
         self._apt: dict[int, int] = {}  # payload type -> RTX's apt, or _NOT_RTX
-        if estimator is not None:
-            rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
 
     def _estimate(self, bitrate: int) -> None:
         self.on_estimate(bitrate)
@@ -1153,10 +1157,10 @@ class ReceiverTap:
             abs_send_time = packet.extensions.abs_send_time
             if abs_send_time is not None:
                 remb = estimator.add(
-                    abs_send_time=abs_send_time,
-                    arrival_time_ms=arrival_time_ms,
-                    payload_size=len(packet.payload) + packet.padding_size,
-                    ssrc=packet.ssrc,
+                    arrival_time_ms,
+                    abs_send_time,
+                    len(packet.payload) + packet.padding_size,
+                    packet.ssrc,
                 )
                 if remb is not None:
                     self.on_estimate(int(remb[0]))
