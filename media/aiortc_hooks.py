@@ -20,7 +20,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from struct import unpack
 from typing import Any
 
@@ -796,6 +796,14 @@ class SrtpReceivePath:
                 receiver = dtls._rtp_router.route_rtp(packet)
                 if receiver is None:
                     return True
+                tap: ReceiverTap | None = receiver.__dict__.get("_relayroom_tap")
+                if tap is not None:
+                    # no coroutine per packet: one comes back only when a NACK is to be sent
+                    self.packets += 1
+                    coro = tap.receive_now(packet, arrival_ms)
+                    if coro is not None:
+                        self._run(coro)
+                    return True
                 coro = receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms)
         except pylibsrtp.Error:
             return True  # not authentic, or replayed: aiortc drops it too
@@ -1058,6 +1066,7 @@ class ReceiverTap:
         self._orig_receive = rx.receive
         rx._handle_rtp_packet = self._handle_rtp_packet
         rx._handle_rtcp_packet = self._handle_rtcp_packet
+        rx._relayroom_tap = self  # SrtpReceivePath calls receive_now() directly
         rx.receive = self._receive
         if rx._RTCRtpReceiver__started:
             raise HookError("receiver tapped after it started decoding")
@@ -1102,6 +1111,18 @@ class ReceiverTap:
                 router.ssrc_table.setdefault(encoding.rtx.ssrc, self.receiver)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        pending = self.receive_now(packet, arrival_time_ms)
+        if pending is not None:
+            await pending
+
+    def receive_now(
+        self, packet: RtpPacket, arrival_time_ms: int
+    ) -> Coroutine[Any, Any, None] | None:
+        """Handle a received packet; what is left to await (a NACK to send), if anything.
+
+        The receive path calls this from the socket's callback: most packets need no
+        coroutine at all (creating and running two per packet was a visible share of it).
+        """
         sink = self.sink
         if sink is not None and self.receiver._enabled:
             self._wire_ssrc = packet.ssrc  # for backlogged(), asked while the sink runs
@@ -1135,11 +1156,11 @@ class ReceiverTap:
                     if self.errors == 1 or self.errors % 1000 == 0:
                         logger.exception("forwarding error (%d so far)", self.errors)
         if self._counter is None:
-            await self._orig_rtp(packet, arrival_time_ms)
-        else:
-            await self._account(packet, arrival_time_ms)
+            coro: Coroutine[Any, Any, None] = self._orig_rtp(packet, arrival_time_ms)
+            return coro
+        return self._account(packet, arrival_time_ms)
 
-    async def _account(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _account(self, packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None] | None:
         """aiortc's receive bookkeeping, less what only a decoder needs.
 
         The same steps as ``RTCRtpReceiver._handle_rtp_packet``, in its order: the bitrate
@@ -1151,7 +1172,7 @@ class ReceiverTap:
         """
         rx = self._rx
         if not self.receiver._enabled:
-            return
+            return None
         estimator = self._estimator
         if estimator is not None:
             abs_send_time = packet.extensions.abs_send_time
@@ -1168,7 +1189,7 @@ class ReceiverTap:
         pt = packet.payload_type
         codec = codecs.get(pt)
         if codec is None:
-            return
+            return None
         streams = rx._RTCRtpReceiver__remote_streams
         stream = streams.get(packet.ssrc)
         if stream is None:
@@ -1180,12 +1201,14 @@ class ReceiverTap:
         if apt != _NOT_RTX:
             original_ssrc = rx._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
             if original_ssrc is None or apt not in codecs or len(packet.payload) < 2:
-                return
+                return None
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         nacks = rx._RTCRtpReceiver__nack_generator
-        if nacks is not None and nacks.add(packet):
-            await rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
         self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
+        if nacks is not None and nacks.add(packet):
+            nack: Coroutine[Any, Any, None] = rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            return nack
+        return None
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
@@ -1316,15 +1339,17 @@ class SimulcastReceiverTap(ReceiverTap):
         self._rtx_map: dict[int, int] = self._rx._RTCRtpReceiver__rtx_ssrc
         self._rx._RTCRtpReceiver__nack_generator = _NackPerSsrc()
 
-    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def receive_now(
+        self, packet: RtpPacket, arrival_time_ms: int
+    ) -> Coroutine[Any, Any, None] | None:
         ssrc = packet.ssrc
         if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
             self._learn(packet)
             if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
                 # Not known to belong to an encoding (yet): never guess which one.
-                await self._orig_rtp(packet, arrival_time_ms)
-                return
-        await super()._handle_rtp_packet(packet, arrival_time_ms)
+                coro: Coroutine[Any, Any, None] = self._orig_rtp(packet, arrival_time_ms)
+                return coro
+        return super().receive_now(packet, arrival_time_ms)
 
     def _learn(self, packet: RtpPacket) -> None:
         ext = packet.extensions
