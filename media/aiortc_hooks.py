@@ -124,6 +124,7 @@ _STATS_METHODS: tuple[tuple[type, str], ...] = (
     (aioice.ice.CandidatePair, "local_candidate"),
     (StreamStatistics, "packets_expected"),
     (StreamStatistics, "jitter"),
+    (NackGenerator, "truncate"),
 )
 _STATS_INIT_NAMES: tuple[tuple[type, str], ...] = (
     (RTCIceTransport, "_connection"),
@@ -132,6 +133,15 @@ _STATS_INIT_NAMES: tuple[tuple[type, str], ...] = (
     (RTCRtpReceiver, "_RTCRtpReceiver__remote_streams"),
     (StreamStatistics, "base_seq"),
     (StreamStatistics, "packets_received"),
+    # FastStreamStatistics / FastNackGenerator write these as aiortc's add() does
+    (StreamStatistics, "max_seq"),
+    (StreamStatistics, "cycles"),
+    (StreamStatistics, "_clockrate"),
+    (StreamStatistics, "_jitter_q4"),
+    (StreamStatistics, "_last_arrival"),
+    (StreamStatistics, "_last_timestamp"),
+    (NackGenerator, "max_seq"),
+    (NackGenerator, "missing"),
 )
 
 
@@ -1008,6 +1018,60 @@ class _FrameCounter:
         return False, None
 
 
+class FastStreamStatistics(StreamStatistics):  # type: ignore[misc]
+    """aiortc's per-SSRC receive statistics, ``add`` without its per-packet helper calls.
+
+    The same fields and arithmetic (sequence comparison mod 2^16 inlined); receiver reports
+    and the stats page read it through aiortc's own properties.
+    """
+
+    def add(self, packet: RtpPacket) -> None:
+        seq = packet.sequence_number
+        max_seq = self.max_seq
+        self.packets_received += 1
+        if self.base_seq is None:
+            self.base_seq = seq
+        if max_seq is None or (
+            (seq > max_seq and seq - max_seq < 0x8000) or (seq < max_seq and max_seq - seq > 0x8000)
+        ):
+            arrival = int(time.time() * self._clockrate)
+            if max_seq is not None and seq < max_seq:
+                self.cycles += 1 << 16
+            self.max_seq = seq
+            timestamp = packet.timestamp
+            if timestamp != self._last_timestamp and self.packets_received > 1:
+                # the _last_ fields are set by the first packet, which is always in order
+                diff = abs((arrival - self._last_arrival) - (timestamp - self._last_timestamp))  # type: ignore[operator]
+                self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)
+            self._last_arrival = arrival
+            self._last_timestamp = timestamp
+
+
+class FastNackGenerator(NackGenerator):  # type: ignore[misc]
+    """aiortc's NACK generator; ``add`` inlined, and no pruning pass while nothing is missing."""
+
+    def add(self, packet: RtpPacket) -> bool:
+        seq = packet.sequence_number
+        max_seq = self.max_seq
+        if max_seq is None:
+            self.max_seq = seq
+            return False
+        missed = False
+        if (seq > max_seq and seq - max_seq < 0x8000) or (seq < max_seq and max_seq - seq > 0x8000):
+            gap = (seq - max_seq) & 0xFFFF
+            if gap > 1:
+                missing = self.missing
+                for i in range(1, gap):
+                    missing.add((max_seq + i) & 0xFFFF)
+                missed = True
+            self.max_seq = seq
+        else:
+            self.missing.discard(seq)
+        if self.missing:
+            self.truncate()
+        return missed
+
+
 class _EstimatorTap:
     """Wraps the receiver's REMB estimator: estimates go to us, the receiver sends no REMB."""
 
@@ -1080,6 +1144,8 @@ class ReceiverTap:
             estimator = BitrateEstimator()
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
         self._estimator = estimator
+        if isinstance(rx._RTCRtpReceiver__nack_generator, NackGenerator):
+            rx._RTCRtpReceiver__nack_generator = FastNackGenerator()
         self._apt: dict[int, int] = {}  # payload type -> RTX's apt, or _NOT_RTX
 
     def _estimate(self, bitrate: int) -> None:
@@ -1193,7 +1259,7 @@ class ReceiverTap:
         streams = rx._RTCRtpReceiver__remote_streams
         stream = streams.get(packet.ssrc)
         if stream is None:
-            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stream = streams[packet.ssrc] = FastStreamStatistics(codec.clockRate)
         stream.add(packet)
         apt = self._apt.get(pt)
         if apt is None:
@@ -1313,7 +1379,7 @@ class _NackPerSsrc:
         if gen is None:
             if len(self._by_ssrc) >= self.MAX_SSRCS:
                 self._by_ssrc.clear()
-            gen = self._by_ssrc[packet.ssrc] = NackGenerator()
+            gen = self._by_ssrc[packet.ssrc] = FastNackGenerator()
         missed = gen.add(packet)
         self.missing = gen.missing
         return missed
