@@ -34,6 +34,10 @@ class _DeferringLoader(importlib.abc.Loader):
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
+    def __getattr__(self, name: str) -> Any:
+        # get_source, is_package, get_resource_reader...: the real loader's
+        return getattr(self._inner, name)
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         module: types.ModuleType | None = self._inner.create_module(spec)
         return module
