@@ -19,9 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from aiortc.rtp import RtpPacket
+if TYPE_CHECKING:
+    from aiortc.rtp import RtpPacket
 
 from .vp8 import ALL_TEMPORAL
 
