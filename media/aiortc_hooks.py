@@ -20,6 +20,7 @@ import random
 import socket
 import struct
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from struct import unpack
 from typing import Any
@@ -199,6 +200,10 @@ def check_compatibility() -> None:
             problems.append(f"aioice Connection.{name}")
     if "_queue" not in conn_names:
         problems.append("aioice Connection._queue")
+    if "_remote_candidates" not in conn_names or not hasattr(
+        aioice.ice.Connection, "check_incoming"
+    ):
+        problems.append("aioice Connection._remote_candidates/check_incoming")
     if "_protocols" not in conn_names or "_components" not in conn_names:
         problems.append("aioice Connection._protocols/_components")
     if "_data_channels" not in RTCSctpTransport.__init__.__code__.co_names:
@@ -370,11 +375,15 @@ class StunGuard:
             if len(self._sources) >= self.MAX_SOURCES:
                 self._sources.clear()
             self._sources[source] = (now, 0)
+            frames = traceback.extract_tb(exc.__traceback__)
+            frame = frames[-1] if frames else None
+            where = f"{os.path.basename(frame.filename)}:{frame.lineno}" if frame else "?"
             logger.warning(
-                "malformed STUN datagram from %s:%s dropped (%s: %s; %d more suppressed)",
+                "malformed STUN datagram from %s:%s dropped (%s at %s: %s; %d more suppressed)",
                 source,
                 addr[1] if len(addr) > 1 else "?",
                 type(exc).__name__,
+                where,
                 exc,
                 suppressed,
             )
@@ -495,7 +504,49 @@ def configure_ice(
         )
         if receive_queue_max is not None:
             bound_receive_queue(conn, receive_queue_max)
+        conn.check_incoming = functools.partial(
+            _check_incoming_any_component, conn, conn.check_incoming
+        )
         conn._relayroom_configured = True
+
+
+def _check_incoming_any_component(
+    conn: aioice.ice.Connection,
+    original: Callable[[Any, tuple[str, int], Any], None],
+    message: Any,
+    addr: tuple[str, int],
+    protocol: Any,
+) -> None:
+    """aioice's ``check_incoming``, minus its crash on a remote candidate of another component.
+
+    aioice asserts that a remote candidate at the request's address has the component of the
+    socket it came in on. Every transport here is bundled with rtcp-mux (component 1 only), so
+    a candidate of another component at that address can never be paired: it is dropped (and
+    logged, with what it was) and the check goes on. Without this, each of the browser's
+    binding requests from that address crashed before its nomination was recorded, and ICE
+    never completed (seen with Chromium under load).
+    """
+    try:
+        original(message, addr, protocol)
+        return
+    except AssertionError:
+        component = protocol.local_candidate.component
+        strays = [
+            c
+            for c in conn._remote_candidates
+            if c._network_host == addr[0] and c.port == addr[1] and c.component != component
+        ]
+        if not strays:
+            raise
+    logger.warning(
+        "ICE: remote candidates %s at %s:%s are not of component %d: dropped",
+        [str(c) for c in strays],
+        *addr,
+        component,
+    )
+    for stray in strays:
+        conn._remote_candidates.remove(stray)
+    original(message, addr, protocol)
 
 
 class DropOldestQueue(asyncio.Queue[Any]):

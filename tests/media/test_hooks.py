@@ -125,3 +125,38 @@ def test_compatibility_check_covers_the_renegotiation_hooks(
     monkeypatch.delattr(RTCPeerConnection, "_RTCPeerConnection__connect")
     with pytest.raises(HookError, match=r"RTCPeerConnection\._RTCPeerConnection__connect"):
         check_compatibility()
+
+
+async def test_a_remote_candidate_of_another_component_does_not_break_incoming_checks() -> None:
+    """aioice asserts on a binding request from an address that a remote candidate of another
+    component also has; the hook drops that candidate and the check goes on (learning the
+    sender as a peer-reflexive candidate of component 1)."""
+    import asyncio
+    import functools
+    from types import SimpleNamespace
+
+    import aioice
+    from aioice import stun
+
+    from relayroom.media.aiortc_hooks import _check_incoming_any_component
+
+    conn = aioice.Connection(ice_controlling=True, components=1)
+    conn.remote_username, conn.remote_password = "remote", "remote-password-0123456789"
+    local = aioice.Candidate("f", 1, "udp", 100, "127.0.0.1", 40000, "host")
+    stray = aioice.Candidate("g", 2, "udp", 50, "127.0.0.1", 40001, "host")
+    await conn.add_remote_candidate(stray)
+
+    async def request(*args: Any, **kwargs: Any) -> Any:
+        raise stun.TransactionFailed(stun.Message(stun.Method.BINDING, stun.Class.ERROR))
+
+    protocol = SimpleNamespace(local_candidate=local, request=request)
+    message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    message.attributes["PRIORITY"] = 1000
+    with pytest.raises(AssertionError):  # aioice alone
+        conn.check_incoming(message, ("127.0.0.1", 40001), protocol)
+    checked = functools.partial(_check_incoming_any_component, conn, conn.check_incoming)
+    checked(message, ("127.0.0.1", 40001), protocol)
+    remote = [(c.component, c.type) for c in conn._remote_candidates]
+    assert remote == [(1, "prflx")], remote
+    await asyncio.sleep(0)
+    await conn.close()
