@@ -20,7 +20,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from struct import unpack
 from typing import Any
 
@@ -845,13 +845,17 @@ class _Resumed:
                 return
 
 
-def receive_srtp_directly(dtls: RTCDtlsTransport) -> SrtpReceivePath | None:
+def receive_srtp_directly(
+    dtls: RTCDtlsTransport, path: SrtpReceivePath | None = None
+) -> SrtpReceivePath | None:
     """Route the SRTP of a connected DTLS transport through :class:`SrtpReceivePath`.
 
     Only sockets bound by :func:`configure_ice` (:class:`GuardedStunProtocol`) take part;
-    None when there is none. Idempotent.
+    None when there is none. Idempotent. ``path`` (a subclass, e.g. the load generator's
+    header-only reader) replaces the transport's path.
     """
-    path: SrtpReceivePath | None = getattr(dtls, "_relayroom_srtp_path", None)
+    if path is None:
+        path = getattr(dtls, "_relayroom_srtp_path", None)
     if path is None:
         path = SrtpReceivePath(dtls)
     installed = False
@@ -1182,6 +1186,14 @@ class ReceiverTap:
         if nacks is not None and nacks.add(packet):
             await rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
         self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
+
+    def account(self, packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None]:
+        """The receiver's bookkeeping (statistics for receiver reports, NACK) for a media
+        packet that a caller read itself, bypassing the sink; needs ``assemble_frames=False``.
+        Only the header fields are used."""
+        if self._counter is None:
+            raise HookError("account() needs a tap without frame assembly")
+        return self._account(packet, arrival_time_ms)
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
