@@ -1187,13 +1187,20 @@ class ReceiverTap:
             await rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
         self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
 
-    def account(self, packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None]:
+    def account(self, packet: RtpPacket) -> Coroutine[Any, Any, None] | None:
         """The receiver's bookkeeping (statistics for receiver reports, NACK) for a media
-        packet that a caller read itself, bypassing the sink; needs ``assemble_frames=False``.
-        Only the header fields are used."""
-        if self._counter is None:
-            raise HookError("account() needs a tap without frame assembly")
-        return self._account(packet, arrival_time_ms)
+        packet (not RTX) that a caller read itself, bypassing the sink: only its header
+        fields are read, and not kept. Returns the NACK to send (await it), if one is due."""
+        rx = self._rx
+        stream = rx._RTCRtpReceiver__remote_streams.get(packet.ssrc)
+        if stream is None or self._counter is None:
+            raise HookError("account() needs a tap without frame assembly, after a packet")
+        stream.add(packet)
+        nacks = rx._RTCRtpReceiver__nack_generator
+        if nacks is not None and nacks.add(packet):
+            nack: Coroutine[Any, Any, None] = rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            return nack
+        return None
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):

@@ -21,17 +21,14 @@ from collections.abc import Callable
 
 import pylibsrtp
 from aiortc import RTCDtlsTransport
-from aiortc.rtp import HeaderExtensions, RtpPacket
+from aiortc.rtp import RtpPacket
 
-from relayroom.loadtest.probe import NTP_EPOCH_OFFSET, StreamProbe
+from relayroom.loadtest.probe import StreamProbe
 from relayroom.media.aiortc_hooks import ReceiverTap, SrtpReceivePath
 
 AUDIO_SAMPLE = 50  # decrypt one audio packet in this many (one a second at 20 ms packets)
 DEFAULT_TAG = 10  # SRTP authentication tag of AES_CM_128_HMAC_SHA1_80, until one is measured
 _HEADER = struct.Struct("!BBHLL")
-_NTP_EPOCH_MS = NTP_EPOCH_OFFSET * 1000
-_NO_EXTENSIONS = HeaderExtensions()  # read-only here: the bookkeeping reads abs_send_time
-_new_packet = object.__new__
 
 FrameStart = Callable[[bytes], bool]
 
@@ -39,7 +36,16 @@ FrameStart = Callable[[bytes], bool]
 class FastStream:
     """One media SSRC read header-only: where its packets go and what is known about them."""
 
-    __slots__ = ("frame_start", "last_timestamp", "n", "payload_type", "probe", "tag", "tap")
+    __slots__ = (
+        "frame_start",
+        "header",
+        "last_timestamp",
+        "n",
+        "payload_type",
+        "probe",
+        "tag",
+        "tap",
+    )
 
     def __init__(
         self,
@@ -55,6 +61,8 @@ class FastStream:
         self.last_timestamp = -1
         self.tag = DEFAULT_TAG
         self.n = 0
+        # One packet object per stream, refilled with each header: the bookkeeping keeps none.
+        self.header = RtpPacket(payload_type=payload_type)
 
 
 def _payload_offset(data: bytes) -> int:
@@ -79,6 +87,7 @@ class ProbeReceivePath(SrtpReceivePath):
         """Packets whose decryption failed (not authentic): dropped, like aiortc does."""
 
     def add_stream(self, ssrc: int, stream: FastStream) -> None:
+        stream.header.ssrc = ssrc
         self._streams[ssrc] = stream
 
     def has_stream(self, ssrc: int) -> bool:
@@ -114,18 +123,13 @@ class ProbeReceivePath(SrtpReceivePath):
             seq, timestamp, bool(marker), size - _payload_offset(data) - stream.tag, now, start
         )
         # The receiver's statistics (receiver reports) and NACK generator read header fields.
-        packet = _new_packet(RtpPacket)
-        packet.version = 2
+        packet = stream.header
         packet.marker = marker
-        packet.payload_type = b1 & 0x7F
         packet.sequence_number = seq
         packet.timestamp = timestamp
-        packet.ssrc = ssrc
-        packet.csrc = []
-        packet.extensions = _NO_EXTENSIONS
-        packet.payload = b""
-        packet.padding_size = 0
-        self._run(stream.tap.account(packet, int(now * 1000) + _NTP_EPOCH_MS))
+        nack = stream.tap.account(packet)
+        if nack is not None:
+            self._run(nack)
         return True
 
     def _decrypt(self, data: bytes, stream: FastStream) -> bytes | None:
