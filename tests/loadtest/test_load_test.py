@@ -76,3 +76,21 @@ async def test_refused_participants_fail_the_run(tmp_path: Path) -> None:
     assert code == 1
     assert summary["participants"]["failed"] == 3 and summary["participants"]["joined"] == 0
     assert "unauthorized" in summary["errors"]["first"][0], summary["errors"]
+
+
+async def test_subscribers_read_media_headers_without_aiortcs_receive_path(
+    tmp_path: Path,
+) -> None:
+    # The generator must cost less per packet than the server: past a stream's first packets,
+    # every media packet is read from its clear RTP header in the socket's callback
+    # (ProbeReceivePath), not decrypted, parsed and routed by aiortc for a jitter buffer.
+    async with ServeProcess(tmp_path) as server:
+        code, summary, table = await load_test(
+            "--url", server.url, "--subscribers", "2", "--data-rate", "0", "--duration", "4"
+        )
+    assert code == 0, (summary, table)
+    media = summary["subscribers"]["media_packets"]
+    assert media > 500, summary
+    assert summary["subscribers"]["direct_packets"] >= 0.95 * media, summary["subscribers"]
+    # Frames still checked whole: the first packet of each frame is decrypted for VP8's S bit.
+    assert summary["video"]["fps"]["min"] >= 20 and summary["video"]["incomplete_frames"] == 0
