@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, token_for
 from tests.sdk.serve import ServeProcess
 from tests.support.cli import run_cli
 
@@ -94,3 +95,34 @@ async def test_subscribers_read_media_headers_without_aiortcs_receive_path(
     assert summary["subscribers"]["direct_packets"] >= 0.95 * media, summary["subscribers"]
     # Frames still checked whole: the first packet of each frame is decrypted for VP8's S bit.
     assert summary["video"]["fps"]["min"] >= 20 and summary["video"]["incomplete_frames"] == 0
+
+
+async def test_the_relay_gets_receiver_reports_from_header_only_subscribers(
+    tmp_path: Path,
+) -> None:
+    # Like a browser, a subscriber reports what it received: the relay's stats of each leg
+    # (from the subscriber's receiver reports) show the round trip and the jitter.
+    admin = {"Authorization": "Bearer " + token_for("*", "ops", admin=True)}
+    async with ServeProcess(tmp_path) as server:
+        run = asyncio.ensure_future(
+            load_test("--url", server.url, "--subscribers", "1", "--duration", "8")
+        )
+        legs: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession() as http:
+            for _ in range(40):
+                await asyncio.sleep(0.5)
+                async with http.get(server.url + "api/rooms/load-0", headers=admin) as resp:
+                    room = await resp.json() if resp.status == 200 else {}
+                legs = [
+                    track
+                    for p in room.get("participants", [])
+                    for track in ((p.get("stats") or {}).get("tracks") or {}).get("out", [])
+                ]
+                if len(legs) == 2 and all(leg.get("rtt_ms") is not None for leg in legs):
+                    break
+        code, summary, table = await run
+    assert code == 0, (summary, table)
+    assert {leg["kind"] for leg in legs} == {"audio", "video"}, legs
+    for leg in legs:
+        assert leg["rtt_ms"] is not None and leg["rtt_ms"] < 200, leg
+        assert leg["jitter_ms"] is not None and leg["loss"] == 0, leg
