@@ -118,11 +118,17 @@ async def test_the_relay_gets_receiver_reports_from_header_only_subscribers(
                     for p in room.get("participants", [])
                     for track in ((p.get("stats") or {}).get("tracks") or {}).get("out", [])
                 ]
-                if len(legs) == 2 and all(leg.get("rtt_ms") is not None for leg in legs):
+                # Past the first packets (which take aiortc's path), the reports' figures
+                # come from the header-only path's bookkeeping.
+                if len(legs) == 2 and all(
+                    leg.get("rtt_ms") is not None and leg["packets"] > 300 for leg in legs
+                ):
                     break
         code, summary, table = await run
     assert code == 0, (summary, table)
     assert {leg["kind"] for leg in legs} == {"audio", "video"}, legs
     for leg in legs:
         assert leg["rtt_ms"] is not None and leg["rtt_ms"] < 200, leg
-        assert leg["jitter_ms"] is not None and leg["loss"] == 0, leg
+        # Interarrival jitter (RFC 3550) is never exactly 0 over hundreds of real packets: 0
+        # would say the reports describe only the stream's first packets.
+        assert leg["jitter_ms"] is not None and leg["jitter_ms"] > 0 and leg["loss"] == 0, leg
