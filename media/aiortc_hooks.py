@@ -1190,11 +1190,13 @@ class ReceiverTap:
     def account(self, packet: RtpPacket) -> Coroutine[Any, Any, None] | None:
         """The receiver's bookkeeping (statistics for receiver reports, NACK) for a media
         packet (not RTX) that a caller read itself, bypassing the sink: only its header
-        fields are read, and not kept. Returns the NACK to send (await it), if one is due."""
+        fields are read, and not kept. Returns the NACK to send (await it), if one is due.
+        Nothing is counted for an SSRC the receiver has not counted a packet of itself (or
+        while it is disabled), as aiortc would not."""
         rx = self._rx
         stream = rx._RTCRtpReceiver__remote_streams.get(packet.ssrc)
-        if stream is None or self._counter is None:
-            raise HookError("account() needs a tap without frame assembly, after a packet")
+        if stream is None or not self.receiver._enabled:
+            return None
         stream.add(packet)
         nacks = rx._RTCRtpReceiver__nack_generator
         if nacks is not None and nacks.add(packet):

@@ -15,6 +15,7 @@ start bit, and one audio packet in `AUDIO_SAMPLE`, to prove the stream decrypts.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ DEFAULT_TAG = 10  # SRTP authentication tag of AES_CM_128_HMAC_SHA1_80, until on
 _HEADER = struct.Struct("!BBHLL")
 
 FrameStart = Callable[[bytes], bool]
+logger = logging.getLogger(__name__)
 
 
 class FastStream:
@@ -119,15 +121,21 @@ class ProbeReceivePath(SrtpReceivePath):
                 return True
         self.fast_packets += 1
         marker = b1 >> 7
-        stream.probe.on_packet(
-            seq, timestamp, bool(marker), size - _payload_offset(data) - stream.tag, now, start
-        )
-        # The receiver's statistics (receiver reports) and NACK generator read header fields.
-        packet = stream.header
-        packet.marker = marker
-        packet.sequence_number = seq
-        packet.timestamp = timestamp
-        nack = stream.tap.account(packet)
+        try:
+            stream.probe.on_packet(
+                seq, timestamp, bool(marker), size - _payload_offset(data) - stream.tag, now, start
+            )
+            # The receiver's statistics (receiver reports) and NACK generator read headers.
+            packet = stream.header
+            packet.marker = marker
+            packet.sequence_number = seq
+            packet.timestamp = timestamp
+            nack = stream.tap.account(packet)
+        except Exception:  # never let a check break the socket's callback
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                logger.exception("checking a received packet failed (%d so far)", self.errors)
+            return True
         if nack is not None:
             self._run(nack)
         return True
