@@ -1,7 +1,9 @@
 """Signaling benchmark: idle memory per joined WebSocket, joins/s, broadcast fan-out per core.
 
 The server runs in this process (so its RSS and CPU time are this process's); the clients run
-in a child process. Prints one JSON document and a one-line summary. Loopback only.
+in a child process. Prints one JSON document and a one-line summary. Loopback only. Memory per
+connection is the RSS growth over the second half of the joins: the first half carries the
+one-time costs (the lazily imported modules, the allocator's first arenas).
 
     python bench/signaling.py            # N = 1000 and 5000
     python bench/signaling.py --quick    # smoke run (N = 60)
@@ -66,9 +68,20 @@ async def client_main(url: str, n: int, concurrency: int) -> None:
             assert reply["type"] == "joined", reply
         sockets.append(ws)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(join(i) for i in range(n)))
-    print(json.dumps({"joined": n, "join_s": time.perf_counter() - started}), flush=True)
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    # Two halves, so the server can measure the second alone: what one more connection costs,
+    # without the one-time costs of its first joins.
+    half = n // 2
+    join_s = 0.0
+    for first, last in ((0, half), (half, n)):
+        if first:
+            await stdin.readline()  # "more"
+        started = time.perf_counter()
+        await asyncio.gather(*(join(i) for i in range(first, last)))
+        join_s += time.perf_counter() - started
+        print(json.dumps({"joined": last, "join_s": join_s}), flush=True)
 
     async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
         nonlocal received
@@ -77,9 +90,6 @@ async def client_main(url: str, n: int, concurrency: int) -> None:
                 received += 1
 
     readers = [asyncio.create_task(reader(ws)) for ws in sockets]
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     while line := (await stdin.readline()).decode().strip():
         if line == "count":
             print(json.dumps({"received": received}), flush=True)
@@ -121,8 +131,6 @@ async def run_size(n: int, rounds: int, per_round: int) -> dict[str, Any]:
         await site.start()
         port = runner.addresses[0][1]
 
-        gc.collect()
-        rss_before = rss_bytes()
         cpu_before = time.process_time()
         child = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -134,8 +142,16 @@ async def run_size(n: int, rounds: int, per_round: int) -> dict[str, Any]:
             stdout=subprocess.PIPE,
         )
         assert child.stdout is not None and child.stdin is not None
-        joined = json.loads(await child.stdout.readline())
+        first_half = json.loads(await child.stdout.readline())["joined"]
         join_cpu = time.process_time() - cpu_before
+        await asyncio.sleep(0.5)
+        gc.collect()
+        rss_half = rss_bytes()
+        cpu_before = time.process_time()
+        child.stdin.write(b"more\n")
+        await child.stdin.drain()
+        joined = json.loads(await child.stdout.readline())
+        join_cpu += time.process_time() - cpu_before
         await asyncio.sleep(0.5)
         gc.collect()
         rss_after = rss_bytes()
@@ -168,7 +184,7 @@ async def run_size(n: int, rounds: int, per_round: int) -> dict[str, Any]:
 
     return {
         "connections": n,
-        "idle_bytes_per_connection": (rss_after - rss_before) / n,
+        "idle_bytes_per_connection": (rss_after - rss_half) / (n - first_half),
         "joins_per_s_wall": n / joined["join_s"],
         "joins_per_cpu_s": n / join_cpu if join_cpu else None,
         "fanout_messages": expected,

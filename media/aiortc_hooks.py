@@ -66,6 +66,8 @@ from aiortc.stats import RTCStatsReport
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from .bitrate import BitrateEstimator
+
 logger = logging.getLogger(__name__)
 
 TESTED_AIORTC = "1.16."
@@ -122,6 +124,7 @@ _STATS_METHODS: tuple[tuple[type, str], ...] = (
     (aioice.ice.CandidatePair, "local_candidate"),
     (StreamStatistics, "packets_expected"),
     (StreamStatistics, "jitter"),
+    (NackGenerator, "truncate"),
 )
 _STATS_INIT_NAMES: tuple[tuple[type, str], ...] = (
     (RTCIceTransport, "_connection"),
@@ -130,6 +133,15 @@ _STATS_INIT_NAMES: tuple[tuple[type, str], ...] = (
     (RTCRtpReceiver, "_RTCRtpReceiver__remote_streams"),
     (StreamStatistics, "base_seq"),
     (StreamStatistics, "packets_received"),
+    # FastStreamStatistics / FastNackGenerator write these as aiortc's add() does
+    (StreamStatistics, "max_seq"),
+    (StreamStatistics, "cycles"),
+    (StreamStatistics, "_clockrate"),
+    (StreamStatistics, "_jitter_q4"),
+    (StreamStatistics, "_last_arrival"),
+    (StreamStatistics, "_last_timestamp"),
+    (NackGenerator, "max_seq"),
+    (NackGenerator, "missing"),
 )
 
 
@@ -794,6 +806,14 @@ class SrtpReceivePath:
                 receiver = dtls._rtp_router.route_rtp(packet)
                 if receiver is None:
                     return True
+                tap: ReceiverTap | None = receiver.__dict__.get("_relayroom_tap")
+                if tap is not None:
+                    # no coroutine per packet: one comes back only when a NACK is to be sent
+                    self.packets += 1
+                    coro = tap.receive_now(packet, arrival_ms)
+                    if coro is not None:
+                        self._run(coro)
+                    return True
                 coro = receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms)
         except pylibsrtp.Error:
             return True  # not authentic, or replayed: aiortc drops it too
@@ -1002,6 +1022,60 @@ class _FrameCounter:
         return False, None
 
 
+class FastStreamStatistics(StreamStatistics):  # type: ignore[misc]
+    """aiortc's per-SSRC receive statistics, ``add`` without its per-packet helper calls.
+
+    The same fields and arithmetic (sequence comparison mod 2^16 inlined); receiver reports
+    and the stats page read it through aiortc's own properties.
+    """
+
+    def add(self, packet: RtpPacket) -> None:
+        seq = packet.sequence_number
+        max_seq = self.max_seq
+        self.packets_received += 1
+        if self.base_seq is None:
+            self.base_seq = seq
+        if max_seq is None or (
+            (seq > max_seq and seq - max_seq < 0x8000) or (seq < max_seq and max_seq - seq > 0x8000)
+        ):
+            arrival = int(time.time() * self._clockrate)
+            if max_seq is not None and seq < max_seq:
+                self.cycles += 1 << 16
+            self.max_seq = seq
+            timestamp = packet.timestamp
+            if timestamp != self._last_timestamp and self.packets_received > 1:
+                # the _last_ fields are set by the first packet, which is always in order
+                diff = abs((arrival - self._last_arrival) - (timestamp - self._last_timestamp))  # type: ignore[operator]
+                self._jitter_q4 += diff - ((self._jitter_q4 + 8) >> 4)
+            self._last_arrival = arrival
+            self._last_timestamp = timestamp
+
+
+class FastNackGenerator(NackGenerator):  # type: ignore[misc]
+    """aiortc's NACK generator; ``add`` inlined, and no pruning pass while nothing is missing."""
+
+    def add(self, packet: RtpPacket) -> bool:
+        seq = packet.sequence_number
+        max_seq = self.max_seq
+        if max_seq is None:
+            self.max_seq = seq
+            return False
+        missed = False
+        if (seq > max_seq and seq - max_seq < 0x8000) or (seq < max_seq and max_seq - seq > 0x8000):
+            gap = (seq - max_seq) & 0xFFFF
+            if gap > 1:
+                missing = self.missing
+                for i in range(1, gap):
+                    missing.add((max_seq + i) & 0xFFFF)
+                missed = True
+            self.max_seq = seq
+        else:
+            self.missing.discard(seq)
+        if self.missing:
+            self.truncate()
+        return missed
+
+
 class _EstimatorTap:
     """Wraps the receiver's REMB estimator: estimates go to us, the receiver sends no REMB."""
 
@@ -1060,6 +1134,7 @@ class ReceiverTap:
         self._orig_receive = rx.receive
         rx._handle_rtp_packet = self._handle_rtp_packet
         rx._handle_rtcp_packet = self._handle_rtcp_packet
+        rx._relayroom_tap = self  # SrtpReceivePath calls receive_now() directly
         rx.receive = self._receive
         if rx._RTCRtpReceiver__started:
             raise HookError("receiver tapped after it started decoding")
@@ -1067,11 +1142,15 @@ class ReceiverTap:
         if not assemble_frames:
             self._counter = _FrameCounter(rx._RTCRtpReceiver__kind == "video")
             rx._RTCRtpReceiver__jitter_buffer = self._counter
-        estimator = rx._RTCRtpReceiver__remote_bitrate_estimator
-        self._estimator = estimator
-        self._apt: dict[int, int] = {}  # payload type -> RTX's apt, or _NOT_RTX
-        if estimator is not None:
+        estimator: BitrateEstimator | None = None
+        if rx._RTCRtpReceiver__remote_bitrate_estimator is not None:
+            # aiortc's estimates at a fraction of its per-packet cost (media/bitrate.py)
+            estimator = BitrateEstimator()
             rx._RTCRtpReceiver__remote_bitrate_estimator = _EstimatorTap(estimator, self._estimate)
+        self._estimator = estimator
+        if isinstance(rx._RTCRtpReceiver__nack_generator, NackGenerator):
+            rx._RTCRtpReceiver__nack_generator = FastNackGenerator()
+        self._apt: dict[int, int] = {}  # payload type -> RTX's apt, or _NOT_RTX
 
     def _estimate(self, bitrate: int) -> None:
         self.on_estimate(bitrate)
@@ -1102,6 +1181,18 @@ class ReceiverTap:
                 router.ssrc_table.setdefault(encoding.rtx.ssrc, self.receiver)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        pending = self.receive_now(packet, arrival_time_ms)
+        if pending is not None:
+            await pending
+
+    def receive_now(
+        self, packet: RtpPacket, arrival_time_ms: int
+    ) -> Coroutine[Any, Any, None] | None:
+        """Handle a received packet; what is left to await (a NACK to send), if anything.
+
+        The receive path calls this from the socket's callback: most packets need no
+        coroutine at all (creating and running two per packet was a visible share of it).
+        """
         sink = self.sink
         if sink is not None and self.receiver._enabled:
             self._wire_ssrc = packet.ssrc  # for backlogged(), asked while the sink runs
@@ -1135,11 +1226,11 @@ class ReceiverTap:
                     if self.errors == 1 or self.errors % 1000 == 0:
                         logger.exception("forwarding error (%d so far)", self.errors)
         if self._counter is None:
-            await self._orig_rtp(packet, arrival_time_ms)
-        else:
-            await self._account(packet, arrival_time_ms)
+            coro: Coroutine[Any, Any, None] = self._orig_rtp(packet, arrival_time_ms)
+            return coro
+        return self._account(packet, arrival_time_ms)
 
-    async def _account(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _account(self, packet: RtpPacket, arrival_time_ms: int) -> Coroutine[Any, Any, None] | None:
         """aiortc's receive bookkeeping, less what only a decoder needs.
 
         The same steps as ``RTCRtpReceiver._handle_rtp_packet``, in its order: the bitrate
@@ -1151,16 +1242,16 @@ class ReceiverTap:
         """
         rx = self._rx
         if not self.receiver._enabled:
-            return
+            return None
         estimator = self._estimator
         if estimator is not None:
             abs_send_time = packet.extensions.abs_send_time
             if abs_send_time is not None:
                 remb = estimator.add(
-                    abs_send_time=abs_send_time,
-                    arrival_time_ms=arrival_time_ms,
-                    payload_size=len(packet.payload) + packet.padding_size,
-                    ssrc=packet.ssrc,
+                    arrival_time_ms,
+                    abs_send_time,
+                    len(packet.payload) + packet.padding_size,
+                    packet.ssrc,
                 )
                 if remb is not None:
                     self.on_estimate(int(remb[0]))
@@ -1168,11 +1259,11 @@ class ReceiverTap:
         pt = packet.payload_type
         codec = codecs.get(pt)
         if codec is None:
-            return
+            return None
         streams = rx._RTCRtpReceiver__remote_streams
         stream = streams.get(packet.ssrc)
         if stream is None:
-            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stream = streams[packet.ssrc] = FastStreamStatistics(codec.clockRate)
         stream.add(packet)
         apt = self._apt.get(pt)
         if apt is None:
@@ -1180,12 +1271,14 @@ class ReceiverTap:
         if apt != _NOT_RTX:
             original_ssrc = rx._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
             if original_ssrc is None or apt not in codecs or len(packet.payload) < 2:
-                return
+                return None
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         nacks = rx._RTCRtpReceiver__nack_generator
-        if nacks is not None and nacks.add(packet):
-            await rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
         self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
+        if nacks is not None and nacks.add(packet):
+            nack: Coroutine[Any, Any, None] = rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            return nack
+        return None
 
     def account(self, packet: RtpPacket) -> Coroutine[Any, Any, None] | None:
         """The receiver's bookkeeping (statistics for receiver reports, NACK) for a media
@@ -1307,7 +1400,7 @@ class _NackPerSsrc:
         if gen is None:
             if len(self._by_ssrc) >= self.MAX_SSRCS:
                 self._by_ssrc.clear()
-            gen = self._by_ssrc[packet.ssrc] = NackGenerator()
+            gen = self._by_ssrc[packet.ssrc] = FastNackGenerator()
         missed = gen.add(packet)
         self.missing = gen.missing
         return missed
@@ -1333,15 +1426,17 @@ class SimulcastReceiverTap(ReceiverTap):
         self._rtx_map: dict[int, int] = self._rx._RTCRtpReceiver__rtx_ssrc
         self._rx._RTCRtpReceiver__nack_generator = _NackPerSsrc()
 
-    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def receive_now(
+        self, packet: RtpPacket, arrival_time_ms: int
+    ) -> Coroutine[Any, Any, None] | None:
         ssrc = packet.ssrc
         if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
             self._learn(packet)
             if ssrc not in self.ssrc_rid and ssrc not in self._rtx_map:
                 # Not known to belong to an encoding (yet): never guess which one.
-                await self._orig_rtp(packet, arrival_time_ms)
-                return
-        await super()._handle_rtp_packet(packet, arrival_time_ms)
+                coro: Coroutine[Any, Any, None] = self._orig_rtp(packet, arrival_time_ms)
+                return coro
+        return super().receive_now(packet, arrival_time_ms)
 
     def _learn(self, packet: RtpPacket) -> None:
         ext = packet.extensions

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import strictjson
-from .aiortc_hooks import tolerate_invalid_text
 from .events import DataNotice
 from .persistence import StoredMessage, TopicStore
 from .ratelimit import TokenBucket
@@ -538,6 +537,8 @@ class RoomData:
             )
             return
         peer.inbound[label] = channel
+        from .aiortc_hooks import tolerate_invalid_text  # loaded with the call (lazy_stack)
+
         tolerate_invalid_text(channel.transport)  # before its first message is decoded
 
         def on_message(message: str | bytes) -> None:

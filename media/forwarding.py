@@ -44,6 +44,10 @@ _NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
+PayloadEdit = Callable[[bytes], bytes | None]
+"""A leg's payload rewrite (:meth:`Leg.forward`'s ``edit``); None drops the packet."""
+
+
 def ntp_now() -> int:
     """The current time as a 64-bit NTP timestamp."""
     return int((time.time() + _NTP_EPOCH_OFFSET) * 4294967296.0)
@@ -268,7 +272,11 @@ class Leg:
         if self.state is LegState.FORWARDING:
             self._set_state(LegState.WAITING_KEYFRAME)
 
-    def _sync(self, pkt: RtpPacket, now: float) -> None:
+    def _sync(
+        self, pkt: RtpPacket, now: float, edit: PayloadEdit | None = None
+    ) -> PayloadEdit | None:
+        """Fix the offsets on ``pkt`` (a keyframe); returns the payload edit from it on (a
+        subclass's may change at a sync)."""
         if self._last_seq is None:
             out_seq = self._initial_seq
             out_ts = self._initial_ts
@@ -282,12 +290,24 @@ class Leg:
         self._ext_start = self._ext_max = pkt.sequence_number + 0x10000
         self._set_state(LegState.FORWARDING)
         self.stats.syncs += 1
+        return edit
 
-    def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
-        """Rewrite one packet for this leg and send it (the hot path)."""
+    def forward(
+        self,
+        pkt: RtpPacket,
+        keyframe: bool,
+        abs3: bytes,
+        now: float,
+        edit: PayloadEdit | None = None,
+    ) -> None:
+        """Rewrite one packet for this leg and send it (the hot path).
+
+        ``edit``: a subclass's payload edit (simulcast: the VP8 descriptor rewrite, temporal
+        layers), given only by legs that need one; its None drops the packet for this leg.
+        """
         if self.state is not LegState.FORWARDING:
             if self.state is LegState.WAITING_KEYFRAME and keyframe:
-                self._sync(pkt, now)
+                edit = self._sync(pkt, now, edit)
             else:
                 return
         elif pkt.ssrc != self._source_ssrc:
@@ -296,7 +316,7 @@ class Leg:
             self.hub.request_keyframe()
             if not keyframe:
                 return
-            self._sync(pkt, now)
+            edit = self._sync(pkt, now, edit)
 
         seq_in = pkt.sequence_number
         ext_max = self._ext_max
@@ -306,9 +326,17 @@ class Leg:
             return
         if ext > ext_max:
             self._ext_max = ext
+        payload = pkt.payload
+        if edit is not None:
+            edited = edit(payload)
+            if edited is None:  # not for this leg: its sequence numbers close over the gap
+                if ext > ext_max:  # the newest (older ones would now collide: stale)
+                    self._seq_off = (self._seq_off - 1) & 0xFFFF
+                    self._ext_start = ext + 1
+                return
+            payload = edited
         seq = (seq_in + self._seq_off) & 0xFFFF
         ts = (pkt.timestamp + self._ts_off) & 0xFFFFFFFF
-        payload = pkt.payload
         csrc = pkt.csrc
         b0 = 0x80 | len(csrc)
         padding = pkt.padding_size

@@ -19,9 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from aiortc.rtp import RtpPacket
+if TYPE_CHECKING:
+    from aiortc.rtp import RtpPacket
+
+from .vp8 import ALL_TEMPORAL
 
 Quality = Literal["low", "medium", "high"]
 QUALITIES: tuple[Quality, ...] = ("low", "medium", "high")
@@ -75,6 +78,10 @@ class Layer:
         self._win_start = time.monotonic()
         self._win_octets = 0
         self._win_frames = 0
+        self._win_tid_octets = [0, 0, 0, 0]
+        self.temporal_bps: tuple[int, ...] = ()
+        """VP8 temporal layers: the bitrate of TIDs 0..k at index k, over the last window
+        (empty: the layer has none)."""
 
     def is_newest(self, seq: int) -> bool:
         """Whether ``seq`` is newer than every sequence number seen on this layer's SSRC."""
@@ -86,7 +93,7 @@ class Layer:
         self.newest_seq = seq
         return True
 
-    def account(self, pkt: RtpPacket, keyframe: bool, now: float) -> None:
+    def account(self, pkt: RtpPacket, keyframe: bool, now: float, tid: int = 0) -> None:
         """Count one new packet of this layer (on the packet path: keep it cheap). Copies
         (RTX retransmissions, and the padding browsers send as RTX to probe) are not counted:
         they say nothing of what the layer costs."""
@@ -94,6 +101,7 @@ class Layer:
         self.packets += 1
         self.octets += size
         self._win_octets += size
+        self._win_tid_octets[tid] += size
         self.last_packet_at = now
         if pkt.marker:
             self.frames += 1
@@ -111,9 +119,18 @@ class Layer:
         self.fps = round(self._win_frames / elapsed, 1)
         if self.bitrate_bps:
             self.last_bitrate_bps = self.bitrate_bps
+        tids = self._win_tid_octets
+        top = max((i for i, n in enumerate(tids) if n), default=0)
+        cumulative: list[int] = []
+        total = 0
+        for n in tids[: top + 1]:
+            total += n
+            cumulative.append(int(total * 8 / elapsed))
+        self.temporal_bps = tuple(cumulative) if top else ()
         self._win_start = now
         self._win_octets = 0
         self._win_frames = 0
+        self._win_tid_octets = [0, 0, 0, 0]
 
     def live(self, now: float, timeout_s: float) -> bool:
         """Whether packets of this layer arrive (a paused or dropped encoding sends none)."""
@@ -138,6 +155,7 @@ class Layer:
             "fps": self.fps,
             "packets": self.packets,
             "keyframes": self.keyframes,
+            "temporal_bps": list(self.temporal_bps),
         }
 
 
@@ -191,6 +209,8 @@ class LayerChooser:
         self._jump = False  # a new request may go straight to the layer it asks for
         self.downgrades = 0
         self.upgrades = 0
+        self._tid = ALL_TEMPORAL  # the highest VP8 temporal layer chosen
+        self._tid_hold_until = -1e9
 
     def ask(self, request: LayerRequest) -> None:
         """A new request from the subscriber. Asking for more than it gets goes straight to
@@ -274,6 +294,39 @@ class LayerChooser:
         if now - self._last_up_at > 10 * self._hold_s:
             self._hold_s = policy.upgrade_hold_s  # stable for a while: forgive
         return ranked[cur]
+
+    def choose_temporal(self, ranked: Sequence[Layer], layer: Layer | None, now: float) -> int:
+        """The highest VP8 temporal layer (TID) to forward of ``layer`` (3: all).
+
+        All of them, unless the leg receives the lowest layer and its estimate is below that
+        layer's bitrate: then the most temporal layers the estimate carries (the base layer at
+        least). Back up one at a time, when the estimate is ``upgrade_headroom`` times what the
+        leg gets and the hold since the last step down is over.
+        """
+        rates = layer.temporal_bps if layer is not None else ()
+        estimate = self._fresh_estimate(now)
+        if not rates or estimate is None or not ranked or layer is not ranked[0]:
+            self._tid = ALL_TEMPORAL
+            return ALL_TEMPORAL
+        top = len(rates) - 1
+        cur = min(self._tid, top)
+        if estimate < rates[cur]:
+            fit = 0
+            for k in range(cur - 1, 0, -1):
+                if rates[k] <= estimate:
+                    fit = k
+                    break
+            if fit < cur:
+                self._tid_hold_until = now + self._hold_s
+            cur = fit
+        elif (
+            cur < top
+            and now >= self._tid_hold_until
+            and estimate >= self.policy.upgrade_headroom * rates[cur]
+        ):
+            cur += 1
+        self._tid = ALL_TEMPORAL if cur >= top else cur
+        return self._tid
 
     @staticmethod
     def _fitting(ranked: Sequence[Layer], top: int, estimate: int) -> int:

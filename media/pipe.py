@@ -28,18 +28,18 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from aiortc import RTCRtpCodecParameters
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap
+from typing import TYPE_CHECKING, Any, cast
 
 from . import pipe_wire as wire
-from .aiortc_hooks import ReceiverTap, RtpReader, SenderTap
 from .events import TrackInfo
-from .forwarding import URI_AUDIO_LEVEL, Leg, TrackHub
 from .settings import MediaSettings
 from .tasks import TaskOwner
+
+if TYPE_CHECKING:  # these import aiortc, loaded with the first room (relayroom/lazy_stack.py)
+    from aiortc import RTCRtpCodecParameters
+
+    from .aiortc_hooks import ReceiverTap, SenderTap
+    from .forwarding import Leg, TrackHub
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class PipedTrack:
         )
 
     def codec(self) -> RTCRtpCodecParameters:
+        from aiortc import RTCRtpCodecParameters
+
         return RTCRtpCodecParameters(
             mimeType=self.mime_type,
             clockRate=self.clock_rate,
@@ -205,6 +207,8 @@ class _PipeSenderTap:
     def __init__(
         self, send_rtp: Callable[[bytes], None], codec: RTCRtpCodecParameters, audio: bool
     ) -> None:
+        from .forwarding import URI_AUDIO_LEVEL  # a hub exists: the WebRTC stack is loaded
+
         self.send_rtp: Callable[[bytes], None] | None = send_rtp
         self.ssrc = random.randrange(1, 1 << 32)
         self.payload_type = codec.payloadType
@@ -239,7 +243,7 @@ class PipeSender(_PipeEnd):
         )
         self._tap = _PipeSenderTap(self._send_rtp, hub.codec, not hub.is_video)
         # The leg reads only these attributes of its tap (checked by tests/workers/test_pipes).
-        self.leg.bind(cast(SenderTap, self._tap))
+        self.leg.bind(cast("SenderTap", self._tap))
         hub.add_leg(self.leg)
         self.keyframe_requests = 0
         self.estimates = 0
@@ -312,6 +316,13 @@ class PipeReceiver(_PipeEnd):
         self.frames_dropped = 0
         self.errors = 0
         self._on_closed = on_closed
+        # A far end exists once a room does: the WebRTC stack is loaded by then.
+        from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+        from aiortc.rtp import HeaderExtensionsMap
+
+        from .aiortc_hooks import RtpReader
+        from .forwarding import URI_AUDIO_LEVEL, TrackHub
+
         extensions = HeaderExtensionsMap()
         if track.info.kind == "audio":
             extensions.configure(
@@ -322,7 +333,7 @@ class PipeReceiver(_PipeEnd):
         self._reader = RtpReader(extensions)
         self.hub = TrackHub(track.publisher_id, track.info, track.codec(), None, settings)
         # The hub reads only the tap's interface described above (tests/workers/test_pipes).
-        self.hub.attach(cast(ReceiverTap, self))
+        self.hub.attach(cast("ReceiverTap", self))
 
     # ---- the tap, as the hub sees it
 

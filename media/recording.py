@@ -29,13 +29,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from aiortc.rtp import RtpPacket
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .depacketize import FrameAssembler, h264_dimensions, h264_parameter_sets, vp8_dimensions
-from .forwarding import TrackHub
 from .matroska import MatroskaWriter, avc_config, opus_head
+
+if TYPE_CHECKING:  # annotations only: the server starts without aiortc (relayroom/lazy_stack.py)
+    from aiortc.rtp import RtpPacket
+
+    from .forwarding import TrackHub
 
 logger = logging.getLogger(__name__)
 

@@ -28,19 +28,22 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 
 from .aiortc_hooks import ReceiverTap, SimulcastReceiverTap
+from .depacketize import MalformedPayload, h264_dimensions
 from .events import TrackInfo
-from .forwarding import KeyframeRequester, Leg, LegState, TrackHub, ntp_now
+from .forwarding import KeyframeRequester, Leg, LegState, PayloadEdit, TrackHub, ntp_now
 from .layers import Layer, LayerChooser, LayerPolicy, LayerRequest, rank
 from .settings import MediaSettings
 from .staleness import StalenessGate
-from .vp8 import Vp8Rewriter, keyframe_size
+from .vp8 import Vp8Rewriter, keyframe_size, temporal_id
 
 logger = logging.getLogger(__name__)
 
 
 class SimulcastLeg(Leg):
     """A :class:`Leg` that can change layer: VP8 picture ids are rewritten to stay continuous
-    (sequence numbers and timestamps already are, through the leg's resync)."""
+    (sequence numbers and timestamps already are, through the leg's resync), and VP8 temporal
+    layers above the chosen one are dropped. A leg that never switched and drops nothing
+    forwards exactly as a plain leg (no payload edit)."""
 
     def __init__(
         self,
@@ -56,7 +59,10 @@ class SimulcastLeg(Leg):
         self.desired: Layer | None = None  # what the chooser wants (maybe paused at the source)
         self.chooser = LayerChooser(policy)
         self.switches = 0
+        self.switches_deferred = 0  # keyframes not switched on: the old frame was unfinished
         self._vp8 = Vp8Rewriter() if hub.codec.mimeType.lower() == "video/vp8" else None
+        self.edit: PayloadEdit | None = None
+        """The payload edit :meth:`Leg.forward` gets (None: none, as a plain leg)."""
 
     def keyframe_wanted(self) -> None:
         """Only the layer this leg receives (or moves to) is asked for a keyframe: a PLI for
@@ -75,27 +81,91 @@ class SimulcastLeg(Leg):
         sent = self._history.get(seq % RTP_HISTORY_SIZE)
         return sent is not None and sent.sequence_number == seq
 
-    def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
+    def _newest_sent(self) -> Any:
+        """The history entry of the newest packet this leg sent (None: none, or overwritten)."""
+        if self._last_seq is None:
+            return None
+        # The newest source packet's number as sent (a late packet sent after it does not
+        # count: Leg._last_seq follows it).
+        seq = (self._ext_max + self._seq_off) & 0xFFFF
+        for candidate in (seq, self._last_seq):
+            sent = self._history.get(candidate % RTP_HISTORY_SIZE)
+            if sent is not None and sent.sequence_number == candidate:
+                return sent
+        return None
+
+    def at_frame_end(self) -> bool:
+        """Whether the leg's output ends on a whole frame (its newest packet has the marker
+        bit), or sends nothing now: only then may it move to another layer."""
+        if self.state is not LegState.FORWARDING:
+            return True
+        sent = self._newest_sent()
+        return sent is None or bool(sent.data[1] & 0x80)
+
+    def forward(
+        self,
+        pkt: RtpPacket,
+        keyframe: bool,
+        abs3: bytes,
+        now: float,
+        edit: PayloadEdit | None = None,
+    ) -> None:
+        """For callers that do not pass the leg's edit (a plain hub: a WHEP viewer's leg)."""
+        Leg.forward(self, pkt, keyframe, abs3, now, self.edit)
+
+    def set_temporal(self, max_tid: int) -> None:
+        """Forward VP8 temporal layers up to ``max_tid`` (3: all)."""
         vp8 = self._vp8
-        if vp8 is None:
-            Leg.forward(self, pkt, keyframe, abs3, now)
-            return
-        state = self.state
-        if state is not LegState.FORWARDING:
-            if state is not LegState.WAITING_KEYFRAME or not keyframe:
-                return
-            vp8.sync(pkt.payload, pkt.sequence_number)
-        if not vp8.shifting:  # never switched: the source's numbering is the leg's
-            Leg.forward(self, pkt, keyframe, abs3, now)
-            vp8.note(pkt.payload, pkt.sequence_number)
-            return
-        # The packet object is shared by every leg: lend it this leg's payload for the call.
-        original = pkt.payload
-        pkt.payload = vp8.rewrite(original, pkt.sequence_number)
-        try:
-            Leg.forward(self, pkt, keyframe, abs3, now)
-        finally:
-            pkt.payload = original
+        if vp8 is not None and max_tid != vp8.wanted_tid:
+            vp8.set_temporal(max_tid)
+            self.edit = vp8.edit if vp8.active else None
+
+    @property
+    def max_temporal(self) -> int | None:
+        """The highest VP8 TID forwarded now (None: not VP8)."""
+        return self._vp8.max_tid if self._vp8 is not None else None
+
+    @property
+    def temporal_dropped(self) -> int:
+        return self._vp8.dropped if self._vp8 is not None else 0
+
+    def _sync(
+        self, pkt: RtpPacket, now: float, edit: PayloadEdit | None = None
+    ) -> PayloadEdit | None:
+        vp8 = self._vp8
+        if vp8 is not None:
+            sent = self._newest_sent()
+            vp8.sync(pkt.payload, sent.payload if sent is not None else None)
+            edit = vp8.edit if vp8.active else None
+            self.edit = edit  # for the packets after this one
+        return super()._sync(pkt, now, edit)
+
+
+def h264_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """(width, height) from the SPS a packet starting an H264 keyframe carries (alone or in a
+    STAP-A, as browsers send it), else None."""
+    if not payload:
+        return None
+    nal_type = payload[0] & 0x1F
+    units: list[bytes] = []
+    if nal_type == 7:
+        units.append(payload)
+    elif nal_type == 24:  # STAP-A
+        pos, n = 1, len(payload)
+        while pos + 2 <= n:
+            size = (payload[pos] << 8) | payload[pos + 1]
+            pos += 2
+            if size == 0 or pos + size > n:
+                return None
+            units.append(payload[pos : pos + size])
+            pos += size
+    for unit in units:
+        if unit[0] & 0x1F == 7:
+            try:
+                return h264_dimensions(unit)
+            except MalformedPayload:
+                return None
+    return None
 
 
 def layer_policy(settings: MediaSettings) -> LayerPolicy:
@@ -167,6 +237,10 @@ class SimulcastHub(TrackHub):
         self.rids = rids
         self.policy = layer_policy(settings)
         self._is_vp8 = codec.mimeType.lower() == "video/vp8"
+        # A keyframe's picture size: layers are ranked, and tiles matched, by it.
+        self._size_of = {"video/vp8": keyframe_size, "video/h264": h264_keyframe_size}.get(
+            codec.mimeType.lower()
+        )
         self._routes: dict[str, _Route] = {}
         for i, rid in enumerate(rids):
             layer = Layer(rid, i)
@@ -190,6 +264,7 @@ class SimulcastHub(TrackHub):
         self._held_estimate = 0  # the upstream estimate before dynacast paused a layer
         self._ticker: asyncio.TimerHandle | None = None
         self.switches = 0
+        self.switches_deferred = 0  # a new layer's keyframe came while a leg was mid-frame
         self.copies_dropped = 0  # RTX copies not forwarded: every leg had the original
 
     # ---- wiring
@@ -271,13 +346,13 @@ class SimulcastHub(TrackHub):
             route.shedding = False
         keyframe = newest and self._detect(pkt.payload)
         if newest:
-            layer.account(pkt, keyframe, now)
+            layer.account(pkt, keyframe, now, temporal_id(pkt.payload) if self._is_vp8 else 0)
             if pkt.marker:
                 self.frames_in += 1
         if keyframe:
             self.keyframes_in += 1
-            if self._is_vp8:
-                size = keyframe_size(pkt.payload)
+            if self._size_of is not None:
+                size = self._size_of(pkt.payload)
                 if size is not None and size != (layer.width, layer.height):
                     layer.width, layer.height = size
                     self._ranked = rank(self._ranked)
@@ -298,8 +373,9 @@ class SimulcastHub(TrackHub):
                 else:
                     self.copies_dropped += 1
             return
+        forward = Leg.forward  # each leg's edit passed here: no call through an override
         for leg in legs:
-            leg.forward(pkt, keyframe, abs3, now)
+            forward(leg, pkt, keyframe, abs3, now, leg.edit)
 
     def _shed_layer(self, route: _Route) -> None:
         """A stale packet was dropped: this layer's legs continue at its next keyframe."""
@@ -315,11 +391,20 @@ class SimulcastHub(TrackHub):
         """Move the legs waiting for this layer onto it: those it was chosen for, and those
         that want it while it was not arriving (a resumed layer starts with this keyframe)."""
         layer = route.layer
+        now = time.monotonic()
+        timeout = self._live_timeout()
         legs = [*route.switchers]
         legs += [x for x in self._sim_legs.values() if x.desired is layer and x.layer is not layer]
-        for leg in legs:
+        for leg in dict.fromkeys(legs):  # (a leg may be in both lists)
             if leg.layer is layer or leg.state in (LegState.NEGOTIATING, LegState.CLOSED):
                 continue  # already moved, or not ready to send (it moves at a later keyframe)
+            if not leg.at_frame_end() and leg.layer is not None and leg.layer.live(now, timeout):
+                # The old layer's frame is not finished: moving now would leave the subscriber
+                # a truncated frame. Finish it, and move at the new layer's next keyframe.
+                leg.switches_deferred += 1
+                self.switches_deferred += 1
+                route.switch_keyframes.request()
+                continue
             if leg.target is not None:
                 self._routes[leg.target.rid].switchers.discard(leg)
             if leg.layer is not None:  # a switch (not a start)
@@ -409,6 +494,8 @@ class SimulcastHub(TrackHub):
                 if effective is not None and ranked.index(effective) < cur <= top:
                     effective = leg.layer  # no step down while waiting for a step up
         self._set_target(leg, effective)
+        # Even the lowest layer too much for the leg's estimate: fewer frames a second.
+        leg.set_temporal(leg.chooser.choose_temporal(ranked, leg.layer, now))
 
     def _set_target(self, leg: SimulcastLeg, target: Layer | None) -> None:
         if target is leg.layer:
@@ -555,6 +642,7 @@ class SimulcastHub(TrackHub):
             "layers": [layer.stats() for layer in self._ranked],
             "active_rids": list(self.active_rids),
             "switches": self.switches,
+            "switches_deferred": self.switches_deferred,
             "copies_dropped": self.copies_dropped,
         }
         for sid, leg in self._sim_legs.items():
@@ -563,4 +651,7 @@ class SimulcastHub(TrackHub):
                 entry["layer"] = leg.layer.rid if leg.layer else None
                 entry["target"] = leg.target.rid if leg.target else None
                 entry["estimate_bps"] = leg.chooser.estimate_bps
+                entry["max_temporal"] = leg.max_temporal
+                entry["temporal_dropped"] = leg.temporal_dropped
+                entry["switches_deferred"] = leg.switches_deferred
         return out

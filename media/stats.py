@@ -25,20 +25,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aioice.candidate import Candidate
-from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver
+if TYPE_CHECKING:  # the hooks are imported where a call is read: see relayroom/lazy_stack.py
+    from aioice.candidate import Candidate
+    from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpReceiver
 
-from .aiortc_hooks import media_stream_statistics, nominated_candidates, transport_stats
-from .forwarding import Leg, TrackHub
-from .participant import Participant
-from .room import Room
+    from .forwarding import Leg, TrackHub
+    from .participant import Participant
+    from .room import Room
 
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-RoomsSource = Callable[[], Mapping[str, Room]]
+RoomsSource = Callable[[], Mapping[str, "Room"]]
 ClientReportSource = Callable[[str, str], Mapping[str, Any] | None]
 
 
@@ -217,6 +217,8 @@ def _candidate_json(candidate: Candidate) -> Json:
 
 def selected_pair(dtls: RTCDtlsTransport) -> Json | None:
     """The nominated ICE candidate pair of a DTLS transport's ICE connection (aioice)."""
+    from .aiortc_hooks import nominated_candidates
+
     candidates = nominated_candidates(dtls)
     if candidates is None:
         return None
@@ -611,6 +613,8 @@ class StatsCollector:
             out["fps"] = max(layer["fps"] for layer in out["layers"])
         receiver = self._receiver_for(participant, info.id)
         if receiver is not None:
+            from .aiortc_hooks import media_stream_statistics
+
             streams = media_stream_statistics(receiver)
             if streams:
                 expected = sum(s.packets_expected for s in streams if s.base_seq is not None)
@@ -728,6 +732,8 @@ class StatsCollector:
         out["candidate_pair"] = pair
         if pair is not None and pair["type"]:
             totals.candidate_types[pair["type"]] += 1
+        from .aiortc_hooks import transport_stats
+
         for entry in transport_stats(dtls).values():
             if entry.type == "transport":
                 rx, tx = int(entry.bytesReceived or 0), int(entry.bytesSent or 0)

@@ -8,7 +8,11 @@ layer's keyframe), and the decoder never sees a jump. Only the descriptor bytes 
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from typing import NamedTuple
+
+_HEAD5 = struct.Struct("!BBHB").pack  # X byte, I/L/T/K byte, M + 15-bit PictureID, TL0PICIDX
 
 
 class Vp8Descriptor(NamedTuple):
@@ -85,91 +89,168 @@ def keyframe_size(payload: bytes) -> tuple[int, int] | None:
     return width, height
 
 
-class Vp8Rewriter:
-    """Keeps PictureID and TL0PICIDX continuous on one subscriber leg across layer switches.
+ALL_TEMPORAL = 3
+"""The highest VP8 TID (2 bits): forwarding up to it forwards every temporal layer."""
 
-    Call :meth:`sync` with the first packet of the keyframe the leg starts (or switches) on.
-    While no switch happened the offsets are zero (:attr:`shifting` is False) and the caller
-    only notes each frame's first payload (:meth:`note`); after one, :meth:`rewrite` shifts
-    each packet's descriptor. Both are on the packet path: they touch at most 6 bytes.
+
+def temporal_id(payload: bytes) -> int:
+    """The TID of a packet (0 when the descriptor carries none: a stream without layers)."""
+    if len(payload) < 3 or not payload[0] & 0x80:
+        return 0
+    b1 = payload[1]
+    if not b1 & 0x20:
+        return 0
+    pos = 2
+    if b1 & 0x80:
+        pos += 2 if payload[2] & 0x80 else 1
+    if b1 & 0x40:
+        pos += 1
+    return payload[pos] >> 6 if pos < len(payload) else 0
+
+
+class Vp8Rewriter:
+    """One subscriber leg's view of a VP8 stream: continuous PictureID and TL0PICIDX across
+    layer switches, and temporal layers above :attr:`max_tid` dropped.
+
+    :meth:`sync` is called with the first packet of the keyframe the leg starts (or switches)
+    on, and the last payload the leg sent; it fixes the offsets so the new layer's pictures
+    follow the old one's. :meth:`rewrite` is the leg's payload edit on the packet path (only
+    while :attr:`active`): it returns the payload with the descriptor shifted (only the
+    descriptor bytes are rebuilt), or None for a packet of a temporal layer the leg does not
+    get. A dropped picture moves the PictureID offset back by one, so the subscriber sees
+    consecutive picture ids (a decoder takes a gap for a lost frame); TL0PICIDX needs nothing
+    (base-layer pictures are never dropped). The leg raises its temporal layer only at a
+    picture of the next layer up marked as a sync point (Y bit), or at a keyframe: a higher
+    layer's picture before it may reference pictures the leg dropped.
     """
 
-    __slots__ = ("_last", "_last_seq", "_pic_off", "_tl0_off", "shifting")
+    __slots__ = (
+        "_dropped_pic",
+        "_heads",
+        "_pic_off",
+        "_tl0_off",
+        "dropped",
+        "max_tid",
+        "wanted_tid",
+    )
 
     def __init__(self) -> None:
         self._pic_off = 0
         self._tl0_off = 0
-        self._last: bytes | None = None  # the source payload of the last frame start sent
-        self._last_seq = 0
-        self.shifting = False
+        self._dropped_pic = -1  # the source PictureID of the last picture dropped
+        self._heads: dict[bytes, bytes] = {}  # shift(): source's first 5 bytes -> sent ones
+        self.max_tid = ALL_TEMPORAL  # the highest TID forwarded now
+        self.wanted_tid = ALL_TEMPORAL  # the highest TID to forward (reached at a sync point)
+        self.dropped = 0  # packets of temporal layers not forwarded
 
-    def note(self, payload: bytes, seq: int) -> None:
-        """A payload sent (``seq``: its source sequence number): remember it if it starts a
-        newer frame (a late packet, reordered, must not move the continuation point back)."""
-        if payload and payload[0] & 0x10 and (seq - self._last_seq) & 0xFFFF < 0x8000:
-            self._last = payload
-            self._last_seq = seq
+    @property
+    def active(self) -> bool:
+        """Whether packets need :meth:`rewrite` (else the source's payloads go as they are)."""
+        return bool(
+            self._pic_off
+            or self._tl0_off
+            or self.max_tid < ALL_TEMPORAL
+            or self.wanted_tid < ALL_TEMPORAL
+        )
 
-    def _last_sent(self) -> tuple[int | None, int | None, int]:
-        """(PictureID, TL0PICIDX, PictureID bits) of the last frame start sent, as sent."""
-        last = self._last
-        d = parse_descriptor(last) if last is not None else None
-        if last is None or d is None:
-            return None, None, 0
-        pic = picture_id(last, d)
-        tl0 = tl0picidx(last, d)
-        bits = d.picture_id_bits
-        if pic is not None:
-            pic = (pic + self._pic_off) % (1 << bits)
-        if tl0 is not None:
-            tl0 = (tl0 + self._tl0_off) & 0xFF
-        return pic, tl0, bits
+    def set_temporal(self, max_tid: int) -> None:
+        """Forward TIDs up to ``max_tid`` (lower: from the next picture; higher: from a sync
+        point of the next layer up, or a keyframe)."""
+        self.wanted_tid = max(0, min(max_tid, ALL_TEMPORAL))
+        self._heads = {}  # rewrite() may move the PictureID offset from now on
 
-    def sync(self, payload: bytes, seq: int) -> None:
-        """Fix the offsets so that this keyframe (source sequence number ``seq``) follows the
-        last picture sent."""
+    def sync(self, payload: bytes, last_sent: bytes | None) -> None:
+        """Fix the offsets so that this keyframe follows ``last_sent`` (the payload of the last
+        packet the leg sent, as sent; None: nothing yet)."""
+        self.max_tid = self.wanted_tid
+        self._dropped_pic = -1
+        self._heads = {}  # new offsets
         d = parse_descriptor(payload)
         if d is None:
             return
-        last_pic, last_tl0, last_bits = self._last_sent()
+        last = parse_descriptor(last_sent) if last_sent is not None else None
+        last_pic = picture_id(last_sent, last) if last_sent is not None and last else None
+        last_tl0 = tl0picidx(last_sent, last) if last_sent is not None and last else None
         pic = picture_id(payload, d)
         if pic is not None:
             modulo = 1 << d.picture_id_bits
-            if last_pic is not None and last_bits != d.picture_id_bits:
-                last_pic %= modulo
             out = pic if last_pic is None else (last_pic + 1) % modulo
             self._pic_off = (out - pic) % modulo
         tl0 = tl0picidx(payload, d)
         if tl0 is not None:
             out = tl0 if last_tl0 is None else (last_tl0 + 1) & 0xFF
             self._tl0_off = (out - tl0) & 0xFF
-        self.shifting = bool(self._pic_off or self._tl0_off)
-        self._last = None  # a new source: its sequence numbers start elsewhere
-        self._last_seq = (seq - 1) & 0xFFFF
 
-    def rewrite(self, payload: bytes, seq: int) -> bytes:
-        """``payload`` (source sequence number ``seq``) with PictureID and TL0PICIDX shifted
-        (the same object when there is nothing to shift)."""
+    @property
+    def edit(self) -> Callable[[bytes], bytes | None]:
+        """The leg's payload edit for now: :meth:`shift` unless temporal layers are dropped."""
+        if self.max_tid == self.wanted_tid == ALL_TEMPORAL:
+            return self.shift
+        return self.rewrite
+
+    def shift(self, payload: bytes) -> bytes | None:
+        """:meth:`rewrite` when no temporal layer is dropped. What browsers send (X, I with a
+        15-bit PictureID, L) has its first five bytes replaced, looked up by the five bytes of
+        the source: the packets of one picture share them (two entries a picture: with and
+        without S), so the arithmetic runs once a picture."""
+        head = self._heads.get(payload[:5])
+        if head is not None:
+            return head + payload[5:]
+        b1 = payload[1] if len(payload) > 5 else 0
+        if b1 & 0xC0 != 0xC0 or not payload[2] & 0x80 or not payload[0] & 0x80:
+            return self.rewrite(payload)
+        pic = ((((payload[2] << 8) | payload[3]) + self._pic_off) & 0x7FFF) | 0x8000
+        head = _HEAD5(payload[0], b1, pic, (payload[4] + self._tl0_off) & 0xFF)
+        heads = self._heads
+        if len(heads) >= 16:
+            heads.clear()  # bounded: older pictures do not come back (but late, rarely)
+        heads[payload[:5]] = head
+        return head + payload[5:]
+
+    def rewrite(self, payload: bytes) -> bytes | None:
+        """``payload`` as this leg sends it; None: a temporal layer it does not get."""
         if len(payload) < 6:
             return payload
         b0 = payload[0]
         b1 = payload[1]
-        if not b0 & 0x80 or not b1 & 0xC0:
+        if not b0 & 0x80 or not b1 & 0xE0:
             return payload
-        if b0 & 0x10 and (seq - self._last_seq) & 0xFFFF < 0x8000:
-            self._last = payload
-            self._last_seq = seq
-        if b1 & 0x80 and payload[2] & 0x80:  # 15-bit PictureID (what browsers send)
-            pic = ((((payload[2] & 0x7F) << 8) | payload[3]) + self._pic_off) & 0x7FFF
+        long_pic = b1 & 0x80 and payload[2] & 0x80
+        pos = 2 + (2 if long_pic else 1 if b1 & 0x80 else 0) + (1 if b1 & 0x40 else 0)
+        if b1 & 0x20 and pos < len(payload):
+            tid = payload[pos] >> 6
+            start = b0 & 0x17 == 0x10  # S set, partition 0: a picture's first packet
+            if start and self.wanted_tid != self.max_tid:
+                if self.wanted_tid < self.max_tid:
+                    self.max_tid = self.wanted_tid  # lower: from this picture on
+                elif pos + 1 < len(payload) and not payload[pos + 1] & 0x01:
+                    self.max_tid = self.wanted_tid  # a keyframe (P bit clear): all at once
+            if tid > self.max_tid:
+                if start and tid == self.max_tid + 1 <= self.wanted_tid and payload[pos] & 0x20:
+                    self.max_tid = tid  # a sync point of the next layer up
+                else:
+                    self.dropped += 1
+                    if b1 & 0x80:
+                        pic = ((payload[2] & 0x7F) << 8) | payload[3] if long_pic else payload[2]
+                        if pic != self._dropped_pic:  # one picture less for the subscriber
+                            self._dropped_pic = pic
+                            self._pic_off = (self._pic_off - 1) & 0x7FFF
+                    return None
+        pic_off = self._pic_off
+        tl0_off = self._tl0_off
+        if not pic_off and not tl0_off:
+            return payload
+        if long_pic:  # 15-bit PictureID (what browsers send)
+            pic = ((((payload[2] & 0x7F) << 8) | payload[3]) + pic_off) & 0x7FFF
             if b1 & 0x40:
-                tl0 = (payload[4] + self._tl0_off) & 0xFF
+                tl0 = (payload[4] + tl0_off) & 0xFF
                 return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF, tl0)) + payload[5:]
             return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF)) + payload[4:]
-        head = bytearray(payload[:6])
-        pos = 2
+        head = bytearray(payload[:4])
+        at = 2
         if b1 & 0x80:  # 7-bit PictureID
-            head[2] = (head[2] + self._pic_off) & 0x7F
-            pos = 3
+            head[2] = (head[2] + pic_off) & 0x7F
+            at = 3
         if b1 & 0x40:
-            head[pos] = (head[pos] + self._tl0_off) & 0xFF
-        return bytes(head) + payload[6:]
+            head[at] = (head[at] + tl0_off) & 0xFF
+        return bytes(head) + payload[4:]

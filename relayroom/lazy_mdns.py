@@ -31,6 +31,14 @@ class _DeferredMdns(types.ModuleType):
         super().__init__(MODULE)
         self._real: types.ModuleType | None = None
 
+    def is_mdns_hostname(self, name: str) -> bool:
+        # aioice asks this of every remote candidate: only a ``.local`` name needs the module
+        # (an address never ends so), so a call with plain addresses keeps dnspython unloaded.
+        if not name.endswith(".local"):
+            return False
+        result: bool = self.__getattr__("is_mdns_hostname")(name)
+        return result
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "_real":
             raise AttributeError(name)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relayroom.media.datachannels import DataSettings
 from relayroom.media.errors import MediaError, UnknownTrack
@@ -30,7 +30,6 @@ from relayroom.media.events import (
     TrackUnpublished,
 )
 from relayroom.media.layers import LayerRequest, Quality
-from relayroom.media.participant import Participant
 from relayroom.media.persistence import TopicStore
 from relayroom.media.pipe import Address, PipedTrack, PipeEndpoint, PipeReceiver
 from relayroom.media.recording import (
@@ -40,11 +39,14 @@ from relayroom.media.recording import (
     RecordingSettings,
     Selection,
 )
-from relayroom.media.room import Room as MediaRoom
 from relayroom.media.settings import MediaSettings
 from relayroom.media.tasks import TaskOwner
 from relayroom.media.topics import WhiteboardLimits
-from relayroom.media.viewer import Selector
+
+if TYPE_CHECKING:  # these import aiortc, loaded with the first room (relayroom/lazy_stack.py)
+    from relayroom.media.participant import Participant
+    from relayroom.media.room import Room as MediaRoom
+    from relayroom.media.viewer import Selector
 
 from .config import Config
 from .logs import about, context_about
@@ -504,6 +506,8 @@ class MediaGateway:
     def _media_room(self, room: str) -> MediaRoom:
         media_room = self._rooms.get(room)
         if media_room is None:
+            from relayroom.media.room import Room as MediaRoom  # the WebRTC stack loads here
+
             media_room = self._rooms[room] = MediaRoom(
                 room,
                 self.settings,

@@ -6,7 +6,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import jwt
+from relayroom.lazy_stack import without_cryptography
+
+with without_cryptography():  # HS256 needs hmac only: cryptography loads with the first call
+    import jwt
 
 from .protocol import MAX_NAME_LENGTH, MAX_ROOM_LENGTH
 

@@ -1,5 +1,8 @@
 """PyAV stays unloaded in the server until something uses it, and aiortc still works when it does.
 
+The whole WebRTC stack (aiortc, aioice, pylibsrtp, cryptography) waits for the first call too
+(``relayroom/lazy_stack.py``): an idle server has none of it.
+
 Each check runs in a fresh interpreter: the test process itself has PyAV loaded already.
 """
 
@@ -99,3 +102,37 @@ def test_a_running_server_has_not_loaded_ffmpeg() -> None:
             server.terminate()
             server.wait(10)
     assert "libavcodec" not in maps and "libvpx" not in maps
+    # relayroom/lazy_stack.py: the WebRTC stack (and cryptography) loads with the first call.
+    assert "pylibsrtp/" not in maps and "cryptography/" not in maps and "_cffi_backend" not in maps
+
+
+LAUNCH = """
+import sys
+from relayroom.launcher import main
+from relayroom import lazy_stack
+sys.argv = ["relayroom", "--help"]
+try:
+    main()  # imports the whole CLI and server as `relayroom serve` does, then prints help
+except SystemExit:
+    pass
+import relayroom.signaling.server, relayroom.signaling.gateway, relayroom.signaling.admin
+import relayroom.media, relayroom.media.stats, relayroom.media.recording
+from relayroom.signaling.tokens import mint_token, verify_token
+claims = verify_token("s" * 32, mint_token("s" * 32, room="r", identity="i", ttl_s=60), room="r")
+assert claims.identity == "i"
+assert not lazy_stack.loaded(), lazy_stack.loaded()
+from relayroom.media import Room  # a room is the first use: the stack loads, PyAV still waits
+from relayroom.lazy_av import av_loaded
+from relayroom.lazy_mdns import mdns_loaded
+assert "aiortc" in sys.modules and "pylibsrtp" in sys.modules and "cryptography" in sys.modules
+assert not av_loaded() and not mdns_loaded()
+print("ok")
+"""
+
+
+def test_the_server_imports_no_webrtc_stack_until_a_room_is_made() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCH], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")

@@ -23,6 +23,10 @@ from relayroom.lazy_mdns import mdns_loaded
 loaded = sorted(m for m in sys.modules if m == "dns" or m.startswith("dns."))
 assert not loaded and not mdns_loaded(), loaded
 import aioice.ice
+# aioice asks this of every remote candidate: a plain address loads nothing
+assert not aioice.ice.mdns.is_mdns_hostname("192.0.2.1") and not mdns_loaded()
+assert aioice.ice.mdns.is_mdns_hostname("4f2b6e9a-1c3d-4e5f-8a7b-9c0d1e2f3a4b.local")
+assert mdns_loaded()
 # First use: what aioice calls when a remote candidate is a .local name loads the real module.
 create = aioice.ice.mdns.create_mdns_protocol
 import aioice.mdns

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 import pytest
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from tests.conftest import token_for
 from tests.simulcast.pages import JOIN, PUBLISH, wait_for
+from tests.simulcast.remb import send_capped_remb
 from tests.support.browsers import chromium_page
 from tests.support.sfu import WsSubscriber
 
@@ -21,24 +21,6 @@ pytestmark = pytest.mark.browser
 
 CAP_BPS = 250_000
 LARGE = {"maxWidth": 1280, "maxHeight": 720}
-
-
-async def send_capped_remb(sub: WsSubscriber, bps: int) -> None:
-    """Act as a receiver whose estimate is ``bps``: the receiver's own REMB is switched off
-    (test-client internals) and ours goes out every 300 ms for the stream it receives."""
-    while True:
-        for transceiver in sub.pc.getTransceivers():
-            rx: Any = transceiver.receiver
-            if transceiver.kind != "video" or rx.transport is None:
-                continue
-            rx._RTCRtpReceiver__remote_bitrate_estimator = None
-            ssrcs = list(rx._RTCRtpReceiver__remote_streams)
-            rtcp_ssrc = rx._RTCRtpReceiver__rtcp_ssrc
-            if ssrcs and rtcp_ssrc is not None:
-                fci = pack_remb_fci(bps, ssrcs[:1])
-                packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
-                await rx._send_rtcp(packet)
-        await asyncio.sleep(0.3)
 
 
 def legs_of(server: Any, room: str) -> dict[str, Any]:

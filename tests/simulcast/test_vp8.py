@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import random
+
 from relayroom.media.vp8 import (
     Vp8Rewriter,
     keyframe_size,
     parse_descriptor,
     picture_id,
+    temporal_id,
     tl0picidx,
 )
 from tests.simulcast.vp8data import vp8
 
 
-class Seq:
-    """Source sequence numbers: each layer numbers its packets on its own."""
+class Out:
+    """A leg's output: what the rewriter returns, the last payload sent remembered."""
 
-    def __init__(self, start: int) -> None:
-        self.n = start
+    def __init__(self) -> None:
+        self.rewriter = Vp8Rewriter()
+        self.last: bytes | None = None
 
-    def __call__(self) -> int:
-        self.n = (self.n + 1) & 0xFFFF
-        return self.n
+    def sync(self, payload: bytes) -> None:
+        self.rewriter.sync(payload, self.last)
+
+    def send(self, payload: bytes) -> tuple[int | None, int | None] | None:
+        out = self.rewriter.rewrite(payload) if self.rewriter.active else payload
+        if out is None:
+            return None
+        self.last = out
+        return fields(out)
 
 
 def fields(payload: bytes) -> tuple[int | None, int | None]:
@@ -39,72 +49,127 @@ def test_keyframe_size_is_read_from_the_first_packet() -> None:
 def test_descriptor_without_extension_is_left_alone() -> None:
     rewriter = Vp8Rewriter()
     payload = bytes([0x10, 0x00, 0x9D]) + b"x" * 10
-    rewriter.sync(payload, 1)
-    assert rewriter.rewrite(payload, 1) is payload
+    rewriter.sync(payload, vp8(5, 1))
+    assert rewriter.rewrite(payload) is payload
+
+
+def test_the_first_layer_keeps_its_own_numbering() -> None:
+    out = Out()
+    out.sync(vp8(50, 1, key=True))
+    assert not out.rewriter.active  # no edit on the packet path at all
+    assert out.send(vp8(50, 1, key=True)) == (50, 1)
 
 
 def test_picture_ids_continue_across_a_switch() -> None:
-    rewriter = Vp8Rewriter()
-    q, f = Seq(65530), Seq(100)
+    out = Out()
     # layer q: pictures 100..102, TL0 7..9
-    out = []
     first = vp8(100, 7, key=True)
-    rewriter.sync(first, q.n + 1)
-    out.append(fields(rewriter.rewrite(first, q())))
+    out.sync(first)
+    got = [out.send(first)]
     for pic, tl0 in ((101, 8), (102, 9)):
-        out.append(fields(rewriter.rewrite(vp8(pic, tl0), q())))
+        got.append(out.send(vp8(pic, tl0)))
     # switch to layer f, numbered elsewhere: 30000, TL0 200
     key = vp8(30000, 200, key=True, size=(1280, 720))
-    rewriter.sync(key, f.n + 1)
-    out.append(fields(rewriter.rewrite(key, f())))
-    out.append(fields(rewriter.rewrite(vp8(30000, 200, start=False), f())))  # same picture
-    out.append(fields(rewriter.rewrite(vp8(30001, 201), f())))
-    assert out == [(100, 7), (101, 8), (102, 9), (103, 10), (103, 10), (104, 11)]
+    out.sync(key)
+    assert out.rewriter.active
+    got.append(out.send(key))
+    got.append(out.send(vp8(30000, 200, start=False)))  # same picture
+    got.append(out.send(vp8(30001, 201)))
+    assert got == [(100, 7), (101, 8), (102, 9), (103, 10), (103, 10), (104, 11)]
 
 
 def test_picture_ids_wrap_at_15_bits_and_tl0_at_8() -> None:
-    rewriter = Vp8Rewriter()
+    out = Out()
     a = vp8(0x7FFE, 0xFE, key=True)
-    rewriter.sync(a, 1)
-    rewriter.rewrite(a, 1)
-    rewriter.rewrite(vp8(0x7FFF, 0xFF), 2)
+    out.sync(a)
+    out.send(a)
+    out.send(vp8(0x7FFF, 0xFF))
     b = vp8(10, 3, key=True)
-    rewriter.sync(b, 500)
-    assert fields(rewriter.rewrite(b, 500)) == (0, 0)
-    assert fields(rewriter.rewrite(vp8(11, 4), 501)) == (1, 1)
-
-
-def test_a_late_packet_does_not_move_the_continuation_point_back() -> None:
-    rewriter = Vp8Rewriter()
-    k = vp8(50, 1, key=True)
-    rewriter.sync(k, 10)
-    rewriter.rewrite(k, 10)
-    rewriter.rewrite(vp8(52, 3), 12)
-    rewriter.rewrite(vp8(51, 2), 11)  # reordered
-    nxt = vp8(900, 40, key=True)
-    rewriter.sync(nxt, 7000)
-    assert fields(rewriter.rewrite(nxt, 7000)) == (53, 4)
-
-
-def test_an_unchanged_leg_notes_where_it_is() -> None:
-    rewriter = Vp8Rewriter()
-    k = vp8(50, 1, key=True)
-    rewriter.sync(k, 10)
-    assert not rewriter.shifting  # the first layer keeps its own numbering
-    rewriter.note(k, 10)
-    rewriter.note(vp8(51, 2), 11)
-    rewriter.note(vp8(50, 1, start=False), 9)  # late, and not a frame start
-    nxt = vp8(900, 40, key=True)
-    rewriter.sync(nxt, 300)
-    assert rewriter.shifting
-    assert fields(rewriter.rewrite(nxt, 300)) == (52, 3)
+    out.sync(b)
+    assert out.send(b) == (0, 0)
+    assert out.send(vp8(11, 4)) == (1, 1)
 
 
 def test_payload_after_the_descriptor_is_unchanged() -> None:
-    rewriter = Vp8Rewriter()
+    out = Out()
     k = vp8(50, 1, key=True, size=(640, 360))
-    rewriter.sync(vp8(9, 9, key=True), 1)
-    rewriter.rewrite(vp8(9, 9, key=True), 1)
-    rewriter.sync(k, 77)
-    out = rewriter.rewrite(k, 77)
-    assert out[6:] == k[6:] and keyframe_size(out) == (640, 360)
+    out.sync(vp8(9, 9, key=True))
+    out.send(vp8(9, 9, key=True))
+    out.sync(k)
+    sent = out.rewriter.rewrite(k)
+    assert sent is not None and sent[6:] == k[6:] and keyframe_size(sent) == (640, 360)
+
+
+def test_temporal_id_is_read_from_the_descriptor() -> None:
+    assert temporal_id(vp8(1, 1, tid=2)) == 2
+    assert temporal_id(vp8(1, 1, tid=0)) == 0
+    assert temporal_id(bytes([0x10, 0x00, 0x9D])) == 0  # no extension: no layers
+    assert temporal_id(b"\x80\x20") == 0  # truncated: no crash
+
+
+# L1T3 as libvpx sends it: TIDs 0 2 1 2 0 2 1 2 ..., TL0PICIDX counting the TID 0 pictures.
+PATTERN = (0, 2, 1, 2)
+
+
+def l1t3(pic: int, *, key: bool = False, sync: bool = False) -> bytes:
+    n = pic - 100
+    return vp8(pic, 5 + n // 4, key=key, tid=PATTERN[n % 4], sync=sync)
+
+
+def test_dropped_temporal_layers_leave_no_gap_in_picture_ids() -> None:
+    out = Out()
+    out.sync(l1t3(100, key=True))
+    out.rewriter.set_temporal(0)
+    assert out.rewriter.active
+    got = [out.send(l1t3(pic, key=pic == 100)) for pic in range(100, 112)]
+    sent = [x for x in got if x is not None]
+    # Only the TID 0 pictures (100, 104, 108), numbered 100, 101, 102; TL0PICIDX as sent.
+    assert sent == [(100, 5), (101, 6), (102, 7)]
+    assert out.rewriter.dropped == 9
+
+
+def test_a_temporal_layer_comes_back_only_at_a_sync_point() -> None:
+    out = Out()
+    out.sync(l1t3(100, key=True))
+    out.rewriter.set_temporal(0)
+    for pic in range(100, 104):
+        out.send(l1t3(pic, key=pic == 100))
+    out.rewriter.set_temporal(1)
+    assert out.send(l1t3(104)) is not None  # TID 0
+    assert out.send(l1t3(106)) is None  # TID 1, no Y bit: may reference what was dropped
+    assert out.send(l1t3(107)) is None  # TID 2: not asked for
+    assert out.send(l1t3(108)) is not None
+    assert out.send(l1t3(110, sync=True)) is not None  # TID 1 with Y: from here on
+    assert out.rewriter.max_tid == 1
+    assert out.send(l1t3(111)) is None
+    assert out.send(l1t3(114)) is not None  # TID 1
+
+
+def test_lowering_the_temporal_layer_waits_for_the_next_picture() -> None:
+    out = Out()
+    out.sync(l1t3(100, key=True))
+    out.send(l1t3(100, key=True))
+    first = vp8(101, 5, tid=2)
+    assert out.send(first) is not None
+    out.rewriter.set_temporal(0)
+    # The rest of picture 101 still goes (a truncated picture is worse than a late drop).
+    assert out.send(vp8(101, 5, tid=2, start=False)) is not None
+    assert out.send(l1t3(102)) is None
+    assert out.send(l1t3(103)) is None
+    assert out.send(l1t3(104)) == (102, 6)
+
+
+def test_any_bytes_from_a_publisher_are_handled_without_an_exception() -> None:
+    rng = random.Random(7)
+    out = Out()
+    out.sync(vp8(100, 5, key=True))
+    out.send(vp8(100, 5, key=True))
+    out.sync(vp8(9000, 77, key=True))  # switched: every packet goes through the edit
+    for max_tid in (3, 1, 0):
+        out.rewriter.set_temporal(max_tid)
+        for _ in range(3000):
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
+            temporal_id(payload)
+            for edit in (out.rewriter.shift, out.rewriter.rewrite):
+                edited = edit(payload)
+                assert edited is None or len(edited) == len(payload)

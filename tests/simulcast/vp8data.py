@@ -13,10 +13,12 @@ def vp8(
     start: bool = True,
     size: tuple[int, int] = (320, 180),
     tid: int = 0,
+    sync: bool = False,
 ) -> bytes:
     """One packet's payload: descriptor (X, I with M, L, T) then the frame's first bytes."""
     b0 = 0x80 | (0x10 if start else 0)
-    desc = bytes([b0, 0xE0, 0x80 | (pic >> 8) & 0x7F, pic & 0xFF, tl0 & 0xFF, tid << 6])
+    tk = (tid << 6) | (0x20 if sync else 0)  # TID, Y (a sync point)
+    desc = bytes([b0, 0xE0, 0x80 | (pic >> 8) & 0x7F, pic & 0xFF, tl0 & 0xFF, tk])
     if not start:
         return desc + b"c" * 20
     if key:
