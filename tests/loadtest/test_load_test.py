@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relayroom.loadtest.peer import MediaSpec
+from relayroom.loadtest.receive import ProbeReceivePath
+from relayroom.loadtest.runner import LoadTestSpec, run_load_test
 from tests.conftest import TEST_SECRET, token_for
 from tests.sdk.serve import ServeProcess
 from tests.support.cli import run_cli
@@ -132,3 +136,39 @@ async def test_the_relay_gets_receiver_reports_from_header_only_subscribers(
         # Interarrival jitter (RFC 3550) is never exactly 0 over hundreds of real packets: 0
         # would say the reports describe only the stream's first packets.
         assert leg["jitter_ms"] is not None and leg["jitter_ms"] > 0 and leg["loss"] == 0, leg
+
+
+async def test_packets_lost_on_the_header_only_path_are_nacked_and_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loss on loopback is made here: the subscriber drops one video packet in 15 as it
+    # arrives. Like a browser, it NACKs them and the relay retransmits (RTX), so what the
+    # probe counts as lost stays far below what was dropped; with no NACK it would be ~6.7%.
+    handle = ProbeReceivePath.handle
+    seen = [0]
+    dropped = [0]
+
+    def lossy(path: ProbeReceivePath, data: bytes) -> bool:
+        rtp = len(data) > 12 and not 191 < data[1] < 209
+        if rtp and path.has_stream(int.from_bytes(data[8:12], "big")):
+            seen[0] += 1
+            if seen[0] % 15 == 0:
+                dropped[0] += 1
+                return True
+        return handle(path, data)
+
+    monkeypatch.setattr(ProbeReceivePath, "handle", lossy)
+    async with ServeProcess(tmp_path) as server:
+        spec = LoadTestSpec(
+            url=server.url,
+            api_secret=TEST_SECRET,
+            subscribers=2,
+            duration_s=5,
+            report_interval_s=60,
+            media=MediaSpec(audio=False, data_per_s=0),
+        )
+        summary = await run_load_test(spec, out=io.StringIO())
+    video = summary["video"]
+    assert dropped[0] > 30, dropped
+    assert video["packets"] > 500 and video["loss_pct"] < 1.0, video
+    assert video["fps"]["min"] >= 20, video
