@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -109,11 +110,13 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
     command += ["--join-rate", "10", "--data-rate", "0", "--report-interval", "60"]
     command += ["--room-prefix", tag, "--json", str(out)]
     started, cpu_before = time.monotonic(), server.cpu_seconds()
+    generator_before = _children_cpu()
     subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180, check=False
     )
     wall = time.monotonic() - started
     cpu_after = server.cpu_seconds()
+    generator_cpu = _children_cpu() - generator_before
     # Cores each process of the server used over the run (supervisor first when there is one).
     cores = [round((cpu_after[p] - cpu_before.get(p, 0.0)) / wall, 2) for p in cpu_after]
     try:
@@ -123,6 +126,10 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
     finally:
         out.unlink(missing_ok=True)
     video = summary["video"]
+    # Server (S) and load generator (G) CPU per packet the subscribers received: on shared
+    # cores, 2 workers can serve at most 2S/(S+G) times the subscribers of 1 worker.
+    packets = video["packets"] + summary["audio"]["packets"]
+    server_cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
     fps_min = video["fps"]["min"]
     p99 = video["latency_ms"]["p99"]
     ok = (
@@ -146,7 +153,17 @@ def load_test(server: Server, rooms: int, subscribers: int, seconds: float, tag:
         "wall_s": round(wall, 1),
         "server_cores_by_process": cores,
         "server_cores": round(sum(cores), 2),
+        "generator_cores": round(generator_cpu / wall, 2),
+        "subscriber_packets": packets,
+        "server_us_per_packet": round(1e6 * server_cpu / packets, 1) if packets else None,
+        "generator_us_per_packet": round(1e6 * generator_cpu / packets, 1) if packets else None,
     }
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> float:

@@ -916,13 +916,17 @@ class _Resumed:
                 return
 
 
-def receive_srtp_directly(dtls: RTCDtlsTransport) -> SrtpReceivePath | None:
+def receive_srtp_directly(
+    dtls: RTCDtlsTransport, path: SrtpReceivePath | None = None
+) -> SrtpReceivePath | None:
     """Route the SRTP of a connected DTLS transport through :class:`SrtpReceivePath`.
 
     Only sockets bound by :func:`configure_ice` (:class:`GuardedStunProtocol`) take part;
-    None when there is none. Idempotent.
+    None when there is none. Idempotent. ``path`` (a subclass, e.g. the load generator's
+    header-only reader) replaces the transport's path.
     """
-    path: SrtpReceivePath | None = getattr(dtls, "_relayroom_srtp_path", None)
+    if path is None:
+        path = getattr(dtls, "_relayroom_srtp_path", None)
     if path is None:
         path = SrtpReceivePath(dtls)
     installed = False
@@ -1322,6 +1326,23 @@ class ReceiverTap:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         nacks = rx._RTCRtpReceiver__nack_generator
         self._counter.add(packet)  # type: ignore[union-attr]  # not None on this path
+        if nacks is not None and nacks.add(packet):
+            nack: Coroutine[Any, Any, None] = rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            return nack
+        return None
+
+    def account(self, packet: RtpPacket) -> Coroutine[Any, Any, None] | None:
+        """The receiver's bookkeeping (statistics for receiver reports, NACK) for a media
+        packet (not RTX) that a caller read itself, bypassing the sink: only its header
+        fields are read, and not kept. Returns the NACK to send (await it), if one is due.
+        Nothing is counted for an SSRC the receiver has not counted a packet of itself (or
+        while it is disabled), as aiortc would not."""
+        rx = self._rx
+        stream = rx._RTCRtpReceiver__remote_streams.get(packet.ssrc)
+        if stream is None or not self.receiver._enabled:
+            return None
+        stream.add(packet)
+        nacks = rx._RTCRtpReceiver__nack_generator
         if nacks is not None and nacks.add(packet):
             nack: Coroutine[Any, Any, None] = rx._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
             return nack

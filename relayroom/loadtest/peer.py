@@ -1,8 +1,12 @@
 """One synthetic participant: a signaling WebSocket, a publisher PC and a subscriber PC.
 
-Publishers send looped pre-encoded media and timestamped DataChannel messages. Subscribers tap
-each received track below aiortc's decoder (the same hook the relay uses on its publishers), so
-they cost no decoding yet still send receiver reports, NACKs and PLIs like a browser.
+Publishers send looped pre-encoded media (aiortc only packetizes it) and timestamped
+DataChannel messages. Subscribers receive the way the relay receives from its publishers: SRTP
+is unprotected and routed in the socket's callback (`watch_renegotiation(receive_directly=True)`)
+and each track is tapped below aiortc's jitter buffer and decoder (`ReceiverTap`), so a received
+packet costs no queue hop, no frame assembly and no decoding. They still send receiver reports,
+NACKs, REMB and PLIs like a browser (PLI when the probe gives up on a frame). A load generator
+must cost much less per packet than the server it measures, or it saturates first.
 """
 
 from __future__ import annotations
@@ -16,22 +20,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 
 from relayroom.loadtest.probe import DataProbe, StreamProbe
+from relayroom.loadtest.receive import FastStream, ProbeReceivePath
 from relayroom.loadtest.sources import audio_track, video_track
 from relayroom.media.aiortc_hooks import (
     ReceiverTap,
     configure_ice,
     negotiated_codecs,
+    receive_srtp_directly,
     watch_renegotiation,
 )
 
 DATA_TOPIC = "loadtest"
+REMB_INTERVAL_S = 1.0
+REMB_FLOOR_BPS = 300_000
 LOOPBACK_HOSTS = ("127.0.0.1",)
+PLI_INTERVAL_S = 1.0  # at most one keyframe request per stream per interval, like a browser
 
 
 class SignalingError(Exception):
@@ -71,11 +86,16 @@ class PeerReport:
     data: DataProbe = field(default_factory=DataProbe)
     receive_data: bool = True
     data_sent: int = 0
+    direct_packets: int = 0
+    """SRTP/SRTCP packets the subscriber handled in the socket's callback (the cheap path)."""
+    plis: int = 0
 
 
-def _pc() -> RTCPeerConnection:
+def _pc(*, receive_directly: bool) -> RTCPeerConnection:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-    watch_renegotiation(pc)
+    # SRTP(C) straight from the socket's callback (needs configure_ice's sockets); subscribers
+    # install their own, header-only path instead (ProbeReceivePath).
+    watch_renegotiation(pc, receive_directly=receive_directly)
     return pc
 
 
@@ -106,11 +126,14 @@ class LoadPeer:
         self._token = token
         self.report = report
         self._publish = publish
-        self._hosts = LOOPBACK_HOSTS if loopback else None
+        # () gathers on the host's addresses (as aioice would), through configure_ice's sockets.
+        self._hosts: tuple[str, ...] = LOOPBACK_HOSTS if loopback else ()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._pub: RTCPeerConnection | None = None
-        self._sub = _pc()
+        self._sub = _pc(receive_directly=False)
         self._taps: dict[RTCRtpTransceiver, ReceiverTap] = {}
+        self._video_taps: dict[ReceiverTap, StreamProbe] = {}  # for REMB
+        self._paths: dict[int, ProbeReceivePath] = {}  # by id of the DTLS transport
         self._answers: asyncio.Queue[str] = asyncio.Queue()
         self._offers: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -119,6 +142,7 @@ class LoadPeer:
         # aiortc emits "track" once codecs are negotiated and before it starts the receiver,
         # the only moment a tap can replace the decoder.
         self._sub.on("track", lambda _track: self._tap_new_receivers())
+        self._sub.on("connectionstatechange", self._install_receive_paths)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,6 +156,7 @@ class LoadPeer:
         self.report.join_s = time.monotonic() - self._started
         self._spawn(self._read_loop())
         self._spawn(self._answer_loop())
+        self._spawn(self._remb_loop())
         if self._publish is not None:
             await self._start_publishing(self._publish, join_timeout_s)
         elif self.report.receive_data:
@@ -139,6 +164,7 @@ class LoadPeer:
             await self._start_publishing(DATA_ONLY, join_timeout_s)
 
     async def close(self) -> None:
+        self.report.direct_packets = self.direct_packets
         for task in list(self._tasks):
             task.cancel()
         if self._ws is not None and not self._ws.closed:
@@ -194,7 +220,7 @@ class LoadPeer:
     # ------------------------------------------------------------------ publishing
 
     async def _start_publishing(self, spec: MediaSpec, timeout_s: float) -> None:
-        pc = self._pub = _pc()
+        pc = self._pub = _pc(receive_directly=True)
         if spec.video:
             track = video_track(
                 spec.width, spec.height, spec.fps, spec.video_bitrate, spec.keyframe_s
@@ -214,8 +240,7 @@ class LoadPeer:
             pc.createDataChannel("lossy", ordered=False, maxRetransmits=0)
             if spec.data_per_s > 0:
                 channel.on("open", lambda: self._spawn(self._send_data(channel, spec.data_per_s)))
-        if self._hosts:
-            configure_ice(pc, self._hosts)
+        configure_ice(pc, self._hosts)
         await pc.setLocalDescription(await pc.createOffer())
         await self._send({"type": "publish_offer", "sdp": pc.localDescription.sdp})
         answer = await asyncio.wait_for(self._answers.get(), timeout_s)
@@ -237,8 +262,7 @@ class LoadPeer:
         while True:
             sdp = await self._offers.get()
             await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            if self._hosts:
-                configure_ice(pc, self._hosts)
+            configure_ice(pc, self._hosts)
             await pc.setLocalDescription(await pc.createAnswer())
             await self._send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
 
@@ -249,7 +273,8 @@ class LoadPeer:
             codecs = negotiated_codecs(transceiver)
             if not codecs:
                 continue
-            tap = ReceiverTap(transceiver.receiver, assemble_frames=True)  # PLI on loss
+            # No jitter buffer: the probe checks frames, and asks for keyframes itself.
+            tap = ReceiverTap(transceiver.receiver)
             media = codecs[0]
             rtx = next(
                 (
@@ -265,20 +290,65 @@ class LoadPeer:
             probe = StreamProbe(transceiver.kind, media.clockRate)
             self.report.streams.append(probe)
             frame_start = _vp8_frame_start if media.name.lower() == "vp8" else None
-            tap.sink = self._sink(probe, frame_start)
+            fast = FastStream(tap, probe, media.payloadType, frame_start)
+            tap.sink = self._sink(probe, frame_start, transceiver.receiver.transport, fast)
             tap.on_sender_report = functools.partial(_on_sender_report, probe)
-            tap.on_estimate = functools.partial(self._send_remb, tap)
+            if transceiver.kind == "video":
+                probe.on_incomplete_frame = functools.partial(self._send_pli, tap, [0.0])
+                self._video_taps[tap] = probe
             self._taps[transceiver] = tap
+        self._install_receive_paths()
 
-    def _send_remb(self, tap: ReceiverTap, bitrate: int) -> None:
-        # Like a browser: the receiver's bandwidth estimate goes back to the relay as REMB.
-        self._spawn(tap.send_remb(bitrate))
+    def _install_receive_paths(self) -> None:
+        # Once the DTLS transport is connected (its sockets exist); idempotent.
+        if self._sub.connectionState != "connected":
+            return
+        for transceiver in self._taps:
+            dtls = transceiver.receiver.transport
+            if id(dtls) not in self._paths:
+                path = ProbeReceivePath(dtls)
+                if receive_srtp_directly(dtls, path) is not None:
+                    self._paths[id(dtls)] = path
 
-    def _sink(self, probe: StreamProbe, frame_start: Any) -> Any:
+    @property
+    def direct_packets(self) -> int:
+        """RTP packets the subscriber read header-only (the cheap path)."""
+        return sum(path.fast_packets for path in self._paths.values())
+
+    async def _remb_loop(self) -> None:
+        # Like a browser, each subscriber reports its downlink estimate about once a second.
+        # Its estimator is not fed (headers only): the estimate is twice what arrived, as a
+        # browser's would be on a link that is not the limit.
+        sent: dict[ReceiverTap, tuple[float, int]] = {}
+        while True:
+            await asyncio.sleep(REMB_INTERVAL_S)
+            now = time.monotonic()
+            for tap, probe in list(self._video_taps.items()):
+                then, before = sent.get(tap, (now - REMB_INTERVAL_S, probe.bytes))
+                sent[tap] = (now, probe.bytes)
+                rate = (probe.bytes - before) * 8 / max(now - then, 1e-3)
+                await tap.send_remb(max(REMB_FLOOR_BPS, int(2 * rate)))
+
+    def _send_pli(self, tap: ReceiverTap, last: list[float]) -> None:
+        # A browser's decoder asks for a keyframe when a frame cannot be completed.
+        now = time.monotonic()
+        if now - last[0] < PLI_INTERVAL_S:
+            return
+        last[0] = now
+        self.report.plis += 1
+        self._spawn(tap.send_pli())
+
+    def _sink(
+        self, probe: StreamProbe, frame_start: Any, dtls: RTCDtlsTransport, fast: FastStream
+    ) -> Any:
+        # Packets that take the full path: a stream's first ones, RTX, what the fast path left.
         def sink(packet: RtpPacket) -> None:
             now = time.time()
             if self.report.first_media_s is None:
                 self.report.first_media_s = time.monotonic() - self._started
+            path = self._paths.get(id(dtls))
+            if path is not None and not path.has_stream(packet.ssrc):
+                path.add_stream(packet.ssrc, fast)  # its next packets: header-only
             start = frame_start(packet.payload) if frame_start is not None else None
             probe.on_packet(
                 packet.sequence_number,

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 DEDUP_WINDOW = 2048
@@ -37,16 +37,20 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-@dataclass
-class _Frame:
-    started_at: float
-    start_seq: int | None = None  # extended seq of the packet that starts it, when known
-    marker_seq: int | None = None
-    seqs: set[int] = field(default_factory=set)
+# A pending video frame: [first arrival, extended seq of its start (or None), extended seq of
+# its marker packet (or None), packets seen, lowest extended seq seen]. A list, not an object:
+# one per frame, on the hot path.
+_ARRIVED, _START, _MARKER, _COUNT, _LOWEST = range(5)
 
 
 class StreamProbe:
-    """Checks one received RTP stream (media packets, RTX already unwrapped)."""
+    """Checks one received RTP stream (media packets, RTX already unwrapped).
+
+    Called for every packet a load-test subscriber receives, so it costs a few dictionary and
+    list operations per packet: duplicates are found in a ring of recent sequence numbers, a
+    frame is complete when its packet count spans its start to its marker, and stale frames
+    are expired once per new frame rather than per packet.
+    """
 
     def __init__(self, kind: str, clock_rate: int) -> None:
         self.kind = kind
@@ -60,11 +64,14 @@ class StreamProbe:
         self.last_at: float | None = None
         self.latencies_ms: list[float] = []
         self.implausible_latencies = 0  # samples dropped: the sender report mapped them absurdly
+        self.on_incomplete_frame: Callable[[], None] | None = None
+        """Called when a frame is given up (a browser's decoder would ask for a keyframe)."""
+        self._video = kind == "video"
         self._base: int | None = None
         self._max: int | None = None
-        self._seen: OrderedDict[int, None] = OrderedDict()
-        self._pending: OrderedDict[int, _Frame] = OrderedDict()  # by RTP timestamp
-        self._done: OrderedDict[int, None] = OrderedDict()  # timestamps of counted frames
+        self._ring: list[int] = [-1] * DEDUP_WINDOW  # extended seqs seen, by ext % window
+        self._pending: dict[int, list[Any]] = {}  # by RTP timestamp, oldest first
+        self._done: dict[int, None] = {}  # timestamps of counted frames, oldest first
         self._sr: tuple[float, int] | None = None  # (publisher's unix time, rtp timestamp)
 
     # ------------------------------------------------------------------ input
@@ -88,18 +95,17 @@ class StreamProbe:
         sequence number seen, and a lost first packet goes unnoticed.
         """
         ext = self._extend(seq)
-        if ext in self._seen:
+        slot = ext % DEDUP_WINDOW
+        if self._ring[slot] == ext:
             self.duplicates += 1
             return
-        self._seen[ext] = None
-        if len(self._seen) > DEDUP_WINDOW:
-            self._seen.popitem(last=False)
+        self._ring[slot] = ext
         self.packets += 1
         self.bytes += size
         if self.first_at is None:
             self.first_at = now
         self.last_at = now
-        if self.kind == "audio":
+        if not self._video:
             self.frames += 1
             self._latency(timestamp, now)
             return
@@ -107,25 +113,25 @@ class StreamProbe:
             return  # a late duplicate of a counted frame's packet
         frame = self._pending.get(timestamp)
         if frame is None:
-            frame = self._pending[timestamp] = _Frame(now)
-        frame.seqs.add(ext)
+            frame = self._pending[timestamp] = [now, None, None, 0, ext]
+            self._expire(now)
+        frame[_COUNT] += 1
         if marker:
-            frame.marker_seq = ext
+            frame[_MARKER] = ext
         if frame_start:
-            frame.start_seq = ext
-        start = frame.start_seq if frame_start is not None else min(frame.seqs)
-        if (
-            start is not None
-            and frame.marker_seq is not None
-            and len(frame.seqs) == frame.marker_seq - start + 1
-        ):
+            frame[_START] = ext
+        elif frame_start is None and ext < frame[_LOWEST]:
+            frame[_LOWEST] = ext  # lowest seq seen: the start when the codec is unknown
+        start = frame[_START] if frame_start is not None else frame[_LOWEST]
+        marker_seq = frame[_MARKER]
+        if start is not None and marker_seq is not None and frame[_COUNT] == marker_seq - start + 1:
             self.frames += 1
             self._latency(timestamp, now)
-            del self._pending[timestamp]
-            self._done[timestamp] = None
-            if len(self._done) > MAX_PENDING_FRAMES:
-                self._done.popitem(last=False)
-        self._expire(now)
+            self._pending.pop(timestamp, None)
+            done = self._done
+            done[timestamp] = None
+            if len(done) > MAX_PENDING_FRAMES:
+                del done[next(iter(done))]
 
     # ------------------------------------------------------------------ results
 
@@ -162,21 +168,24 @@ class StreamProbe:
         ext = self._max + (((seq - self._max + 0x8000) & 0xFFFF) - 0x8000)
         if ext > self._max:
             self._max = ext
-        if self._base is not None and ext < self._base:
+        elif self._base is not None and ext < self._base:
             self._base = ext
         return ext
 
     def _expire(self, now: float) -> None:
         """Give up on frames still incomplete after FRAME_TIMEOUT_S (or too many waiting)."""
-        while self._pending:
-            oldest = next(iter(self._pending.values()))
+        pending = self._pending
+        while pending:
+            oldest = next(iter(pending))
             if (
-                now - oldest.started_at < FRAME_TIMEOUT_S
-                and len(self._pending) <= MAX_PENDING_FRAMES
+                now - pending[oldest][_ARRIVED] < FRAME_TIMEOUT_S
+                and len(pending) <= MAX_PENDING_FRAMES
             ):
                 break
-            self._pending.popitem(last=False)
+            del pending[oldest]
             self.incomplete_frames += 1
+            if self.on_incomplete_frame is not None:
+                self.on_incomplete_frame()
 
     def _latency(self, timestamp: int, now: float) -> None:
         if self._sr is None:

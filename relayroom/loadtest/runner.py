@@ -189,6 +189,13 @@ def summarize(
             else None,
             "latency_ms": _dist(data_latencies),
         },
+        "subscribers": {
+            # SRTP/SRTCP the subscribers handled on the cheap receive path (socket callback,
+            # no jitter buffer): about as many as the media packets, or the generator is slow.
+            "direct_packets": sum(r.direct_packets for r in reports),
+            "media_packets": sum(s.packets for s in streams),
+            "plis": sum(r.plis for r in reports),
+        },
         "errors": {"count": len(errors), "first": errors[:20]},
     }
 

@@ -99,3 +99,14 @@ def test_a_sender_report_with_an_absurd_ntp_time_gives_no_latency() -> None:
     probe.on_sender_report(0, 90000)
     send_frame(probe, 1, 90000 + 3000, 1, 1_800_000_000.0)
     assert probe.latencies_ms == [] and probe.implausible_latencies == 1
+
+
+def test_a_frame_given_up_asks_for_a_keyframe() -> None:
+    probe = StreamProbe("video", 90000)
+    asked: list[int] = []
+    probe.on_incomplete_frame = lambda: asked.append(probe.incomplete_frames)
+    send_frame(probe, 100, 0, 3, 10.0, skip=frozenset({1}))  # never completes
+    send_frame(probe, 103, 3000, 3, 10.5)
+    assert asked == []  # still waiting for a retransmission
+    send_frame(probe, 106, 6000, 3, 11.2)
+    assert asked == [1] and probe.frames == 2

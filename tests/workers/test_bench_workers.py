@@ -14,3 +14,6 @@ def test_workers_bench_quick_runs_both_sides() -> None:
         assert result["failed"] == 0, result
         assert result["streams"]["received"] == result["streams"]["expected"] == 4, result
         assert result["video_fps_p50"] > 0 and result["latency_p99_ms"] is not None, result
+        # The CPU each side spends per packet a subscriber received (S and G in docs/workers.md).
+        assert result["subscriber_packets"] > 0, result
+        assert result["server_us_per_packet"] > 0 and result["generator_us_per_packet"] > 0
