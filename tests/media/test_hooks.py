@@ -153,7 +153,7 @@ async def test_a_remote_candidate_of_another_component_does_not_break_incoming_c
     message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
     message.attributes["PRIORITY"] = 1000
     with pytest.raises(AssertionError):  # aioice alone
-        conn.check_incoming(message, ("127.0.0.1", 40001), protocol)
+        conn.check_incoming(message, ("127.0.0.1", 40001), protocol)  # type: ignore[arg-type]
     checked = functools.partial(_check_incoming_any_component, conn, conn.check_incoming)
     checked(message, ("127.0.0.1", 40001), protocol)
     remote = [(c.component, c.type) for c in conn._remote_candidates]
