@@ -333,11 +333,17 @@ class Room:
         )
         self._resubscribe(added=[], removed=[receiver.hub])
 
-    def _resubscribe(self, added: list[TrackHub], removed: list[TrackHub]) -> None:
-        """Every local participant drops ``removed`` and takes ``added``; the changed ones
-        renegotiate in their own tasks. Viewers move off removed hubs."""
+    def _resubscribe(
+        self, added: list[TrackHub], removed: list[TrackHub], publisher: Participant | None = None
+    ) -> None:
+        """Every local participant (but ``publisher``) drops ``removed`` and takes ``added``;
+        the changed ones renegotiate in their own tasks: nothing here waits for a subscriber.
+        Viewers move their legs off removed hubs (before those close: media/viewer.py)."""
+        # While the room closes, every participant is closing too: no renegotiation.
         others = [] if self._closed else list(self._participants.values())
         for other in others:
+            if other is publisher:
+                continue
             changed = False
             for hub in removed:
                 changed |= other.unsubscribe(hub)
@@ -363,30 +369,13 @@ class Room:
     def _tracks_changed(
         self, publisher: Participant, added: list[TrackHub], removed: list[TrackHub]
     ) -> None:
-        """Announce the changes, update everyone's subscriptions, and renegotiate each changed
-        participant in its own task: nothing here waits for a subscriber."""
+        """Announce the changes and update everyone's subscriptions."""
         for hub in added:
             self._emit(TrackPublished(publisher.id, hub.info))
             if not hub.is_video:
                 hub.on_audio_level = functools.partial(self._speakers.observe, publisher.id)
                 self._start_ranking_speakers()
-        # While the room closes, every participant is closing too: no renegotiation.
-        others = [] if self._closed else list(self._participants.values())
-        for other in others:
-            if other is publisher:
-                continue
-            changed = False
-            for hub in removed:
-                changed |= other.unsubscribe(hub)
-            for hub in added:
-                changed |= other.subscribe(hub)
-            if changed:
-                self._tasks.spawn(other.renegotiate(), f"renegotiate-{other.id}")
-        if not self._closed and self._viewers:
-            # Before a removed hub closes: viewers move their legs off it (media/viewer.py).
-            hubs = self.hubs()
-            for viewer in list(self._viewers.values()):
-                viewer.tracks_changed(hubs)
+        self._resubscribe(added, removed, publisher)
         for hub in removed:
             self._emit(TrackUnpublished(publisher.id, hub.info))
         if removed and self._piped_out:

@@ -9,8 +9,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,19 +26,6 @@ from tests.support.whip import WhipPublisher
 from tests.workers.host import Host
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[Callable[..., Host]]:
-    started: list[Host] = []
-
-    def start(*args: str, **settings: str) -> Host:
-        started.append(Host(tmp_path, *args, settings=settings))
-        return started[-1]
-
-    yield start
-    for h in started:
-        h.stop()
 
 
 class Peer:

@@ -6,12 +6,9 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bench.loopback import free_port
 from tests.conftest import WsClient, token_for
@@ -19,20 +16,6 @@ from tests.support.polling import eventually
 from tests.support.sfu import WsSubscriber, publish
 from tests.support.whip import WhepViewer, WhipPublisher
 from tests.workers.host import Host, Member, alive
-
-
-@pytest.fixture
-def host(tmp_path: Path) -> Iterator[Callable[..., Host]]:
-    """`host(*flags, setting=value)` starts `relayroom serve --workers 2 *flags`."""
-    started: list[Host] = []
-
-    def start(*args: str, **settings: str) -> Host:
-        started.append(Host(tmp_path, *args, settings=settings))
-        return started[-1]
-
-    yield start
-    for h in started:
-        h.stop()
 
 
 async def _fps(subscriber: WsSubscriber, seconds: float = 4.0) -> float:
