@@ -45,7 +45,7 @@ _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
 
 PayloadEdit = Callable[[bytes], bytes | None]
-"""A leg's payload rewrite (:meth:`Leg.forward`'s ``edit``); None drops the packet."""
+"""A leg's payload rewrite (:attr:`Leg.edit`); None drops the packet."""
 
 
 def ntp_now() -> int:
@@ -172,6 +172,9 @@ class Leg:
         self.state = LegState.NEGOTIATING
         self.stats = LegStats()
         self.created_at = time.monotonic()
+        self.edit: PayloadEdit | None = None
+        """A subclass's payload edit (simulcast: the VP8 descriptor rewrite, temporal layers),
+        set only on legs that need one: :meth:`forward` applies it."""
         self.tap: SenderTap | None = None
         self._clock_rate = hub.clock_rate
         self._counts_frames = hub.is_video
@@ -272,11 +275,9 @@ class Leg:
         if self.state is LegState.FORWARDING:
             self._set_state(LegState.WAITING_KEYFRAME)
 
-    def _sync(
-        self, pkt: RtpPacket, now: float, edit: PayloadEdit | None = None
-    ) -> PayloadEdit | None:
-        """Fix the offsets on ``pkt`` (a keyframe); returns the payload edit from it on (a
-        subclass's may change at a sync)."""
+    def _sync(self, pkt: RtpPacket, now: float) -> None:
+        """Fix the offsets on ``pkt`` (a keyframe; a subclass may change :attr:`edit` here,
+        for this very packet on)."""
         if self._last_seq is None:
             out_seq = self._initial_seq
             out_ts = self._initial_ts
@@ -290,24 +291,12 @@ class Leg:
         self._ext_start = self._ext_max = pkt.sequence_number + 0x10000
         self._set_state(LegState.FORWARDING)
         self.stats.syncs += 1
-        return edit
 
-    def forward(
-        self,
-        pkt: RtpPacket,
-        keyframe: bool,
-        abs3: bytes,
-        now: float,
-        edit: PayloadEdit | None = None,
-    ) -> None:
-        """Rewrite one packet for this leg and send it (the hot path).
-
-        ``edit``: a subclass's payload edit (simulcast: the VP8 descriptor rewrite, temporal
-        layers), given only by legs that need one; its None drops the packet for this leg.
-        """
+    def forward(self, pkt: RtpPacket, keyframe: bool, abs3: bytes, now: float) -> None:
+        """Rewrite one packet for this leg and send it (the hot path)."""
         if self.state is not LegState.FORWARDING:
             if self.state is LegState.WAITING_KEYFRAME and keyframe:
-                edit = self._sync(pkt, now, edit)
+                self._sync(pkt, now)
             else:
                 return
         elif pkt.ssrc != self._source_ssrc:
@@ -316,7 +305,7 @@ class Leg:
             self.hub.request_keyframe()
             if not keyframe:
                 return
-            edit = self._sync(pkt, now, edit)
+            self._sync(pkt, now)
 
         seq_in = pkt.sequence_number
         ext_max = self._ext_max
@@ -327,6 +316,7 @@ class Leg:
         if ext > ext_max:
             self._ext_max = ext
         payload = pkt.payload
+        edit = self.edit
         if edit is not None:
             edited = edit(payload)
             if edited is None:  # not for this leg: its sequence numbers close over the gap

@@ -20,6 +20,7 @@ rooms or the cluster: :class:`media.room.Room` asks for pipes, signaling tells i
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 import logging
@@ -136,8 +137,10 @@ class PipeState(enum.Enum):
     CLOSED = "closed"
 
 
-class _PipeEnd:
-    """What both ends share: the id, the counter, liveness and the keepalive task."""
+class _PipeEnd(abc.ABC):
+    """What both ends share: the id, the counter, liveness and the keepalive task.
+    :class:`PipeSender` and :class:`PipeReceiver` say what a datagram, a keepalive and
+    closing mean at their end."""
 
     upstream: bool  # whether this end receives upstream kinds (it is the origin)
 
@@ -167,11 +170,11 @@ class _PipeEnd:
         self._heard = time.monotonic()
         self.on_datagram(kind, body)
 
-    def on_datagram(self, kind: int, body: bytes) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def on_datagram(self, kind: int, body: bytes) -> None: ...
 
-    def keepalive(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def keepalive(self) -> None: ...
 
     async def _keepalive(self) -> None:
         settings = self._endpoint.settings
@@ -197,8 +200,8 @@ class _PipeEnd:
         self._endpoint.forget(self.pipe_id, self)
         return True
 
-    async def close(self, reason: str = "closed") -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close(self, reason: str = "closed") -> None: ...
 
 
 class _PipeSenderTap:

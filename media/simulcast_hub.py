@@ -30,7 +30,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
 from .aiortc_hooks import ReceiverTap, SimulcastReceiverTap
 from .depacketize import MalformedPayload, h264_dimensions
 from .events import TrackInfo
-from .forwarding import KeyframeRequester, Leg, LegState, PayloadEdit, TrackHub, ntp_now
+from .forwarding import KeyframeRequester, Leg, LegState, TrackHub, ntp_now
 from .layers import Layer, LayerChooser, LayerPolicy, LayerRequest, rank
 from .settings import MediaSettings
 from .staleness import StalenessGate
@@ -61,8 +61,6 @@ class SimulcastLeg(Leg):
         self.switches = 0
         self.switches_deferred = 0  # keyframes not switched on: the old frame was unfinished
         self._vp8 = Vp8Rewriter() if hub.codec.mimeType.lower() == "video/vp8" else None
-        self.edit: PayloadEdit | None = None
-        """The payload edit :meth:`Leg.forward` gets (None: none, as a plain leg)."""
 
     def keyframe_wanted(self) -> None:
         """Only the layer this leg receives (or moves to) is asked for a keyframe: a PLI for
@@ -102,17 +100,6 @@ class SimulcastLeg(Leg):
         sent = self._newest_sent()
         return sent is None or bool(sent.data[1] & 0x80)
 
-    def forward(
-        self,
-        pkt: RtpPacket,
-        keyframe: bool,
-        abs3: bytes,
-        now: float,
-        edit: PayloadEdit | None = None,
-    ) -> None:
-        """For callers that do not pass the leg's edit (a plain hub: a WHEP viewer's leg)."""
-        Leg.forward(self, pkt, keyframe, abs3, now, self.edit)
-
     def set_temporal(self, max_tid: int) -> None:
         """Forward VP8 temporal layers up to ``max_tid`` (3: all)."""
         vp8 = self._vp8
@@ -129,16 +116,13 @@ class SimulcastLeg(Leg):
     def temporal_dropped(self) -> int:
         return self._vp8.dropped if self._vp8 is not None else 0
 
-    def _sync(
-        self, pkt: RtpPacket, now: float, edit: PayloadEdit | None = None
-    ) -> PayloadEdit | None:
+    def _sync(self, pkt: RtpPacket, now: float) -> None:
         vp8 = self._vp8
         if vp8 is not None:
             sent = self._newest_sent()
             vp8.sync(pkt.payload, sent.payload if sent is not None else None)
-            edit = vp8.edit if vp8.active else None
-            self.edit = edit  # for the packets after this one
-        return super()._sync(pkt, now, edit)
+            self.edit = vp8.edit if vp8.active else None
+        super()._sync(pkt, now)
 
 
 def h264_keyframe_size(payload: bytes) -> tuple[int, int] | None:
@@ -373,9 +357,8 @@ class SimulcastHub(TrackHub):
                 else:
                     self.copies_dropped += 1
             return
-        forward = Leg.forward  # each leg's edit passed here: no call through an override
         for leg in legs:
-            forward(leg, pkt, keyframe, abs3, now, leg.edit)
+            leg.forward(pkt, keyframe, abs3, now)
 
     def _shed_layer(self, route: _Route) -> None:
         """A stale packet was dropped: this layer's legs continue at its next keyframe."""
