@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bench.chromium import CHROMIUM, chromium_args
 from bench.loopback import RedisProcess
 from relayroom.signaling.config import Config, load_config
 from relayroom.signaling.server import Server, create_app
@@ -181,19 +182,7 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[WsClient]]]:
     await session.close()
 
 
-CHROMIUM = os.environ.get("RELAYROOM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-]
+CHROMIUM_ARGS = chromium_args()
 
 
 @pytest.fixture

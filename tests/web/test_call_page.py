@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, artifact_path, token_for
+from bench.chromium import CHROMIUM
+from tests.conftest import CHROMIUM_ARGS, artifact_path, token_for
 from tests.support.pages import REMOTE_VIDEO_STATE, join_call_page
 
 pytestmark = pytest.mark.browser

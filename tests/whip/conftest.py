@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from bench.chromium import CHROMIUM
 from tests.browsers.conftest import firefox
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import CHROMIUM_ARGS
 
 __all__ = ["chromium_30fps", "firefox"]
 
