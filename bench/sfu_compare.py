@@ -23,8 +23,13 @@ about 5% of its core while both want it, below what either server uses at N = 8 
 p50/p99, audio delivered %, fps and RTP loss of both servers under that same limit (medians of
 every repetition: here a starved server is the point, not a reason to drop the run).
 
-The server is pinned to one core and every client to the other(s) (taskset), so the load
-generator does not take the server's CPU; each server runs in a session of its own. Media
+The server is pinned to one core and the publisher to the other(s) (taskset), so the load
+generator does not take the server's CPU; each server runs in a session of its own. On a
+machine with fewer than 4 CPUs the subscribers (eight 640x480 decoders need more than a core)
+run on every core at the lowest CPU weight (autogroup nice 19), so on the server's core they
+use only what the server leaves idle, the same for both servers (--no-shared-core: keep them
+off it). With --starve they stay off it, and the video is 320x240 at the same bitrate (the same
+packets for the server; the decoders fit on the one core the busy process leaves the clients). Media
 runs over a veth pair inside a private network namespace (Janus skips loopback); outside one,
 the script re-executes itself under `unshare -rn`. It never sends a packet outside that
 namespace.
@@ -66,6 +71,8 @@ FLOOR_STARVED_P99_MS = 300.0
 FLOOR_STARVED_AUDIO_PCT = 95.0
 FLOOR_IDLE_RSS_MB = 60.0
 
+SHARED_CORE_NICE = 19  # the subscribers' weight where they share the server's core
+
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,8 +81,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--window", type=float, default=10.0, help="seconds measured at each N")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds after the last join")
     p.add_argument("--idle", type=float, default=2.0, help="seconds of idle CPU measured")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, help="default 640 (320 with --starve)")
+    p.add_argument("--height", type=int, help="default 480 (240 with --starve)")
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--video-kbps", type=int, default=1000, help="fixed publisher bitrate")
     p.add_argument("--servers", default="relayroom,janus", help="order within a repetition")
@@ -95,6 +102,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "with one busy process, nice 13 leaves it about 5%% of its core when both want it "
         "(nice 10: about 10%%, nice 5: about 25%%)",
     )
+    p.add_argument(
+        "--no-shared-core",
+        action="store_true",
+        help="keep the subscribers off the server's core (default on machines with 4 or more "
+        "CPUs; with fewer, the subscribers also run on the server's core at nice 19, except "
+        "with --starve)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1, 2; 1 repetition, short")
     p.add_argument("--keep", metavar="DIR", help="keep the servers' logs and configs in DIR")
     args = p.parse_args(argv)
@@ -104,6 +118,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.width, args.height = 320, 240
     elif args.starve and args.subscribers == "1,4,8":
         args.subscribers = "8"
+    if args.width is None or args.height is None:
+        # Starved, the busy process takes the server's core and leaves the clients one: eight
+        # 640x480 decoders need more. At the same bitrate 320x240 sends the server the same
+        # packets, and its decoders fit.
+        args.width, args.height = (320, 240) if args.starve else (640, 480)
     try:
         args.steps = sorted({int(n) for n in args.subscribers.split(",")})
     except ValueError:
@@ -122,14 +141,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _cpus(args: argparse.Namespace) -> tuple[int | None, list[int]]:
+def _cpus(args: argparse.Namespace) -> tuple[int | None, list[int], list[int]]:
+    """The server's CPU, the publisher's CPUs and the subscribers' CPUs."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
-        return None, []  # nothing to pin apart; the JSON says so
+        return None, [], []  # nothing to pin apart; the JSON says so
     server = cpus[-1] if args.server_cpu is None else args.server_cpu
     if server not in cpus:
         sys.exit(f"sfu_compare: --server-cpu {server} is not one of this process's CPUs {cpus}")
-    return server, [c for c in cpus if c != server]
+    clients = [c for c in cpus if c != server]
+    return server, clients, cpus if _shared_core(args) else clients
+
+
+def _shared_core(args: argparse.Namespace) -> bool:
+    """Whether the subscribers also run on the server's core, at the lowest weight.
+
+    Eight 640x480 decoders and the encoder need more than one core: on a 2-CPU machine the
+    clients' core saturates at N = 8 and the publisher falls behind. At autogroup nice 19
+    (weight 15 against the server's 1024) the subscribers take only what the server leaves
+    idle, the same for both servers; the publisher stays off the server's core at full weight.
+    """
+    return not (args.no_shared_core or args.starve) and len(os.sched_getaffinity(0)) < 4
 
 
 def _make(name: str, workdir: Path, cpu: int | None) -> Server:
@@ -139,7 +171,8 @@ def _make(name: str, workdir: Path, cpu: int | None) -> Server:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    server_cpu, client_cpus = _cpus(args)
+    server_cpu, client_cpus, subscriber_cpus = _cpus(args)
+    subscriber_nice = SHARED_CORE_NICE if subscriber_cpus != client_cpus else 0
     publisher = Child(
         publisher_main,
         client_cpus,
@@ -149,7 +182,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         args.video_kbps,
     )
     subscribers = [
-        Child(subscriber_main, client_cpus, netns.CLIENT_ADDR) for _ in range(args.steps[-1])
+        Child(subscriber_main, subscriber_cpus, netns.CLIENT_ADDR, subscriber_nice)
+        for _ in range(args.steps[-1])
     ]
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in report.SERVERS}
     loads = [os.getloadavg()[0]]
@@ -183,7 +217,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for child in [publisher, *subscribers]:
             child.stop()
-    return {"runs": runs, "loads": loads, "server_cpu": server_cpu, "client_cpus": client_cpus}
+    return {
+        "runs": runs,
+        "loads": loads,
+        "server_cpu": server_cpu,
+        "client_cpus": client_cpus,
+        "subscriber_cpus": subscriber_cpus,
+        "subscriber_nice": subscriber_nice,
+    }
 
 
 def _versions() -> dict[str, str]:
@@ -264,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "cpus": os.cpu_count(),
             "pinning": (
-                f"server on CPU {result['server_cpu']}, clients on CPUs {result['client_cpus']}"
-                " (taskset)"
+                f"server on CPU {result['server_cpu']}, publisher on CPUs "
+                f"{result['client_cpus']}, subscribers on CPUs {result['subscriber_cpus']}"
+                f" at nice {result['subscriber_nice']} (taskset, autogroup)"
                 if result["server_cpu"] is not None
                 else "none: a single CPU is available, server and clients share it"
             ),

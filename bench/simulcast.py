@@ -50,6 +50,7 @@ from bench.sfu.servers import free_port, terminate, wait_port  # noqa: E402
 from relayroom.media import MediaSettings, TrackInfo  # noqa: E402
 from relayroom.media.forwarding import Leg, TrackHub  # noqa: E402
 from relayroom.media.layers import LayerRequest  # noqa: E402
+from relayroom.media.rtp_history import RtpHistory  # noqa: E402
 from relayroom.media.simulcast_hub import SimulcastHub  # noqa: E402
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -68,7 +69,7 @@ class _NullTap:
         self._protect = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)).protect
         self.ssrc = random.randrange(1 << 32)
         self.payload_type = 97
-        self.history: dict[int, Any] = {}
+        self.history = RtpHistory()
         self.mid = "1"
         self.extension_ids: dict[str, int] = {}
         self.keyframe_requests = 0

@@ -68,6 +68,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from .bitrate import BitrateEstimator
+from .rtp_history import RtpHistory
 
 logger = logging.getLogger(__name__)
 
@@ -1588,7 +1589,7 @@ class SenderTap:
       (``sender.send()`` has run): the forwarder may start;
     - PLI/FIR from the subscriber go to ``on_keyframe_request``, REMB to ``on_remb`` (bits/s
       shared among the SSRCs it covers), NACK and receiver reports stay with aiortc, which
-      retransmits from the history that :meth:`remember` fills;
+      retransmits from :attr:`history` (:class:`RtpHistory`), which the forwarder fills;
     - sender reports are rewritten from the forwarder's counters (``sr_source``);
     - ``send_rtp(data)`` protects and sends one RTP packet at once (:class:`DirectRtpSender`).
     """
@@ -1608,7 +1609,8 @@ class SenderTap:
         sender = _private(transceiver.sender)
         self.sender = sender
         self.ssrc: int = sender._ssrc
-        self.history: dict[int, Any] = sender._RTCRtpSender__rtp_history
+        # The forwarder's history (the bytes sent), where aiortc retransmits from.
+        self.history = sender._RTCRtpSender__rtp_history = RtpHistory()
         self._on_ready = on_ready
         self._on_keyframe_request = on_keyframe_request
         self._on_remb = on_remb
@@ -1702,53 +1704,6 @@ def _noop_sync() -> None:
 
 def _noop_int(value: int) -> None:
     return None
-
-
-class SentPacket:
-    """What the forwarder leaves in a sender's RTP history: enough for aiortc to retransmit.
-
-    aiortc's ``_retransmit`` either re-sends ``serialize()`` or wraps the fields into RTX. The
-    header fields are read from the sent bytes when asked (on a NACK, rarely): building them
-    for every forwarded packet cost more than the rest of the history entry.
-    """
-
-    __slots__ = ("data", "extensions", "payload")
-
-    padding_size = 0
-    version = 2
-
-    def __init__(self, data: bytes, payload: bytes, extensions: HeaderExtensions) -> None:
-        self.data = data
-        self.payload = payload
-        self.extensions = extensions
-
-    @property
-    def sequence_number(self) -> int:
-        return (self.data[2] << 8) | self.data[3]
-
-    @property
-    def timestamp(self) -> int:
-        return int.from_bytes(self.data[4:8], "big")
-
-    @property
-    def ssrc(self) -> int:
-        return int.from_bytes(self.data[8:12], "big")
-
-    @property
-    def marker(self) -> int:
-        return self.data[1] >> 7
-
-    @property
-    def payload_type(self) -> int:
-        return self.data[1] & 0x7F
-
-    @property
-    def csrc(self) -> list[int]:
-        data = self.data
-        return [int.from_bytes(data[12 + 4 * i : 16 + 4 * i], "big") for i in range(data[0] & 0x0F)]
-
-    def serialize(self, extensions_map: object = None) -> bytes:
-        return self.data
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,10 +25,11 @@ from typing import Any
 from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket
 
-from .aiortc_hooks import ReceiverTap, SenderTap, SentPacket
+from .aiortc_hooks import ReceiverTap, SenderTap
 from .events import TrackInfo
 from .keyframes import detector_for
 from .layers import LayerRequest
+from .rtp_history import RtpHistory
 from .settings import MediaSettings
 from .staleness import StalenessGate
 from .tasks import TaskOwner
@@ -193,7 +194,7 @@ class Leg:
         # fixed per negotiation
         self._ssrc = 0
         self._pt = 0
-        self._history: dict[int, Any] = {}
+        self._history = RtpHistory()
         self._send: Callable[[bytes], None] | None = None
         self._mid_elem = b""
         self._abs_byte: bytes | None = None
@@ -244,6 +245,7 @@ class Leg:
             self._ext_fixed = (b"\xbe\xde" + words + self._mid_elem + (self._abs_byte or b""), pad)
         self._ext_obj = HeaderExtensions()
         self._ext_obj.mid = tap.mid
+        self._history.extensions = self._ext_obj  # what an RTX repair carries
         if self._paused:
             self._set_state(LegState.PAUSED)
             return
@@ -361,7 +363,7 @@ class Leg:
             data = header + parts[0] + payload
         else:
             data = header + payload
-        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(data, payload, self._ext_obj)
+        self._history[seq % RTP_HISTORY_SIZE] = data
         send = self._send
         if send is None:
             return

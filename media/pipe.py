@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import pipe_wire as wire
 from .events import TrackInfo
+from .rtp_history import RtpHistory
 from .settings import MediaSettings
 from .tasks import TaskOwner
 
@@ -215,7 +216,7 @@ class _PipeSenderTap:
         self.send_rtp: Callable[[bytes], None] | None = send_rtp
         self.ssrc = random.randrange(1, 1 << 32)
         self.payload_type = codec.payloadType
-        self.history: dict[int, Any] = {}  # the leg's NACK history: nobody NACKs over a pipe
+        self.history = RtpHistory()  # the leg's NACK history: nobody NACKs over a pipe
         self.extension_ids = {URI_AUDIO_LEVEL: _LEVEL_ID} if audio else {}
         self.mid: str | None = None
         self.keyframe_requests = 0

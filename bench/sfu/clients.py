@@ -18,13 +18,13 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.sfu import stamp
+from bench.sfu import procstat, stamp
 
 VIDEO_CLOCK = 90000
 
 
-def _pin(cpus: list[int]) -> None:
-    """Run on the clients' CPUs, in a session of one's own.
+def _pin(cpus: list[int], nice: int = 0) -> None:
+    """Run on ``cpus``, in a session of one's own, at CPU weight ``nice``.
 
     With autogroup scheduling every session is one scheduling group: nine busy clients in the
     benchmark's session would share one group's CPU against every other session on a shared
@@ -33,6 +33,7 @@ def _pin(cpus: list[int]) -> None:
     os.setsid()
     if cpus:
         os.sched_setaffinity(0, cpus)
+    procstat.lower_priority(os.getpid(), nice)
 
 
 def _client_pc() -> Any:
@@ -180,8 +181,8 @@ async def _publisher(
 # ---------------------------------------------------------------------------------- subscriber
 
 
-def subscriber_main(conn: Connection, cpus: list[int], host: str) -> None:
-    _pin(cpus)
+def subscriber_main(conn: Connection, cpus: list[int], host: str, nice: int = 0) -> None:
+    _pin(cpus, nice)
     asyncio.run(_subscriber(conn, host))
 
 

@@ -1,8 +1,10 @@
-"""CPU time and memory of a whole process tree, and the machine's load, from /proc."""
+"""CPU time and memory of a whole process tree, and the machine's load, from /proc; a
+process's CPU weight, through /proc."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -60,3 +62,32 @@ def rss_bytes(root: int) -> int:
 def load_average() -> float:
     """The machine's 1-minute load average (every process on the host, this benchmark's too)."""
     return os.getloadavg()[0]
+
+
+def lower_priority(pid: int, nice: int) -> str:
+    """Give a process (all its threads) a lower CPU weight; returns how it was done.
+
+    With autogroup scheduling the weight that counts is the process's session group's, set
+    through /proc/<pid>/autogroup (raising it needs no privilege); otherwise each thread's nice.
+    """
+    if nice == 0:
+        return "none"
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            autogroup = f.read().strip() == "1"
+    except OSError:
+        autogroup = False
+    if autogroup:
+        # Without CAP_SYS_ADMIN the kernel takes one such change per 100 ms, machine-wide
+        # (EAGAIN otherwise): the subscribers starting together take turns.
+        for _ in range(100):
+            try:
+                with open(f"/proc/{pid}/autogroup", "w") as f:
+                    f.write(str(nice))
+                return f"autogroup nice {nice}"
+            except BlockingIOError:
+                time.sleep(0.11)
+        raise TimeoutError(f"could not set the autogroup nice of process {pid}")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
+    return f"nice {nice} on every thread"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 from typing import Any
@@ -75,28 +74,6 @@ def nominal_share(hogs: int, nice: int) -> float:
     return _WEIGHTS[nice] / (_WEIGHTS[nice] + 1024 * hogs)
 
 
-def lower_priority(pid: int, nice: int) -> str:
-    """Give the server (all its threads) a lower CPU weight; returns how it was done.
-
-    With autogroup scheduling the weight that counts is the server's session group's, set
-    through /proc/<pid>/autogroup (raising it needs no privilege); otherwise each thread's nice.
-    """
-    if nice == 0:
-        return "none"
-    try:
-        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
-            autogroup = f.read().strip() == "1"
-    except OSError:
-        autogroup = False
-    if autogroup:
-        with open(f"/proc/{pid}/autogroup", "w") as f:
-            f.write(str(nice))
-        return f"autogroup nice {nice}"
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-    return f"nice {nice} on every thread"
-
-
 def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
     for hog in hogs:
         hog.kill()
@@ -149,7 +126,7 @@ async def session(
                 joined += 1
             if hogs and not running:
                 running = start_hogs(hogs, hog_cpu)
-                result["starved_by"] = lower_priority(server.pid, starve_nice)
+                result["starved_by"] = procstat.lower_priority(server.pid, starve_nice)
             await asyncio.sleep(warmup)
             result["windows"][n] = await measure.window(
                 server.pid, publisher, subscribers[:n], seconds, target_fps

@@ -43,7 +43,9 @@ async def test_a_room_with_media_and_data_arrives_whole(tmp_path: Path) -> None:
     assert video["fps"]["min"] >= 20, video
     assert audio["fps"]["min"] >= 40, audio  # 50 packets/s of Opus
     assert video["loss_pct"] < 5 and audio["loss_pct"] < 5, summary
-    assert 0 < video["latency_ms"]["p50"] < video["latency_ms"]["p99"] < 2000, video
+    # Measured (loopback on a quiet machine: the median may round to 0.0 ms), and bounded.
+    latency = video["latency_ms"]
+    assert 0 <= latency["p50"] <= latency["p99"] < 2000 and latency["max"] > 0, video
     assert 400 < video["bitrate_kbps_p50"] < 2000, video
     assert data["received"] >= 0.95 * data["expected"] > 0, data
     assert summary["errors"]["count"] == 0, summary["errors"]

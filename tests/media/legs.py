@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from relayroom.media.forwarding import URI_ABS_SEND_TIME, URI_MID
+from relayroom.media.rtp_history import RtpHistory
 
 # VP8 payload descriptors + the first bytes of a frame: a keyframe's start, a delta frame's
 # start, and a continuation packet.
@@ -17,7 +16,7 @@ class FakeTap:
     def __init__(self) -> None:
         self.ssrc = 0x5151
         self.payload_type = 120
-        self.history: dict[int, Any] = {}
+        self.history = RtpHistory()
         self.sent: list[bytes] = []
         self.mid = "7"
         self.extension_ids = {URI_MID: 1, URI_ABS_SEND_TIME: 3}

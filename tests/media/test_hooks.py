@@ -82,9 +82,10 @@ async def test_hooks_work_on_live_connections(harness: Harness) -> None:
     # send side: the leg records into aiortc's RTP history and counts for sender reports
     leg = bob.leg("alice", pub.video.id)
     assert leg is not None and leg.tap is not None
-    history: dict[int, Any] = leg.tap.history
-    assert len(history) == 128
+    history = leg.tap.history
     sender: Any = leg.tap.sender
+    assert history is sender._RTCRtpSender__rtp_history and len(history) == 128
+    assert all(history.get(k).sequence_number % 128 == k for k in history)
     assert sender._RTCRtpSender__started
     # sender reports carry the forwarder's counters (one is sent every 0.5-1.5 s)
     assert await eventually(lambda: sender._RTCRtpSender__packet_count > 0, 3)

@@ -161,6 +161,8 @@ async def test_padding_and_csrc_are_serialized() -> None:
     hub.on_packet(p)
     out = parse(tap.sent[0])
     assert out.padding_size == 4 and out.csrc == [1, 2] and out.payload == KEY
+    sent = tap.history[out.sequence_number % 128]  # what a retransmission would wrap
+    assert sent.payload == KEY and sent.csrc == [1, 2] and sent.serialize() == tap.sent[0]
     await hub.close()
 
 
