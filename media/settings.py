@@ -66,6 +66,9 @@ class MediaSettings:
     """A subscriber steps up a layer when its estimate is this many times the current bitrate."""
     simulcast_switch_keyframe_interval_s: float = 0.25
     """A layer a subscriber switches to is asked for a keyframe at most this often."""
+    simulcast_switch_max_deferrals: int = 1
+    """Keyframes of the new layer a switching leg lets go while its old frame is unfinished;
+    at the next, it switches anyway (that frame is cut short)."""
     simulcast_upgrade_hold_s: float = 2.0
     """No step up for this long after a step down (doubled when a step up failed soon)."""
     dynacast: bool = True
@@ -114,6 +117,8 @@ class MediaSettings:
             raise ValueError("simulcast_tick_s and simulcast_layer_timeout_s must be > 0")
         if self.simulcast_switch_keyframe_interval_s < 0:
             raise ValueError("simulcast_switch_keyframe_interval_s must be >= 0")
+        if self.simulcast_switch_max_deferrals < 0:
+            raise ValueError("simulcast_switch_max_deferrals must be >= 0")
         if self.simulcast_upgrade_headroom < 1 or self.simulcast_upgrade_hold_s < 0:
             raise ValueError("invalid simulcast upgrade headroom or hold")
         if self.dynacast_pause_delay_s < 0:

@@ -60,6 +60,7 @@ class SimulcastLeg(Leg):
         self.chooser = LayerChooser(policy)
         self.switches = 0
         self.switches_deferred = 0  # keyframes not switched on: the old frame was unfinished
+        self.deferred_since_switch = 0  # the same, since the leg last moved
         self._vp8 = Vp8Rewriter() if hub.codec.mimeType.lower() == "video/vp8" else None
 
     def keyframe_wanted(self) -> None:
@@ -381,9 +382,17 @@ class SimulcastHub(TrackHub):
         for leg in dict.fromkeys(legs):  # (a leg may be in both lists)
             if leg.layer is layer or leg.state in (LegState.NEGOTIATING, LegState.CLOSED):
                 continue  # already moved, or not ready to send (it moves at a later keyframe)
-            if not leg.at_frame_end() and leg.layer is not None and leg.layer.live(now, timeout):
+            if (
+                leg.deferred_since_switch < self._settings.simulcast_switch_max_deferrals
+                and not leg.at_frame_end()
+                and leg.layer is not None
+                and leg.layer.live(now, timeout)
+            ):
                 # The old layer's frame is not finished: moving now would leave the subscriber
-                # a truncated frame. Finish it, and move at the new layer's next keyframe.
+                # a truncated frame. Finish it, and move at the new layer's next keyframe (a
+                # sender that interleaves its layers' packets may do this every time: so only
+                # a few times, then the frame is cut short).
+                leg.deferred_since_switch += 1
                 leg.switches_deferred += 1
                 self.switches_deferred += 1
                 route.switch_keyframes.request()
@@ -393,6 +402,7 @@ class SimulcastHub(TrackHub):
             if leg.layer is not None:  # a switch (not a start)
                 leg.switches += 1
                 self.switches += 1
+            leg.deferred_since_switch = 0
             self._detach(leg)
             leg.layer = route.layer
             leg.target = None

@@ -303,6 +303,13 @@ class Config:
         "(other keyframe requests: keyframe_request_interval_s).",
         minimum=0,
     )
+    simulcast_switch_max_deferrals: int = _setting(
+        1,
+        "A subscriber switching simulcast layers lets go of at most this many keyframes of the "
+        "new layer that arrive while its old layer's frame is unfinished (it waits to send "
+        "whole frames); at the next one it switches anyway, cutting that frame short.",
+        minimum=0,
+    )
     simulcast_upgrade_hold_s: float = _setting(
         2.0,
         "No step up for this long after a step down (doubled, up to 30 s, when a step up "

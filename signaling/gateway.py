@@ -146,6 +146,7 @@ def media_settings(config: Config) -> MediaSettings:
         simulcast_layer_timeout_s=config.simulcast_layer_timeout_s,
         simulcast_upgrade_headroom=config.simulcast_upgrade_headroom,
         simulcast_switch_keyframe_interval_s=config.simulcast_switch_keyframe_interval_s,
+        simulcast_switch_max_deferrals=config.simulcast_switch_max_deferrals,
         simulcast_upgrade_hold_s=config.simulcast_upgrade_hold_s,
         dynacast=config.dynacast,
         dynacast_pause_delay_s=config.dynacast_pause_delay_s,

@@ -7,6 +7,7 @@ import itertools
 import time
 from typing import Any
 
+import pytest
 from aiortc import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -148,6 +149,32 @@ async def test_a_switch_waits_until_the_old_layers_frame_is_complete() -> None:
         assert group[-1].marker == 1 and not any(p.marker for p in group[:-1])
         assert group[0].payload[0] & 0x10
     assert len(groups) == 3 + 1 + 3
+    await hub.close()
+
+
+@pytest.mark.parametrize("max_deferrals", [0, 1, 2])
+async def test_a_switch_is_deferred_at_most_max_deferrals_times(max_deferrals: int) -> None:
+    # A sender that interleaves its layers' packets lands every keyframe of q mid-frame of f:
+    # the leg lets go of max_deferrals of them, then switches anyway (cutting f's frame short).
+    hub, leg, tap, enc = await make(simulcast_switch_max_deferrals=max_deferrals)
+    enc.send(1, key=("q", "f"))
+    enc.send(2)
+    hub.set_request("bob", LayerRequest(quality="low"))
+    for _ in range(max_deferrals + 1):
+        f_frame = enc.packets("f")
+        hub.on_packet(f_frame[0])
+        for pkt in enc.packets("q", key=True):
+            hub.on_packet(pkt)
+        for pkt in f_frame[1:]:
+            hub.on_packet(pkt)
+        enc.n += 1
+    assert leg.layer is not None and leg.layer.rid == "q"
+    assert leg.switches == 1 and leg.switches_deferred == max_deferrals
+    assert leg.deferred_since_switch == 0
+    groups = frames(sent(tap))
+    cut = [g for g in groups if g[-1].marker != 1]  # f's frame the switch cut short
+    assert len(cut) == 1 and groups[-1][-1].marker == 1
+    assert groups[-1][0].payload[0] & 0x10  # then q's keyframe, from its first packet
     await hub.close()
 
 
