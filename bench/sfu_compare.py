@@ -28,8 +28,9 @@ generator does not take the server's CPU; each server runs in a session of its o
 machine with fewer than 4 CPUs the subscribers (eight 640x480 decoders need more than a core)
 run on every core at the lowest CPU weight (autogroup nice 19), so on the server's core they
 use only what the server leaves idle, the same for both servers (--no-shared-core: keep them
-off it). With --starve they stay off it, and the video is 320x240 at the same bitrate (the same
-packets for the server; the decoders fit on the one core the busy process leaves the clients). Media
+off it). With --starve they stay off it, and the video is 320x240 at the same bitrate target
+(the decoders fit on the one core the busy process leaves the clients; the encoder reaches less
+of the target there, about two thirds of the packets, which the default limit accounts for). Media
 runs over a veth pair inside a private network namespace (Janus skips loopback); outside one,
 the script re-executes itself under `unshare -rn`. It never sends a packet outside that
 namespace.
@@ -119,8 +120,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     elif args.starve and args.subscribers == "1,4,8":
         args.subscribers = "8"
     # Starved, the busy process takes the server's core and leaves the clients one: eight
-    # 640x480 decoders need more. At the same bitrate 320x240 sends the server the same kind
-    # of packets, and its decoders fit.
+    # 640x480 decoders need more, eight 320x240 ones fit.
     default_width, default_height = (320, 240) if args.starve else (640, 480)
     args.width = default_width if args.width is None else args.width
     args.height = default_height if args.height is None else args.height
