@@ -70,6 +70,13 @@ async def test_dashboard_charts_a_live_browser_call(admin_server, browser):
     fps = await dashboard.evaluate(POINTS, "fps")
     assert bitrate[0] >= 3 and bitrate[1] >= 3 and bitrate[2] >= 1 and bitrate[3] >= 1, bitrate
     assert fps[0] >= 3 and fps[1] >= 1, fps
+    # The browser's series grow every 2 s (the page's stats reports): with a point or two
+    # their lines are a few pixels long; wait until they are lines.
+    await dashboard.wait_for_function(
+        """() => [['bitrate', 2], ['fps', 1]].every(([name, browser]) => document.querySelector(
+          `canvas[data-chart="${name}"]`).dataset.points.split(',').map(Number)[browser] >= 3)""",
+        timeout=15000,
+    )
     for name in ("bitrate", "fps"):
         server, client = await dashboard.evaluate(SERIES_PIXELS, name)
         # both series are really drawn (how many pixels a line covers depends on its shape)
