@@ -125,7 +125,14 @@ class Supervisor:
             await asyncio.sleep(0.05)
 
     def _ready(self, slot: WorkerSlot) -> bool:
-        return slot.node_id in self._hub.connected()
+        """Connected and serving: a worker advertises its private URL once its sites are up,
+        and the other workers need that URL to proxy to the rooms it hosts."""
+        entry = self._hub.state.nodes.get(slot.node_id)
+        return (
+            slot.node_id in self._hub.connected()
+            and entry is not None
+            and bool(entry.info.get("url"))
+        )
 
     # --- one worker ---------------------------------------------------------------------------
 
