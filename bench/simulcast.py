@@ -75,6 +75,7 @@ class _NullTap:
         self.keyframe_requests = 0
         self.nacks = 0
         self.sent = 0
+        self.emit_rtp = None
 
     def send_rtp(self, data: bytes) -> None:
         self.sent += 1

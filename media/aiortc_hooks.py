@@ -68,6 +68,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from .bitrate import BitrateEstimator
+from .rtp_build import FastSender
 from .rtp_history import RtpHistory
 
 logger = logging.getLogger(__name__)
@@ -608,6 +609,18 @@ _NTP_EPOCH_MS = 2208988800 * 1000  # aiortc's arrival times are milliseconds sin
 
 def _no_srtp(data: bytes) -> bytes:
     raise pylibsrtp.Error("no SRTP session")
+
+
+def _protect_address() -> int:
+    """libsrtp's ``srtp_protect`` as the compiled sender calls it (libsrtp 2's signature), or
+    0 if pylibsrtp's differs (then legs forward in Python)."""
+    expected = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+    if _srtp_ffi.typeof(_srtp_lib.srtp_protect).cname != expected:
+        return 0
+    return int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+
+
+_SRTP_PROTECT_ADDRESS = _protect_address()
 
 
 def srtp_function(session: pylibsrtp.Session, *, protect: bool) -> Callable[[bytes], bytes]:
@@ -1591,7 +1604,8 @@ class SenderTap:
       shared among the SSRCs it covers), NACK and receiver reports stay with aiortc, which
       retransmits from :attr:`history` (:class:`RtpHistory`), which the forwarder fills;
     - sender reports are rewritten from the forwarder's counters (``sr_source``);
-    - ``send_rtp(data)`` protects and sends one RTP packet at once (:class:`DirectRtpSender`).
+    - ``send_rtp(data)`` protects and sends one RTP packet at once (:class:`DirectRtpSender`),
+      and ``emit_rtp`` (when the compiled module is built) builds, records and sends one.
     """
 
     def __init__(
@@ -1603,9 +1617,11 @@ class SenderTap:
         on_remb: Callable[[int], None],
         sr_source: Callable[[], tuple[int, int, int, int] | None],
         send_buffer_max_bytes: int = 262144,
+        fast_path: bool = True,
     ) -> None:
         self.transceiver = transceiver
         self._send_buffer_max = send_buffer_max_bytes
+        self._fast_path = fast_path
         sender = _private(transceiver.sender)
         self.sender = sender
         self.ssrc: int = sender._ssrc
@@ -1622,6 +1638,7 @@ class SenderTap:
         sender._handle_rtcp_packet = self._handle_rtcp_packet
         sender._send_rtcp = self._send_rtcp
         self.send_rtp: Callable[[bytes], None] | None = None
+        self.emit_rtp: Callable[..., bool] | None = None  # DirectRtpSender.emitter()
         self.mid: str | None = None
         self.payload_type: int | None = None
         self.extension_ids: dict[str, int] = {}
@@ -1639,7 +1656,11 @@ class SenderTap:
         self.mid = parameters.muxId
         self.payload_type = parameters.codecs[0].payloadType
         self.extension_ids = {e.uri: e.id for e in parameters.headerExtensions}
-        self.send_rtp = direct_sender(self.sender.transport, self._send_buffer_max).send
+        direct = direct_sender(
+            self.sender.transport, self._send_buffer_max, fast_path=self._fast_path
+        )
+        self.send_rtp = direct.send
+        self.emit_rtp = direct.emitter()
         try:
             await self._on_ready()
         except Exception:
@@ -1685,6 +1706,7 @@ class SenderTap:
 
     def detach(self) -> None:
         self.send_rtp = None
+        self.emit_rtp = None
         self._on_ready = _noop
         self._on_keyframe_request = _noop_sync
         self._on_remb = _noop_int
@@ -1744,21 +1766,41 @@ class DirectRtpSender:
     counted, so a stalled path never queues stale media.
     """
 
-    def __init__(self, dtls: RTCDtlsTransport, max_buffer_bytes: int) -> None:
+    def __init__(
+        self, dtls: RTCDtlsTransport, max_buffer_bytes: int, *, fast_path: bool = True
+    ) -> None:
         self._dtls = _private(dtls)
         self._max_buffer = max_buffer_bytes
         self._transport: Any = None  # asyncio's datagram transport (uvloop's is not a subclass)
         self._addr: tuple[str, int] = ("", 0)
         self._protect: Callable[[bytes], bytes] | None = None
-        self.packets = 0
-        self.octets = 0
-        self.dropped = 0
+        self._fast_path = fast_path and FastSender is not None and _SRTP_PROTECT_ADDRESS != 0
+        self._fast: Any = None  # the FastSender, once bound
+        self._packets = 0
+        self._octets = 0
+        self._dropped = 0
+
+    @property
+    def packets(self) -> int:
+        return self._packets + (self._fast.packets if self._fast is not None else 0)
+
+    @property
+    def octets(self) -> int:
+        return self._octets + (self._fast.octets if self._fast is not None else 0)
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped + (self._fast.dropped if self._fast is not None else 0)
+
+    def _pair(self) -> Any:
+        pair = self._dtls.transport._connection._nominated.get(1)
+        if pair is None or not isinstance(pair.protocol, aioice.ice.StunProtocol):
+            raise ConnectionError("no nominated host candidate pair")
+        return pair
 
     def _bind(self) -> Any:
         dtls = self._dtls
-        pair = dtls.transport._connection._nominated.get(1)
-        if pair is None or not isinstance(pair.protocol, aioice.ice.StunProtocol):
-            raise ConnectionError("no nominated host candidate pair")
+        pair = self._pair()
         transport = pair.protocol.transport
         self._protect = srtp_function(dtls._tx_srtp, protect=True)
         self._addr = pair.remote_addr
@@ -1771,18 +1813,60 @@ class DirectRtpSender:
             raise ConnectionError("DTLS transport not connected")
         transport = self._transport or self._bind()
         if transport.get_write_buffer_size() > self._max_buffer:
-            self.dropped += 1
+            self._dropped += 1
             return
         out = self._protect(data)  # type: ignore[misc]  # set by _bind
         transport.sendto(out, self._addr)
-        self.packets += 1
-        self.octets += len(out)
+        self._packets += 1
+        self._octets += len(out)
+
+    def emitter(self) -> Callable[..., bool] | None:
+        """The compiled last step of a leg on this transport (``FastSender.emit``: build the
+        packet, keep it in the history, protect and send it), or None: the leg builds it
+        and calls :meth:`send` (not built, turned off, or this socket cannot take it)."""
+        if self._fast is None and self._fast_path:
+            try:
+                self._fast = self._bind_fast()
+            except (ConnectionError, OSError, ValueError) as exc:
+                logger.info("forwarding in Python on this transport: %s", exc)
+                self._fast_path = False
+        return self._fast.emit if self._fast is not None else None
+
+    def _bind_fast(self) -> Any:
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("DTLS transport not connected")
+        pair = self._pair()
+        sock = pair.protocol.transport.get_extra_info("socket")
+        if sock is None:
+            raise ConnectionError("the ICE pair's socket is unknown")
+        host, port = pair.remote_addr[:2]
+        fast = FastSender(
+            fd=sock.fileno(),
+            host=host,
+            port=port,
+            session=int(_srtp_ffi.cast("uintptr_t", _private(dtls._tx_srtp)._srtp[0])),
+            protect=_SRTP_PROTECT_ADDRESS,
+            owner=dtls._tx_srtp,
+            dtls=dtls,
+            connected=DtlsState.CONNECTED,
+        )
+
+        # The duplicated socket must not outlive the connection (its port stays bound).
+        @dtls.on("statechange")  # type: ignore[untyped-decorator]
+        def close_with_transport() -> None:
+            if dtls._state in (DtlsState.CLOSED, DtlsState.FAILED):
+                fast.close()
+
+        return fast
 
 
-def direct_sender(dtls: RTCDtlsTransport, max_buffer_bytes: int) -> DirectRtpSender:
+def direct_sender(
+    dtls: RTCDtlsTransport, max_buffer_bytes: int, *, fast_path: bool = True
+) -> DirectRtpSender:
     """The :class:`DirectRtpSender` of a DTLS transport (created on first use)."""
     sender: DirectRtpSender | None = getattr(dtls, "_relayroom_direct", None)
     if sender is None:
-        sender = DirectRtpSender(dtls, max_buffer_bytes)
+        sender = DirectRtpSender(dtls, max_buffer_bytes, fast_path=fast_path)
         _private(dtls)._relayroom_direct = sender
     return sender

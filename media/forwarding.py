@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import struct
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from .aiortc_hooks import ReceiverTap, SenderTap
 from .events import TrackInfo
 from .keyframes import detector_for
 from .layers import LayerRequest
+from .rtp_build import build_rtp
 from .rtp_history import RtpHistory
 from .settings import MediaSettings
 from .staleness import StalenessGate
@@ -40,7 +40,6 @@ URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
-_HEADER = struct.Struct("!BBHLL")
 _NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 _PADS = (b"", b"\x00\x00\x00", b"\x00\x00", b"\x00")
 
@@ -196,6 +195,7 @@ class Leg:
         self._pt = 0
         self._history = RtpHistory()
         self._send: Callable[[bytes], None] | None = None
+        self._emit: Callable[..., bool] | None = None  # the compiled last step, when built
         self._mid_elem = b""
         self._abs_byte: bytes | None = None
         self._level_id = 0
@@ -227,6 +227,7 @@ class Leg:
         self._pt = tap.payload_type or 0
         self._history = tap.history
         self._send = tap.send_rtp
+        self._emit = tap.emit_rtp
         ids = tap.extension_ids
         mid_id = ids.get(URI_MID)
         mid = (tap.mid or "").encode()
@@ -334,12 +335,13 @@ class Leg:
         padding = pkt.padding_size
         if padding:
             b0 |= 0x20
-        parts: list[bytes] = []
+        head = middle = tail = b""  # the header extension block, in three parts
         fixed = self._ext_fixed
         if fixed is not None:
             b0 |= 0x10
-            start, pad = fixed
-            parts.append(start + abs3 + pad if self._abs_byte is not None else start + pad)
+            head, tail = fixed
+            if self._abs_byte is not None:
+                middle = abs3
         elif self._has_ext:
             b0 |= 0x10
             body = self._mid_elem
@@ -353,22 +355,35 @@ class Leg:
                     )
             pad = _PADS[len(body) & 3]
             words = (len(body) + len(pad)) >> 2
-            parts.append(b"\xbe\xde" + words.to_bytes(2, "big") + body + pad)
-        header = _HEADER.pack(b0, (pkt.marker << 7) | self._pt, seq, ts, self._ssrc)
-        if csrc:
-            header += b"".join(c.to_bytes(4, "big") for c in csrc)
-        if padding:
-            data = b"".join((header, *parts, payload, bytes(padding - 1), bytes((padding,))))
-        elif parts:
-            data = header + parts[0] + payload
-        else:
-            data = header + payload
-        self._history[seq % RTP_HISTORY_SIZE] = data
-        send = self._send
-        if send is None:
-            return
+            head = b"\xbe\xde" + words.to_bytes(2, "big") + body + pad
+        b1 = (pkt.marker << 7) | self._pt
+        emit = self._emit
         try:
-            send(data)
+            if emit is not None:  # compiled: build, keep in the history, protect and send
+                emit(
+                    self._history,
+                    seq % RTP_HISTORY_SIZE,
+                    b0,
+                    b1,
+                    seq,
+                    ts,
+                    self._ssrc,
+                    csrc,
+                    head,
+                    middle,
+                    tail,
+                    payload,
+                    padding,
+                )
+            else:
+                data = build_rtp(
+                    b0, b1, seq, ts, self._ssrc, csrc, head, middle, tail, payload, padding
+                )
+                self._history[seq % RTP_HISTORY_SIZE] = data
+                send = self._send
+                if send is None:
+                    return
+                send(data)
         except Exception:  # ConnectionError once the transport closed; never stop the others
             self.stats.send_errors += 1
             return
@@ -403,6 +418,7 @@ class Leg:
     def close(self) -> None:
         self._set_state(LegState.CLOSED)
         self._send = None
+        self._emit = None
         if self.tap is not None:
             self.stats.keyframe_requests = self.tap.keyframe_requests
             self.stats.nacks = self.tap.nacks

@@ -542,6 +542,7 @@ class Participant:
                 on_remb=functools.partial(hub.subscriber_remb, self.id),
                 sr_source=leg.sender_report_values,
                 send_buffer_max_bytes=self._settings.send_buffer_max_bytes,
+                fast_path=self._settings.fast_path,
             )
             leg.bind(tap)
             self._subs[key] = _Subscription(hub, leg, transceiver)

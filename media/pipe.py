@@ -214,6 +214,7 @@ class _PipeSenderTap:
         from .forwarding import URI_AUDIO_LEVEL  # a hub exists: the WebRTC stack is loaded
 
         self.send_rtp: Callable[[bytes], None] | None = send_rtp
+        self.emit_rtp: Callable[..., bool] | None = None  # pipes send in Python
         self.ssrc = random.randrange(1, 1 << 32)
         self.payload_type = codec.payloadType
         self.history = RtpHistory()  # the leg's NACK history: nobody NACKs over a pipe

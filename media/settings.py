@@ -85,6 +85,8 @@ class MediaSettings:
     """Packets waiting per media connection between socket and relay (oldest dropped beyond)."""
     send_buffer_max_bytes: int = 262144
     """Bytes waiting per media socket; forwarded packets are dropped beyond."""
+    fast_path: bool = True
+    """Forward through the compiled step (media/_fastpath.c) when it is built."""
 
     # active speakers
     active_speaker_interval_s: float = 0.5

@@ -372,6 +372,12 @@ class Config:
         "are dropped beyond, so a stalled path never queues stale media.",
         minimum=4096,
     )
+    media_fast_path: bool = _setting(
+        True,
+        "Forward through the compiled step (build, SRTP-protect and send each packet in one C "
+        "call) when it was built at install; `false` forwards in Python (the same packets, "
+        "more CPU per packet). Without a C compiler at install, Python is used either way.",
+    )
 
     # --- data channels ----------------------------------------------------------------------
     data_max_message_bytes: int = _setting(

@@ -141,6 +141,7 @@ def media_settings(config: Config) -> MediaSettings:
         max_delay_audio_ms=config.media_max_delay_audio_ms,
         receive_queue_max=config.media_receive_queue_max,
         send_buffer_max_bytes=config.media_send_buffer_max_bytes,
+        fast_path=config.media_fast_path,
         simulcast_max_layers=config.simulcast_max_layers,
         simulcast_tick_s=config.simulcast_tick_s,
         simulcast_layer_timeout_s=config.simulcast_layer_timeout_s,

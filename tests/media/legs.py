@@ -22,6 +22,7 @@ class FakeTap:
         self.extension_ids = {URI_MID: 1, URI_ABS_SEND_TIME: 3}
         self.keyframe_requests = 0
         self.nacks = 0
+        self.emit_rtp = None
 
     def send_rtp(self, data: bytes) -> None:
         self.sent.append(data)

@@ -1,0 +1,349 @@
+/* The forwarding hot path's last step, compiled: build a leg's rewritten RTP packet, keep it in
+ * the sender's history, SRTP-protect it and write it to the ICE pair's socket.
+ *
+ * Optional: without this module (no compiler at install time, or `media_fast_path = false`)
+ * media/rtp_build.py and DirectRtpSender do the same in Python. The packet bytes are the same
+ * in both (tests/media/test_fastpath.py); only the Python calls per packet are saved.
+ *
+ * libsrtp is pylibsrtp's: its srtp_protect is called through the address cffi gives for it,
+ * with the session pylibsrtp created (kept alive by holding the Python session object). The
+ * socket is a duplicate of aioice's, written with MSG_DONTWAIT: a full socket drops the
+ * packet (counted) rather than queueing stale media.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr) */
+typedef int (*protect_fn)(void *session, void *packet, int *length);
+
+#define MAX_PLAINTEXT 1500
+#define MAX_TRAILER (16 + 128) /* libsrtp's SRTP_MAX_TRAILER_LEN */
+
+/* ---- building one packet ------------------------------------------------------------------ */
+
+typedef struct {
+    int b0, b1;
+    unsigned long seq, ts, ssrc;
+    PyObject *csrc; /* a sequence of ints */
+    Py_buffer head, middle, tail, payload;
+    Py_ssize_t padding;
+} Parts;
+
+static void parts_release(Parts *p) {
+    if (p->head.obj) PyBuffer_Release(&p->head);
+    if (p->middle.obj) PyBuffer_Release(&p->middle);
+    if (p->tail.obj) PyBuffer_Release(&p->tail);
+    if (p->payload.obj) PyBuffer_Release(&p->payload);
+}
+
+/* b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding (args[first:first+11]) */
+static int parts_parse(Parts *p, PyObject *const *args, Py_ssize_t first) {
+    memset(p, 0, sizeof(*p));
+    p->b0 = (int)PyLong_AsLong(args[first]);
+    p->b1 = (int)PyLong_AsLong(args[first + 1]);
+    p->seq = PyLong_AsUnsignedLongMask(args[first + 2]);
+    p->ts = PyLong_AsUnsignedLongMask(args[first + 3]);
+    p->ssrc = PyLong_AsUnsignedLongMask(args[first + 4]);
+    p->csrc = args[first + 5];
+    p->padding = PyLong_AsSsize_t(args[first + 10]);
+    if (PyErr_Occurred()) return -1;
+    if (p->padding < 0 || p->padding > 255) {
+        PyErr_SetString(PyExc_ValueError, "padding must be 0-255");
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[first + 6], &p->head, PyBUF_SIMPLE) < 0 ||
+        PyObject_GetBuffer(args[first + 7], &p->middle, PyBUF_SIMPLE) < 0 ||
+        PyObject_GetBuffer(args[first + 8], &p->tail, PyBUF_SIMPLE) < 0 ||
+        PyObject_GetBuffer(args[first + 9], &p->payload, PyBUF_SIMPLE) < 0) {
+        parts_release(p);
+        return -1;
+    }
+    return 0;
+}
+
+static void put32(unsigned char *out, unsigned long value) {
+    out[0] = (unsigned char)(value >> 24);
+    out[1] = (unsigned char)(value >> 16);
+    out[2] = (unsigned char)(value >> 8);
+    out[3] = (unsigned char)value;
+}
+
+/* The packet as a new bytes object: the same bytes media/rtp_build.py's build_rtp returns. */
+static PyObject *parts_build(Parts *p) {
+    Py_ssize_t ncsrc = PySequence_Size(p->csrc);
+    if (ncsrc < 0) return NULL;
+    if (ncsrc > 15) {
+        PyErr_SetString(PyExc_ValueError, "at most 15 CSRCs");
+        return NULL;
+    }
+    Py_ssize_t size = 12 + 4 * ncsrc + p->head.len + p->middle.len + p->tail.len +
+                      p->payload.len + p->padding;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL) return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(data);
+    out[0] = (unsigned char)p->b0;
+    out[1] = (unsigned char)p->b1;
+    out[2] = (unsigned char)(p->seq >> 8);
+    out[3] = (unsigned char)p->seq;
+    put32(out + 4, p->ts);
+    put32(out + 8, p->ssrc);
+    out += 12;
+    for (Py_ssize_t i = 0; i < ncsrc; i++) {
+        PyObject *item = PySequence_GetItem(p->csrc, i);
+        if (item == NULL) goto fail;
+        unsigned long value = PyLong_AsUnsignedLongMask(item);
+        Py_DECREF(item);
+        if (PyErr_Occurred()) goto fail;
+        put32(out, value);
+        out += 4;
+    }
+    memcpy(out, p->head.buf, p->head.len);
+    out += p->head.len;
+    memcpy(out, p->middle.buf, p->middle.len);
+    out += p->middle.len;
+    memcpy(out, p->tail.buf, p->tail.len);
+    out += p->tail.len;
+    memcpy(out, p->payload.buf, p->payload.len);
+    out += p->payload.len;
+    if (p->padding) {
+        memset(out, 0, p->padding - 1);
+        out[p->padding - 1] = (unsigned char)p->padding;
+    }
+    return data;
+fail:
+    Py_DECREF(data);
+    return NULL;
+}
+
+static PyObject *build_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "build_rtp takes 11 arguments");
+        return NULL;
+    }
+    Parts parts;
+    if (parts_parse(&parts, args, 0) < 0) return NULL;
+    PyObject *data = parts_build(&parts);
+    parts_release(&parts);
+    return data;
+}
+
+/* ---- the sender --------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    protect_fn protect;
+    void *session;
+    PyObject *session_owner; /* the pylibsrtp.Session whose libsrtp session this is */
+    PyObject *dtls;          /* the RTCDtlsTransport: sends only while its _state is ... */
+    PyObject *connected;     /* ... this object (DtlsState.CONNECTED) */
+    unsigned long long packets, octets, dropped;
+    unsigned char buffer[MAX_PLAINTEXT + MAX_TRAILER];
+} FastSender;
+
+static PyObject *state_name;
+
+static int FastSender_init(FastSender *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"fd",   "host",      "port",       "session",   "protect",
+                             "owner", "dtls", "connected", NULL};
+    int fd, port;
+    const char *host;
+    unsigned long long session, protect;
+    PyObject *owner, *dtls, *connected;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "isiKKOOO", kwlist, &fd, &host, &port,
+                                     &session, &protect, &owner, &dtls, &connected))
+        return -1;
+    if (port < 1 || port > 65535 || session == 0 || protect == 0) {
+        PyErr_SetString(PyExc_ValueError, "bad port, session or protect function");
+        return -1;
+    }
+    memset(&self->addr, 0, sizeof(self->addr));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&self->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&self->addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((unsigned short)port);
+        self->addr_len = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((unsigned short)port);
+        self->addr_len = sizeof(*v6);
+    } else {
+        PyErr_Format(PyExc_ValueError, "not a numeric address: %s", host);
+        return -1;
+    }
+    int copy = dup(fd);
+    if (copy < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (self->fd >= 0) close(self->fd);
+    self->fd = copy;
+    self->session = (void *)(uintptr_t)session;
+    self->protect = (protect_fn)(uintptr_t)protect;
+    Py_XSETREF(self->session_owner, Py_NewRef(owner));
+    Py_XSETREF(self->dtls, Py_NewRef(dtls));
+    Py_XSETREF(self->connected, Py_NewRef(connected));
+    return 0;
+}
+
+static PyObject *FastSender_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    FastSender *self = (FastSender *)type->tp_alloc(type, 0);
+    if (self != NULL) self->fd = -1;
+    return (PyObject *)self;
+}
+
+static void FastSender_dealloc(FastSender *self) {
+    if (self->fd >= 0) close(self->fd);
+    Py_XDECREF(self->session_owner);
+    Py_XDECREF(self->dtls);
+    Py_XDECREF(self->connected);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Protect `data` and send it. 1: sent, 0: dropped (the socket is full), -1: exception set. */
+static int send_protected(FastSender *self, const unsigned char *data, Py_ssize_t size) {
+    if (self->fd < 0) {
+        PyErr_SetString(PyExc_ConnectionError, "sender closed");
+        return -1;
+    }
+    PyObject *state = PyObject_GetAttr(self->dtls, state_name);
+    if (state == NULL) return -1;
+    Py_DECREF(state); /* identity only */
+    if (state != self->connected) {
+        PyErr_SetString(PyExc_ConnectionError, "DTLS transport not connected");
+        return -1;
+    }
+    if (size > MAX_PLAINTEXT) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return -1;
+    }
+    memcpy(self->buffer, data, size);
+    int length = (int)size;
+    int status = self->protect(self->session, self->buffer, &length);
+    if (status != 0) {
+        PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (libsrtp status %d)", status);
+        return -1;
+    }
+    ssize_t sent = sendto(self->fd, self->buffer, (size_t)length, MSG_DONTWAIT,
+                          (struct sockaddr *)&self->addr, self->addr_len);
+    if (sent < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+            self->dropped++;
+            return 0;
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->packets++;
+    self->octets += (unsigned long long)length;
+    return 1;
+}
+
+static PyObject *FastSender_send(FastSender *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    int result = send_protected(self, view.buf, view.len);
+    PyBuffer_Release(&view);
+    if (result < 0) return NULL;
+    return PyBool_FromLong(result);
+}
+
+/* emit(history, key, b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding):
+ * build the packet, store it as history[key], protect and send it. True: sent; False:
+ * dropped at a full socket (still in the history, as the Python path keeps it). */
+static PyObject *FastSender_emit(FastSender *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "emit takes 13 arguments");
+        return NULL;
+    }
+    if (!PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "history must be a dict");
+        return NULL;
+    }
+    Parts parts;
+    if (parts_parse(&parts, args, 2) < 0) return NULL;
+    PyObject *data = parts_build(&parts);
+    parts_release(&parts);
+    if (data == NULL) return NULL;
+    if (PyDict_SetItem(args[0], args[1], data) < 0) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    int result = send_protected(self, (unsigned char *)PyBytes_AS_STRING(data),
+                                PyBytes_GET_SIZE(data));
+    Py_DECREF(data);
+    if (result < 0) return NULL;
+    return PyBool_FromLong(result);
+}
+
+static PyObject *FastSender_close(FastSender *self, PyObject *unused) {
+    if (self->fd >= 0) {
+        close(self->fd);
+        self->fd = -1;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef FastSender_methods[] = {
+    {"send", (PyCFunction)FastSender_send, METH_O, "Protect and send one RTP packet."},
+    {"emit", (PyCFunction)(void (*)(void))FastSender_emit, METH_FASTCALL,
+     "Build, keep in the history, protect and send one rewritten RTP packet."},
+    {"close", (PyCFunction)FastSender_close, METH_NOARGS, "Close the duplicated socket."},
+    {NULL}};
+
+static PyMemberDef FastSender_members[] = {
+    {"packets", T_ULONGLONG, offsetof(FastSender, packets), READONLY, "packets sent"},
+    {"octets", T_ULONGLONG, offsetof(FastSender, octets), READONLY, "SRTP bytes sent"},
+    {"dropped", T_ULONGLONG, offsetof(FastSender, dropped), READONLY,
+     "packets dropped at a full socket"},
+    {"fd", T_INT, offsetof(FastSender, fd), READONLY, "the duplicated socket (-1: closed)"},
+    {NULL}};
+
+static PyTypeObject FastSenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "relayroom.media._fastpath.FastSender",
+    .tp_basicsize = sizeof(FastSender),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SRTP-protects and sends RTP packets on a duplicate of one UDP socket.",
+    .tp_new = FastSender_new,
+    .tp_init = (initproc)FastSender_init,
+    .tp_dealloc = (destructor)FastSender_dealloc,
+    .tp_methods = FastSender_methods,
+    .tp_members = FastSender_members,
+};
+
+static PyMethodDef module_methods[] = {
+    {"build_rtp", (PyCFunction)(void (*)(void))build_rtp, METH_FASTCALL,
+     "build_rtp(b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding) -> bytes"},
+    {NULL}};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_fastpath", "relayroom's compiled forwarding step.", -1,
+    module_methods};
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    if (PyType_Ready(&FastSenderType) < 0) return NULL;
+    state_name = PyUnicode_InternFromString("_state");
+    if (state_name == NULL) return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) return NULL;
+    if (PyModule_AddObjectRef(module, "FastSender", (PyObject *)&FastSenderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "MAX_PLAINTEXT", MAX_PLAINTEXT) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,55 @@
+from collections.abc import Sequence
+from typing import Any
+
+MAX_PLAINTEXT: int
+
+def build_rtp(
+    b0: int,
+    b1: int,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    csrc: Sequence[int],
+    head: bytes,
+    middle: bytes,
+    tail: bytes,
+    payload: bytes,
+    padding: int,
+    /,
+) -> bytes: ...
+
+class FastSender:
+    packets: int
+    octets: int
+    dropped: int
+    fd: int
+    def __init__(
+        self,
+        fd: int,
+        host: str,
+        port: int,
+        session: int,
+        protect: int,
+        owner: object,
+        dtls: object,
+        connected: object,
+    ) -> None: ...
+    def send(self, data: bytes, /) -> bool: ...
+    def emit(
+        self,
+        history: dict[int, Any],
+        key: int,
+        b0: int,
+        b1: int,
+        seq: int,
+        ts: int,
+        ssrc: int,
+        csrc: Sequence[int],
+        head: bytes,
+        middle: bytes,
+        tail: bytes,
+        payload: bytes,
+        padding: int,
+        /,
+    ) -> bool: ...
+    def close(self) -> None: ...

@@ -1,0 +1,50 @@
+"""A leg's rewritten RTP packet built from its parts: in Python, or by the compiled module.
+
+``media/_fastpath.c`` (built at install when a C compiler is there) does a leg's last step in
+one call: build the packet, keep it in the sender's history, SRTP-protect it and send it
+(:class:`FastSender`). :func:`build_rtp` is the Python path's builder, and the definition of
+the bytes both paths produce. No aiortc import here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+_HEADER = struct.Struct("!BBHLL")
+
+__all__ = ["FastSender", "build_rtp", "compiled_build_rtp"]
+
+try:
+    from ._fastpath import FastSender
+    from ._fastpath import build_rtp as compiled_build_rtp
+except ImportError:  # not built (no C compiler at install): forward in Python
+    FastSender = None  # type: ignore[assignment,misc]
+    compiled_build_rtp = None  # type: ignore[assignment]
+
+
+def build_rtp(
+    b0: int,
+    b1: int,
+    seq: int,
+    ts: int,
+    ssrc: int,
+    csrc: Sequence[int],
+    head: bytes,
+    middle: bytes,
+    tail: bytes,
+    payload: bytes,
+    padding: int,
+) -> bytes:
+    """The RTP packet: first two bytes ``b0``, ``b1`` as given (version, flags, CSRC count;
+    marker, payload type), then sequence number, timestamp, SSRC and CSRCs, the header
+    extension block in three parts (``head + middle + tail``, empty without one), the
+    payload, and ``padding`` bytes of RFC 3550 padding (the last one holds their count)."""
+    header = _HEADER.pack(b0, b1, seq, ts, ssrc)
+    if csrc:
+        header += b"".join(c.to_bytes(4, "big") for c in csrc)
+    if padding:
+        return b"".join(
+            (header, head, middle, tail, payload, bytes(padding - 1), bytes((padding,)))
+        )
+    return b"".join((header, head, middle, tail, payload))
