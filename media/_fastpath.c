@@ -35,6 +35,7 @@ typedef struct {
     PyObject *csrc; /* a sequence of ints */
     Py_buffer head, middle, tail, payload;
     Py_ssize_t padding;
+    long long vp8_shift; /* -1, or (PictureID offset << 8) | TL0PICIDX offset */
 } Parts;
 
 static void parts_release(Parts *p) {
@@ -44,21 +45,42 @@ static void parts_release(Parts *p) {
     if (p->payload.obj) PyBuffer_Release(&p->payload);
 }
 
-/* b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding (args[first:first+11]) */
-static int parts_parse(Parts *p, PyObject *const *args, Py_ssize_t first) {
-    memset(p, 0, sizeof(*p));
-    p->b0 = (int)PyLong_AsLong(args[first]);
-    p->b1 = (int)PyLong_AsLong(args[first + 1]);
-    p->seq = PyLong_AsUnsignedLongMask(args[first + 2]);
-    p->ts = PyLong_AsUnsignedLongMask(args[first + 3]);
-    p->ssrc = PyLong_AsUnsignedLongMask(args[first + 4]);
-    p->csrc = args[first + 5];
-    p->padding = PyLong_AsSsize_t(args[first + 10]);
-    if (PyErr_Occurred()) return -1;
-    if (p->padding < 0 || p->padding > 255) {
-        PyErr_SetString(PyExc_ValueError, "padding must be 0-255");
+/* An int in [0, max]; -1 (with an exception set) otherwise. */
+static long long bounded(PyObject *value, unsigned long long max, const char *name) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(value);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    if (v > max) {
+        PyErr_Format(PyExc_ValueError, "%s out of range", name);
         return -1;
     }
+    return (long long)v;
+}
+
+/* b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding, vp8_shift
+ * (args[first:first+12]);
+ * out-of-range numbers are refused (ValueError, OverflowError), never truncated. */
+static int parts_parse(Parts *p, PyObject *const *args, Py_ssize_t first) {
+    memset(p, 0, sizeof(*p));
+    long long b0 = bounded(args[first], 0xFF, "b0");
+    long long b1 = b0 < 0 ? -1 : bounded(args[first + 1], 0xFF, "b1");
+    long long seq = b1 < 0 ? -1 : bounded(args[first + 2], 0xFFFF, "seq");
+    long long ts = seq < 0 ? -1 : bounded(args[first + 3], 0xFFFFFFFFULL, "ts");
+    long long ssrc = ts < 0 ? -1 : bounded(args[first + 4], 0xFFFFFFFFULL, "ssrc");
+    long long padding = ssrc < 0 ? -1 : bounded(args[first + 10], 0xFF, "padding");
+    if (padding < 0) return -1;
+    if (args[first + 11] == Py_None) {
+        p->vp8_shift = -1;
+    } else {
+        p->vp8_shift = bounded(args[first + 11], 0x7FFFFF, "vp8_shift");
+        if (p->vp8_shift < 0) return -1;
+    }
+    p->b0 = (int)b0;
+    p->b1 = (int)b1;
+    p->seq = (unsigned long)seq;
+    p->ts = (unsigned long)ts;
+    p->ssrc = (unsigned long)ssrc;
+    p->padding = (Py_ssize_t)padding;
+    p->csrc = args[first + 5];
     if (PyObject_GetBuffer(args[first + 6], &p->head, PyBUF_SIMPLE) < 0 ||
         PyObject_GetBuffer(args[first + 7], &p->middle, PyBUF_SIMPLE) < 0 ||
         PyObject_GetBuffer(args[first + 8], &p->tail, PyBUF_SIMPLE) < 0 ||
@@ -76,12 +98,33 @@ static void put32(unsigned char *out, unsigned long value) {
     out[3] = (unsigned char)value;
 }
 
+/* A VP8 payload descriptor's PictureID and TL0PICIDX moved by the offsets in `shift`, in
+ * place: Vp8Rewriter.rewrite's arithmetic (media/vp8.py) when no temporal layer is dropped. */
+static void shift_vp8_descriptor(unsigned char *p, Py_ssize_t n, long long shift) {
+    unsigned int pic_off = (unsigned int)(shift >> 8), tl0_off = (unsigned int)(shift & 0xFF);
+    if (n < 6 || !(p[0] & 0x80) || !(p[1] & 0xE0)) return;
+    unsigned char b1 = p[1];
+    if ((b1 & 0x80) && (p[2] & 0x80)) { /* 15-bit PictureID */
+        unsigned int pic = ((((p[2] & 0x7Fu) << 8) | p[3]) + pic_off) & 0x7FFF;
+        p[2] = (unsigned char)(0x80 | (pic >> 8));
+        p[3] = (unsigned char)(pic & 0xFF);
+        if (b1 & 0x40) p[4] = (unsigned char)(p[4] + tl0_off);
+        return;
+    }
+    int at = 2;
+    if (b1 & 0x80) { /* 7-bit PictureID */
+        p[2] = (unsigned char)((p[2] + pic_off) & 0x7F);
+        at = 3;
+    }
+    if (b1 & 0x40) p[at] = (unsigned char)(p[at] + tl0_off);
+}
+
 /* The packet as a new bytes object: the same bytes media/rtp_build.py's build_rtp returns. */
 static PyObject *parts_build(Parts *p) {
     Py_ssize_t ncsrc = PySequence_Size(p->csrc);
     if (ncsrc < 0) return NULL;
     if (ncsrc > 15) {
-        PyErr_SetString(PyExc_ValueError, "at most 15 CSRCs");
+        PyErr_SetString(PyExc_ValueError, "csrc: at most 15");
         return NULL;
     }
     Py_ssize_t size = 12 + 4 * ncsrc + p->head.len + p->middle.len + p->tail.len +
@@ -99,10 +142,10 @@ static PyObject *parts_build(Parts *p) {
     for (Py_ssize_t i = 0; i < ncsrc; i++) {
         PyObject *item = PySequence_GetItem(p->csrc, i);
         if (item == NULL) goto fail;
-        unsigned long value = PyLong_AsUnsignedLongMask(item);
+        long long value = bounded(item, 0xFFFFFFFFULL, "csrc");
         Py_DECREF(item);
-        if (PyErr_Occurred()) goto fail;
-        put32(out, value);
+        if (value < 0) goto fail;
+        put32(out, (unsigned long)value);
         out += 4;
     }
     memcpy(out, p->head.buf, p->head.len);
@@ -112,6 +155,7 @@ static PyObject *parts_build(Parts *p) {
     memcpy(out, p->tail.buf, p->tail.len);
     out += p->tail.len;
     memcpy(out, p->payload.buf, p->payload.len);
+    if (p->vp8_shift >= 0) shift_vp8_descriptor(out, p->payload.len, p->vp8_shift);
     out += p->payload.len;
     if (p->padding) {
         memset(out, 0, p->padding - 1);
@@ -124,8 +168,8 @@ fail:
 }
 
 static PyObject *build_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 11) {
-        PyErr_SetString(PyExc_TypeError, "build_rtp takes 11 arguments");
+    if (nargs != 12) {
+        PyErr_SetString(PyExc_TypeError, "build_rtp takes 12 arguments");
         return NULL;
     }
     Parts parts;
@@ -203,17 +247,32 @@ static PyObject *FastSender_new(PyTypeObject *type, PyObject *args, PyObject *kw
     return (PyObject *)self;
 }
 
+/* The transport's listeners hold the sender that holds the transport: the collector must see
+ * these references, or every subscriber's transport would be kept alive by that cycle. */
+static int FastSender_traverse(FastSender *self, visitproc visit, void *arg) {
+    Py_VISIT(self->session_owner);
+    Py_VISIT(self->dtls);
+    Py_VISIT(self->connected);
+    return 0;
+}
+
+static int FastSender_clear(FastSender *self) {
+    Py_CLEAR(self->session_owner);
+    Py_CLEAR(self->dtls);
+    Py_CLEAR(self->connected);
+    return 0;
+}
+
 static void FastSender_dealloc(FastSender *self) {
+    PyObject_GC_UnTrack(self);
     if (self->fd >= 0) close(self->fd);
-    Py_XDECREF(self->session_owner);
-    Py_XDECREF(self->dtls);
-    Py_XDECREF(self->connected);
+    FastSender_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 /* Protect `data` and send it. 1: sent, 0: dropped (the socket is full), -1: exception set. */
 static int send_protected(FastSender *self, const unsigned char *data, Py_ssize_t size) {
-    if (self->fd < 0) {
+    if (self->fd < 0 || self->dtls == NULL) {
         PyErr_SetString(PyExc_ConnectionError, "sender closed");
         return -1;
     }
@@ -259,12 +318,13 @@ static PyObject *FastSender_send(FastSender *self, PyObject *arg) {
     return PyBool_FromLong(result);
 }
 
-/* emit(history, key, b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding):
+/* emit(history, key, b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding,
+ *      vp8_shift):
  * build the packet, store it as history[key], protect and send it. True: sent; False:
  * dropped at a full socket (still in the history, as the Python path keeps it). */
 static PyObject *FastSender_emit(FastSender *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 13) {
-        PyErr_SetString(PyExc_TypeError, "emit takes 13 arguments");
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "emit takes 14 arguments");
         return NULL;
     }
     if (!PyDict_Check(args[0])) {
@@ -313,18 +373,21 @@ static PyMemberDef FastSender_members[] = {
 static PyTypeObject FastSenderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "relayroom.media._fastpath.FastSender",
     .tp_basicsize = sizeof(FastSender),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "SRTP-protects and sends RTP packets on a duplicate of one UDP socket.",
     .tp_new = FastSender_new,
     .tp_init = (initproc)FastSender_init,
     .tp_dealloc = (destructor)FastSender_dealloc,
+    .tp_traverse = (traverseproc)FastSender_traverse,
+    .tp_clear = (inquiry)FastSender_clear,
     .tp_methods = FastSender_methods,
     .tp_members = FastSender_members,
 };
 
 static PyMethodDef module_methods[] = {
     {"build_rtp", (PyCFunction)(void (*)(void))build_rtp, METH_FASTCALL,
-     "build_rtp(b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding) -> bytes"},
+     "build_rtp(b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding, vp8_shift)"
+     " -> bytes"},
     {NULL}};
 
 static struct PyModuleDef module_def = {

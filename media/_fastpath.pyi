@@ -15,6 +15,7 @@ def build_rtp(
     tail: bytes,
     payload: bytes,
     padding: int,
+    vp8_shift: int | None,
     /,
 ) -> bytes: ...
 
@@ -50,6 +51,7 @@ class FastSender:
         tail: bytes,
         payload: bytes,
         padding: int,
+        vp8_shift: int | None,
         /,
     ) -> bool: ...
     def close(self) -> None: ...

@@ -173,8 +173,11 @@ class Leg:
         self.stats = LegStats()
         self.created_at = time.monotonic()
         self.edit: PayloadEdit | None = None
-        """A subclass's payload edit (simulcast: the VP8 descriptor rewrite, temporal layers),
-        set only on legs that need one: :meth:`forward` applies it."""
+        """A subclass's payload edit (simulcast: temporal layers dropped), set only on legs
+        that need one: :meth:`forward` applies it."""
+        self.payload_shift: int | None = None
+        """VP8 PictureID/TL0PICIDX offsets the packet builder applies (simulcast: a leg that
+        switched layer; see ``media/vp8.py``'s ``shift_descriptor``)."""
         self.tap: SenderTap | None = None
         self._clock_rate = hub.clock_rate
         self._counts_frames = hub.is_video
@@ -374,10 +377,22 @@ class Leg:
                     tail,
                     payload,
                     padding,
+                    self.payload_shift,
                 )
             else:
                 data = build_rtp(
-                    b0, b1, seq, ts, self._ssrc, csrc, head, middle, tail, payload, padding
+                    b0,
+                    b1,
+                    seq,
+                    ts,
+                    self._ssrc,
+                    csrc,
+                    head,
+                    middle,
+                    tail,
+                    payload,
+                    padding,
+                    self.payload_shift,
                 )
                 self._history[seq % RTP_HISTORY_SIZE] = data
                 send = self._send

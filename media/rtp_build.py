@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from .vp8 import shift_descriptor
+
 _HEADER = struct.Struct("!BBHLL")
 
 __all__ = ["FastSender", "build_rtp", "compiled_build_rtp"]
@@ -35,11 +37,15 @@ def build_rtp(
     tail: bytes,
     payload: bytes,
     padding: int,
+    vp8_shift: int | None = None,
 ) -> bytes:
     """The RTP packet: first two bytes ``b0``, ``b1`` as given (version, flags, CSRC count;
     marker, payload type), then sequence number, timestamp, SSRC and CSRCs, the header
     extension block in three parts (``head + middle + tail``, empty without one), the
-    payload, and ``padding`` bytes of RFC 3550 padding (the last one holds their count)."""
+    payload (its VP8 descriptor moved by ``vp8_shift``, see :func:`shift_descriptor`, unless
+    None), and ``padding`` bytes of RFC 3550 padding (the last one holds their count)."""
+    if vp8_shift is not None:
+        payload = shift_descriptor(payload, vp8_shift)
     header = _HEADER.pack(b0, b1, seq, ts, ssrc)
     if csrc:
         header += b"".join(c.to_bytes(4, "big") for c in csrc)

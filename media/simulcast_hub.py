@@ -106,7 +106,7 @@ class SimulcastLeg(Leg):
         vp8 = self._vp8
         if vp8 is not None and max_tid != vp8.wanted_tid:
             vp8.set_temporal(max_tid)
-            self.edit = vp8.edit if vp8.active else None
+            self._apply_vp8(vp8)
 
     @property
     def max_temporal(self) -> int | None:
@@ -122,8 +122,14 @@ class SimulcastLeg(Leg):
         if vp8 is not None:
             sent = self._newest_sent()
             vp8.sync(pkt.payload, sent.payload if sent is not None else None)
-            self.edit = vp8.edit if vp8.active else None
+            self._apply_vp8(vp8)
         super()._sync(pkt, now)
+
+    def _apply_vp8(self, vp8: Vp8Rewriter) -> None:
+        """A payload edit only while temporal layers are dropped; picture ids that only need
+        shifting are shifted by the packet builder (no copy of the payload for it)."""
+        self.edit = vp8.rewrite if vp8.dropping else None
+        self.payload_shift = vp8.shift
 
 
 def h264_keyframe_size(payload: bytes) -> tuple[int, int] | None:

@@ -8,11 +8,7 @@ layer's keyframe), and the decoder never sees a jump. Only the descriptor bytes 
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable
 from typing import NamedTuple
-
-_HEAD5 = struct.Struct("!BBHB").pack  # X byte, I/L/T/K byte, M + 15-bit PictureID, TL0PICIDX
 
 
 class Vp8Descriptor(NamedTuple):
@@ -114,19 +110,19 @@ class Vp8Rewriter:
 
     :meth:`sync` is called with the first packet of the keyframe the leg starts (or switches)
     on, and the last payload the leg sent; it fixes the offsets so the new layer's pictures
-    follow the old one's. :meth:`rewrite` is the leg's payload edit on the packet path (only
-    while :attr:`active`): it returns the payload with the descriptor shifted (only the
-    descriptor bytes are rebuilt), or None for a packet of a temporal layer the leg does not
-    get. A dropped picture moves the PictureID offset back by one, so the subscriber sees
-    consecutive picture ids (a decoder takes a gap for a lost frame); TL0PICIDX needs nothing
-    (base-layer pictures are never dropped). The leg raises its temporal layer only at a
-    picture of the next layer up marked as a sync point (Y bit), or at a keyframe: a higher
-    layer's picture before it may reference pictures the leg dropped.
+    follow the old one's. While no temporal layer is dropped the leg's packet builder moves
+    the descriptor's fields by :attr:`shift` (no payload edit); while one is,
+    :meth:`rewrite` is the leg's payload edit on the packet path: it returns the payload with
+    the descriptor shifted (only the descriptor bytes are rebuilt), or None for a packet of a
+    temporal layer the leg does not get. A dropped picture moves the PictureID offset back by
+    one, so the subscriber sees consecutive picture ids (a decoder takes a gap for a lost
+    frame); TL0PICIDX needs nothing (base-layer pictures are never dropped). The leg raises its
+    temporal layer only at a picture of the next layer up marked as a sync point (Y bit), or at
+    a keyframe: a higher layer's picture before it may reference pictures the leg dropped.
     """
 
     __slots__ = (
         "_dropped_pic",
-        "_heads",
         "_pic_off",
         "_tl0_off",
         "dropped",
@@ -138,7 +134,6 @@ class Vp8Rewriter:
         self._pic_off = 0
         self._tl0_off = 0
         self._dropped_pic = -1  # the source PictureID of the last picture dropped
-        self._heads: dict[bytes, bytes] = {}  # shift(): source's first 5 bytes -> sent ones
         self.max_tid = ALL_TEMPORAL  # the highest TID forwarded now
         self.wanted_tid = ALL_TEMPORAL  # the highest TID to forward (reached at a sync point)
         self.dropped = 0  # packets of temporal layers not forwarded
@@ -157,14 +152,12 @@ class Vp8Rewriter:
         """Forward TIDs up to ``max_tid`` (lower: from the next picture; higher: from a sync
         point of the next layer up, or a keyframe)."""
         self.wanted_tid = max(0, min(max_tid, ALL_TEMPORAL))
-        self._heads = {}  # rewrite() may move the PictureID offset from now on
 
     def sync(self, payload: bytes, last_sent: bytes | None) -> None:
         """Fix the offsets so that this keyframe follows ``last_sent`` (the payload of the last
         packet the leg sent, as sent; None: nothing yet)."""
         self.max_tid = self.wanted_tid
         self._dropped_pic = -1
-        self._heads = {}  # new offsets
         d = parse_descriptor(payload)
         if d is None:
             return
@@ -182,30 +175,19 @@ class Vp8Rewriter:
             self._tl0_off = (out - tl0) & 0xFF
 
     @property
-    def edit(self) -> Callable[[bytes], bytes | None]:
-        """The leg's payload edit for now: :meth:`shift` unless temporal layers are dropped."""
-        if self.max_tid == self.wanted_tid == ALL_TEMPORAL:
-            return self.shift
-        return self.rewrite
+    def dropping(self) -> bool:
+        """Whether temporal layers are dropped (or about to change): :meth:`rewrite` must see
+        every packet."""
+        return self.max_tid < ALL_TEMPORAL or self.wanted_tid < ALL_TEMPORAL
 
-    def shift(self, payload: bytes) -> bytes | None:
-        """:meth:`rewrite` when no temporal layer is dropped. What browsers send (X, I with a
-        15-bit PictureID, L) has its first five bytes replaced, looked up by the five bytes of
-        the source: the packets of one picture share them (two entries a picture: with and
-        without S), so the arithmetic runs once a picture."""
-        head = self._heads.get(payload[:5])
-        if head is not None:
-            return head + payload[5:]
-        b1 = payload[1] if len(payload) > 5 else 0
-        if b1 & 0xC0 != 0xC0 or not payload[2] & 0x80 or not payload[0] & 0x80:
-            return self.rewrite(payload)
-        pic = ((((payload[2] << 8) | payload[3]) + self._pic_off) & 0x7FFF) | 0x8000
-        head = _HEAD5(payload[0], b1, pic, (payload[4] + self._tl0_off) & 0xFF)
-        heads = self._heads
-        if len(heads) >= 16:
-            heads.clear()  # bounded: older pictures do not come back (but late, rarely)
-        heads[payload[:5]] = head
-        return head + payload[5:]
+    @property
+    def shift(self) -> int | None:
+        """The offsets while nothing is dropped, as the packet builder takes them
+        (``PictureID offset << 8 | TL0PICIDX offset``, see :func:`shift_descriptor`); None
+        when there is nothing to shift or :meth:`rewrite` runs."""
+        if self.dropping or not (self._pic_off or self._tl0_off):
+            return None
+        return (self._pic_off << 8) | self._tl0_off
 
     def rewrite(self, payload: bytes) -> bytes | None:
         """``payload`` as this leg sends it; None: a temporal layer it does not get."""
@@ -236,21 +218,34 @@ class Vp8Rewriter:
                             self._dropped_pic = pic
                             self._pic_off = (self._pic_off - 1) & 0x7FFF
                     return None
-        pic_off = self._pic_off
-        tl0_off = self._tl0_off
-        if not pic_off and not tl0_off:
+        if not self._pic_off and not self._tl0_off:
             return payload
-        if long_pic:  # 15-bit PictureID (what browsers send)
-            pic = ((((payload[2] & 0x7F) << 8) | payload[3]) + pic_off) & 0x7FFF
-            if b1 & 0x40:
-                tl0 = (payload[4] + tl0_off) & 0xFF
-                return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF, tl0)) + payload[5:]
-            return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF)) + payload[4:]
-        head = bytearray(payload[:4])
-        at = 2
-        if b1 & 0x80:  # 7-bit PictureID
-            head[2] = (head[2] + pic_off) & 0x7F
-            at = 3
+        return shift_descriptor(payload, (self._pic_off << 8) | self._tl0_off)
+
+
+def shift_descriptor(payload: bytes, shift: int) -> bytes:
+    """``payload`` with its descriptor's PictureID and TL0PICIDX moved by the offsets in
+    ``shift`` (``PictureID offset << 8 | TL0PICIDX offset``); only the descriptor's bytes are
+    rebuilt. The compiled packet builder does the same in place (media/_fastpath.c)."""
+    if len(payload) < 6:
+        return payload
+    b0 = payload[0]
+    b1 = payload[1]
+    if not b0 & 0x80 or not b1 & 0xE0:
+        return payload
+    pic_off = shift >> 8
+    tl0_off = shift & 0xFF
+    if b1 & 0x80 and payload[2] & 0x80:  # 15-bit PictureID (what browsers send)
+        pic = ((((payload[2] & 0x7F) << 8) | payload[3]) + pic_off) & 0x7FFF
         if b1 & 0x40:
-            head[at] = (head[at] + tl0_off) & 0xFF
-        return bytes(head) + payload[4:]
+            tl0 = (payload[4] + tl0_off) & 0xFF
+            return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF, tl0)) + payload[5:]
+        return bytes((b0, b1, 0x80 | (pic >> 8), pic & 0xFF)) + payload[4:]
+    head = bytearray(payload[:4])
+    at = 2
+    if b1 & 0x80:  # 7-bit PictureID
+        head[2] = (head[2] + pic_off) & 0x7F
+        at = 3
+    if b1 & 0x40:
+        head[at] = (head[at] + tl0_off) & 0xFF
+    return bytes(head) + payload[4:]

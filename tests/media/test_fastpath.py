@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 
 import pytest
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -25,6 +26,15 @@ def test_the_compiled_step_is_built() -> None:
     assert compiled_build_rtp is not None and FastSender is not None
 
 
+def _vp8_payloads() -> st.SearchStrategy[bytes]:
+    """Payloads that start with a VP8 descriptor: X, I (7 or 15 bits), L, T/K in any mix."""
+    return st.tuples(
+        st.sampled_from([0x80, 0x90, 0x10, 0x00]),
+        st.integers(0, 255),
+        st.binary(min_size=0, max_size=60),
+    ).map(lambda t: bytes((t[0], t[1])) + t[2])
+
+
 _parts = st.tuples(
     st.integers(0, 255),  # b0
     st.integers(0, 255),  # b1
@@ -35,8 +45,9 @@ _parts = st.tuples(
     st.binary(max_size=40),
     st.binary(max_size=8),
     st.binary(max_size=4),
-    st.binary(max_size=1400),
+    st.one_of(st.binary(max_size=1400), _vp8_payloads()),
     st.integers(0, 255),
+    st.one_of(st.none(), st.integers(0, 0x7FFFFF)),  # the VP8 descriptor shift
 )
 
 
@@ -48,14 +59,17 @@ def test_both_builders_make_the_same_bytes(parts: tuple) -> None:
 
 
 def test_out_of_range_parts_are_refused_not_truncated() -> None:
-    assert compiled_build_rtp is not None
-    ok = [0x80, 96, 1, 2, 3, [], b"", b"", b"", b"x", 0]
+    build: Any = compiled_build_rtp
+    ok: list[Any] = [0x80, 96, 1, 2, 3, [], b"", b"", b"", b"x", 0, None]
+    for at, bad in [(0, 256), (2, 0x10000), (3, 1 << 32), (4, -1), (10, 256), (11, 1 << 23)]:
+        with pytest.raises((ValueError, OverflowError)):
+            build(*ok[:at], bad, *ok[at + 1 :])
     with pytest.raises(ValueError):
-        compiled_build_rtp(*ok[:10], 256)  # padding
+        build(*ok[:5], list(range(16)), *ok[6:])  # CSRCs
     with pytest.raises(ValueError):
-        compiled_build_rtp(*ok[:5], list(range(16)), *ok[6:])  # CSRCs
+        build(*ok[:5], [1 << 32], *ok[6:])
     with pytest.raises(TypeError):
-        compiled_build_rtp(*ok[:9], "text", 0)  # payload
+        build(*ok[:9], "text", *ok[10:])  # payload
 
 
 class _Dtls:
@@ -94,7 +108,7 @@ def test_emit_keeps_the_packet_and_sends_it_protected() -> None:
     sent = []
     for seq in range(1000, 1005):
         parts = (0x90, 0xE0, seq, 90000 + seq, 0xCAFE, [7], b"\xbe\xde\x00\x01", b"\x10a", b"\0\0")
-        assert sender.emit(history, seq % 128, *parts, os.urandom(900), 3)
+        assert sender.emit(history, seq % 128, *parts, os.urandom(900), 3, None)
         sent.append(history[seq % 128])
         wire = sink.recv(2048)
         assert wire != sent[-1]  # protected on the wire

@@ -9,6 +9,7 @@ from relayroom.media.vp8 import (
     keyframe_size,
     parse_descriptor,
     picture_id,
+    shift_descriptor,
     temporal_id,
     tl0picidx,
 )
@@ -170,6 +171,7 @@ def test_any_bytes_from_a_publisher_are_handled_without_an_exception() -> None:
         for _ in range(3000):
             payload = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
             temporal_id(payload)
-            for edit in (out.rewriter.shift, out.rewriter.rewrite):
+            shift = out.rewriter.shift
+            for edit in (out.rewriter.rewrite, lambda p, s=shift: shift_descriptor(p, s or 0)):
                 edited = edit(payload)
                 assert edited is None or len(edited) == len(payload)
