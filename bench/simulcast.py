@@ -4,10 +4,11 @@ a viewer gets the first frame of a new layer.
 1. ``forwarding`` (in-process micro-benchmark of the packet path, not a headline figure): the
    same VP8 stream forwarded by a plain ``TrackHub`` (one SSRC, 5 packets a frame) and by a
    ``SimulcastHub`` (q/h/f: 1, 2 and 5 packets a frame, every leg on f), to 1 and to N legs
-   whose sender discards the packet (SRTP and the socket cost the same either way and are
-   left out). The CPU per forwarded leg packet between 1 and N legs is the marginal cost of a
-   subscriber; simulcast adds the cost of receiving q and h once per track, reported as the
-   total per incoming packet beside it. Runs are interleaved (plain, simulcast, plain, ...);
+   whose sender SRTP-protects each packet and writes it to a UDP socket nobody reads (through
+   the compiled step when it is built; ``--python``: in Python, ``--no-send``: dropped). The
+   CPU per forwarded leg packet between 1 and N legs is the marginal cost of a subscriber;
+   simulcast adds the cost of receiving q and h once per track, reported as the total per
+   incoming packet beside it. Runs are interleaved (plain, simulcast, plain, ...);
    medians are reported.
 2. ``switch`` (real ``relayroom serve`` process, real Chromium): a publisher page sends 3 layers
    of a fake 1280x720 camera; once the full layer flows, a viewer page asks alternately for a
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +50,10 @@ from pylibsrtp import Policy, Session  # noqa: E402
 from bench.chromium import CHROMIUM, chromium_args  # noqa: E402
 from bench.sfu.servers import free_port, terminate, wait_port  # noqa: E402
 from relayroom.media import MediaSettings, TrackInfo  # noqa: E402
+from relayroom.media.aiortc_hooks import fast_sender  # noqa: E402
 from relayroom.media.forwarding import Leg, TrackHub  # noqa: E402
 from relayroom.media.layers import LayerRequest  # noqa: E402
+from relayroom.media.rtp_build import FastSender  # noqa: E402
 from relayroom.media.rtp_history import RtpHistory  # noqa: E402
 from relayroom.media.simulcast_hub import SimulcastHub  # noqa: E402
 
@@ -60,13 +64,21 @@ LAYERS = {"q": (1, 300, (320, 180)), "h": (2, 900, (640, 360)), "f": (5, 1100, (
 # ------------------------------------------------------------------------ 1. forwarding
 
 
+class _Connected:
+    """What a compiled sender reads of a DTLS transport: its state, connected."""
+
+    _state = "connected"
+
+
 class _NullTap:
     """A subscriber sender: each packet is SRTP-protected and sent to a UDP socket nobody
-    reads (the kernel drops it), as a leg's ``DirectRtpSender`` does, without ICE or DTLS."""
+    reads (the kernel drops it), as a leg's ``DirectRtpSender`` does, without ICE or DTLS:
+    through the compiled step when it is built (unless ``python``), else in Python."""
 
-    def __init__(self, sink: tuple[socket.socket, tuple[str, int]] | None) -> None:
+    def __init__(self, sink: tuple[socket.socket, tuple[str, int]] | None, python: bool) -> None:
         self._sink = sink
-        self._protect = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)).protect
+        session = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        self._protect = session.protect
         self.ssrc = random.randrange(1 << 32)
         self.payload_type = 97
         self.history = RtpHistory()
@@ -74,11 +86,25 @@ class _NullTap:
         self.extension_ids: dict[str, int] = {}
         self.keyframe_requests = 0
         self.nacks = 0
-        self.sent = 0
-        self.emit_rtp = None
+        self._sent = 0  # in Python
+        self._fast: Any = None
+        self.emit_rtp: Callable[..., bool] | None = None
+        if sink is not None and not python and FastSender is not None:
+            self._fast = fast_sender(session, sink[0].fileno(), sink[1], _Connected(), "connected")
+            self.emit_rtp = self._fast.emit
+
+    @property
+    def sent(self) -> int:
+        """Packets sent (or dropped at the full socket) since :meth:`reset`."""
+        fast = self._fast
+        return self._sent + (fast.packets + fast.dropped if fast is not None else 0)
+
+    def reset(self) -> None:
+        fast = self._fast
+        self._sent = -(fast.packets + fast.dropped) if fast is not None else 0
 
     def send_rtp(self, data: bytes) -> None:
-        self.sent += 1
+        self._sent += 1
         if self._sink is not None:
             sock, addr = self._sink
             with contextlib.suppress(BlockingIOError):
@@ -120,7 +146,7 @@ def _frames(rids: list[str], count: int) -> list[RtpPacket]:
 
 
 async def _run_once(
-    simulcast: bool, legs: int, frames: int, switched: bool, send: bool
+    simulcast: bool, legs: int, frames: int, switched: bool, send: bool, python: bool
 ) -> tuple[float, int, int]:
     """CPU seconds to forward ``frames`` frames to ``legs`` legs, packets in, leg packets.
 
@@ -144,7 +170,7 @@ async def _run_once(
     target = (out, sink.getsockname()) if send else None
     for i in range(legs):
         leg: Leg = hub.new_leg(f"s{i}", random.randrange(0x8000), random.randrange(1 << 32))
-        tap = _NullTap(target)
+        tap = _NullTap(target, python)
         leg.bind(tap)  # type: ignore[arg-type]
         hub.add_leg(leg)
         await leg.on_sender_ready()
@@ -164,7 +190,7 @@ async def _run_once(
     for pkt in packets:
         pkt.sequence_number = (pkt.sequence_number + 50) & 0xFFFF
     for tap in taps:
-        tap.sent = 0
+        tap.reset()
     start = time.process_time()
     for pkt in packets:
         hub.on_packet(pkt)
@@ -182,13 +208,15 @@ async def _run_once(
 KINDS = ("plain", "simulcast", "simulcast_switched")
 
 
-async def forwarding(legs: int, frames: int, reps: int, send: bool) -> dict[str, Any]:
+async def forwarding(
+    legs: int, frames: int, reps: int, send: bool, python: bool = False
+) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
     for _ in range(reps):
         for kind in KINDS:  # interleaved
             sim, switched = kind != "plain", kind == "simulcast_switched"
-            cpu1, in1, out1 = await _run_once(sim, 1, frames, switched, send)
-            cpun, _, outn = await _run_once(sim, legs, frames, switched, send)
+            cpu1, in1, out1 = await _run_once(sim, 1, frames, switched, send, python)
+            cpun, _, outn = await _run_once(sim, legs, frames, switched, send, python)
             runs[kind].append(
                 {
                     "marginal_us_per_leg_packet": (cpun - cpu1) / (outn - out1) * 1e6,
@@ -201,6 +229,7 @@ async def forwarding(legs: int, frames: int, reps: int, send: bool) -> dict[str,
         "frames": frames,
         "reps": reps,
         "srtp_and_send": send,
+        "path": "compiled" if send and not python and FastSender is not None else "python",
         "runs": runs,
     }
     for kind, rows in runs.items():
@@ -355,12 +384,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-send", action="store_true", help="legs drop packets (no SRTP, no socket)"
     )
+    parser.add_argument(
+        "--python",
+        action="store_true",
+        help="legs send in Python even if the compiled step is built",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.legs, args.frames, args.reps, args.switches = 4, 150, 2, 2
     out: dict[str, Any] = {
         "forwarding": asyncio.run(
-            forwarding(args.legs, args.frames, args.reps, send=not args.no_send)
+            forwarding(args.legs, args.frames, args.reps, not args.no_send, args.python)
         )
     }
     if not args.no_browser:

@@ -1840,17 +1840,7 @@ class DirectRtpSender:
         sock = pair.protocol.transport.get_extra_info("socket")
         if sock is None:
             raise ConnectionError("the ICE pair's socket is unknown")
-        host, port = pair.remote_addr[:2]
-        fast = FastSender(
-            fd=sock.fileno(),
-            host=host,
-            port=port,
-            session=int(_srtp_ffi.cast("uintptr_t", _private(dtls._tx_srtp)._srtp[0])),
-            protect=_SRTP_PROTECT_ADDRESS,
-            owner=dtls._tx_srtp,
-            dtls=dtls,
-            connected=DtlsState.CONNECTED,
-        )
+        fast = fast_sender(dtls._tx_srtp, sock.fileno(), pair.remote_addr, dtls)
 
         # The duplicated socket must not outlive the connection (its port stays bound).
         @dtls.on("statechange")  # type: ignore[untyped-decorator]
@@ -1859,6 +1849,30 @@ class DirectRtpSender:
                 fast.close()
 
         return fast
+
+
+def fast_sender(
+    session: pylibsrtp.Session,
+    fd: int,
+    addr: tuple[Any, ...],
+    dtls: Any,
+    connected: Any = DtlsState.CONNECTED,
+) -> Any:
+    """A compiled sender (``media/_fastpath.c``) protecting with ``session`` and writing to a
+    duplicate of socket ``fd``, to ``addr``, while ``dtls._state is connected``. Raises
+    ``ValueError`` when it cannot be made (not built; ``addr`` not a numeric address)."""
+    if FastSender is None or not _SRTP_PROTECT_ADDRESS:
+        raise ValueError("the compiled forwarding step is not built")
+    return FastSender(
+        fd=fd,
+        host=addr[0],
+        port=addr[1],
+        session=int(_srtp_ffi.cast("uintptr_t", _private(session)._srtp[0])),
+        protect=_SRTP_PROTECT_ADDRESS,
+        owner=session,
+        dtls=dtls,
+        connected=connected,
+    )
 
 
 def direct_sender(

@@ -369,7 +369,8 @@ class Config:
     media_send_buffer_max_bytes: int = _setting(
         262144,
         "Most bytes waiting per media socket for the kernel to take them; forwarded packets "
-        "are dropped beyond, so a stalled path never queues stale media.",
+        "are dropped beyond, so a stalled path never queues stale media. (The compiled "
+        "forwarding step queues nothing: a socket the kernel refuses drops the packet.)",
         minimum=4096,
     )
     media_fast_path: bool = _setting(

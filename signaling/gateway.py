@@ -65,6 +65,13 @@ from .rooms import Member, RoomState
 
 log = logging.getLogger(__name__)
 
+
+def compiled_step_built() -> bool:
+    """Whether relayroom's compiled forwarding step is importable (no aiortc import)."""
+    from relayroom.media.rtp_build import FastSender
+
+    return FastSender is not None
+
 Reply = Callable[[dict[str, Any], str | int | None], None]
 MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute | Subscription
 
@@ -116,6 +123,11 @@ def layer_request(message: Subscription) -> LayerRequest:
 
 def media_settings(config: Config) -> MediaSettings:
     """The media plane's settings, derived from the one Config."""
+    if config.media_fast_path and not compiled_step_built():
+        log.warning(
+            "forwarding in Python: the compiled step (media/_fastpath.c) was not built at "
+            "install (no C compiler or Python headers?); it costs more CPU per packet"
+        )
     ice_hosts = config.ice_hosts
     if not ice_hosts:
         from aioice.ice import get_host_addresses

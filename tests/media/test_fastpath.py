@@ -11,9 +11,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Policy, Session
-from pylibsrtp._binding import ffi
 
-from relayroom.media.aiortc_hooks import _SRTP_PROTECT_ADDRESS, DirectRtpSender
+from relayroom.media.aiortc_hooks import DirectRtpSender, fast_sender
 from relayroom.media.rtp_build import FastSender, build_rtp, compiled_build_rtp
 from tests.media.conftest import Harness, loopback_settings
 from tests.support.polling import eventually
@@ -87,16 +86,7 @@ def _sender_and_sink(dtls: _Dtls) -> tuple[FastSender, socket.socket, Session, S
     out.bind(("127.0.0.1", 0))
     tx = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     rx = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND))
-    sender = FastSender(
-        fd=out.fileno(),
-        host="127.0.0.1",
-        port=sink.getsockname()[1],
-        session=int(ffi.cast("uintptr_t", tx._srtp[0])),
-        protect=_SRTP_PROTECT_ADDRESS,
-        owner=tx,
-        dtls=dtls,
-        connected=DtlsState.CONNECTED,
-    )
+    sender = fast_sender(tx, out.fileno(), sink.getsockname(), dtls)
     out.close()  # the sender holds its own duplicate of the socket
     return sender, sink, tx, rx
 
