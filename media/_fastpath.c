@@ -1,5 +1,6 @@
-/* The forwarding hot path's last step, compiled: build a leg's rewritten RTP packet, keep it in
- * the sender's history, SRTP-protect it and write it to the ICE pair's socket.
+/* The forwarding hot path's two ends, compiled. Sending: build a leg's rewritten RTP packet,
+ * keep it in the sender's history, SRTP-protect it and write it to the ICE pair's socket.
+ * Receiving: SRTP-unprotect a publisher's packet and parse it into aiortc's RtpPacket.
  *
  * Optional: without this module (no compiler at install time, or `media_fast_path = false`)
  * media/rtp_build.py and DirectRtpSender do the same in Python. The packet bytes are the same
@@ -384,10 +385,301 @@ static PyTypeObject FastSenderType = {
     .tp_members = FastSender_members,
 };
 
+
+/* ---- the receive step: SRTP unprotect, RTP parse ------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    protect_fn unprotect; /* srtp_unprotect has srtp_protect's signature */
+    void *session;
+    PyObject *session_owner;
+    PyObject *error; /* pylibsrtp.Error: what a packet libsrtp refuses raises */
+    unsigned char buffer[MAX_PLAINTEXT + MAX_TRAILER];
+} Unprotector;
+
+static int Unprotector_init(Unprotector *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"session", "unprotect", "owner", "error", NULL};
+    unsigned long long session, unprotect;
+    PyObject *owner, *error;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKOO", kwlist, &session, &unprotect, &owner,
+                                     &error))
+        return -1;
+    if (session == 0 || unprotect == 0) {
+        PyErr_SetString(PyExc_ValueError, "bad session or unprotect function");
+        return -1;
+    }
+    self->session = (void *)(uintptr_t)session;
+    self->unprotect = (protect_fn)(uintptr_t)unprotect;
+    Py_XSETREF(self->session_owner, Py_NewRef(owner));
+    Py_XSETREF(self->error, Py_NewRef(error));
+    return 0;
+}
+
+static int Unprotector_traverse(Unprotector *self, visitproc visit, void *arg) {
+    Py_VISIT(self->session_owner);
+    Py_VISIT(self->error);
+    return 0;
+}
+
+static int Unprotector_clear(Unprotector *self) {
+    Py_CLEAR(self->session_owner);
+    Py_CLEAR(self->error);
+    return 0;
+}
+
+static void Unprotector_dealloc(Unprotector *self) {
+    PyObject_GC_UnTrack(self);
+    Unprotector_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The RTP packet in the clear; ValueError when too long, `error` when libsrtp refuses it. */
+static PyObject *Unprotector_call(Unprotector *self, PyObject *args, PyObject *kwds) {
+    Py_buffer view;
+    if (self->session_owner == NULL) {
+        PyErr_SetString(PyExc_ValueError, "unprotector cleared");
+        return NULL;
+    }
+    if (kwds != NULL || PyTuple_GET_SIZE(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "takes one packet");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(args, 0), &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len > MAX_PLAINTEXT + MAX_TRAILER) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    memcpy(self->buffer, view.buf, view.len);
+    int length = (int)view.len;
+    PyBuffer_Release(&view);
+    int status = self->unprotect(self->session, self->buffer, &length);
+    if (status != 0) {
+        PyObject *code = PyLong_FromLong(status);
+        if (code != NULL) {
+            PyErr_SetObject(self->error, code);
+            Py_DECREF(code);
+        }
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize((const char *)self->buffer, length);
+}
+
+static PyTypeObject UnprotectorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "relayroom.media._fastpath.Unprotector",
+    .tp_basicsize = sizeof(Unprotector),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Unprotects SRTP packets with one libsrtp session (call it with the packet).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Unprotector_init,
+    .tp_dealloc = (destructor)Unprotector_dealloc,
+    .tp_traverse = (traverseproc)Unprotector_traverse,
+    .tp_clear = (inquiry)Unprotector_clear,
+    .tp_call = (ternaryfunc)Unprotector_call,
+};
+
+/* Header extension kinds, in RtpReader's order (media/aiortc_hooks.py). */
+enum { EXT_MID, EXT_RRID, EXT_RID, EXT_ABS, EXT_TOFFSET, EXT_LEVEL, EXT_TCC, EXT_NONE = 255 };
+
+static PyObject *s_version, *s_marker, *s_payload_type, *s_sequence_number, *s_timestamp,
+    *s_ssrc, *s_csrc, *s_padding_size, *s_extensions, *s_payload, *s_mid,
+    *s_repaired_rtp_stream_id, *s_rtp_stream_id, *s_abs_send_time, *s_transmission_offset,
+    *s_audio_level, *s_transport_sequence_number, *empty_tuple;
+
+static int set_owned(PyObject *obj, PyObject *name, PyObject *value) {
+    if (value == NULL) return -1;
+    int result = PyObject_SetAttr(obj, name, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static PyObject *new_instance(PyObject *type) {
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a class");
+        return NULL;
+    }
+    return PyBaseObject_Type.tp_new((PyTypeObject *)type, empty_tuple, NULL);
+}
+
+/* One-byte header extension elements (RFC 8285) into a new `ext_type` instance. */
+static PyObject *one_byte_extensions(const unsigned char *data, Py_ssize_t pos, Py_ssize_t end,
+                                     const unsigned char *kinds, PyObject *ext_type) {
+    PyObject *values = new_instance(ext_type);
+    if (values == NULL) return NULL;
+    while (pos < end) {
+        unsigned char first = data[pos++];
+        if (first == 0) continue; /* padding */
+        Py_ssize_t length = (first & 0x0F) + 1;
+        if (pos + length > end) {
+            PyErr_SetString(PyExc_ValueError, "RTP one-byte header extension value is truncated");
+            goto fail;
+        }
+        const unsigned char *v = data + pos;
+        int ok = 0;
+        switch (kinds[first >> 4]) {
+            case EXT_MID:
+                ok = set_owned(values, s_mid,
+                               PyUnicode_DecodeUTF8((const char *)v, length, NULL));
+                break;
+            case EXT_RRID:
+                ok = set_owned(values, s_repaired_rtp_stream_id,
+                               PyUnicode_DecodeASCII((const char *)v, length, NULL));
+                break;
+            case EXT_RID:
+                ok = set_owned(values, s_rtp_stream_id,
+                               PyUnicode_DecodeASCII((const char *)v, length, NULL));
+                break;
+            case EXT_ABS:
+                if (length != 3) goto wrong_size;
+                ok = set_owned(values, s_abs_send_time,
+                               PyLong_FromLong(((long)v[0] << 16) | (v[1] << 8) | v[2]));
+                break;
+            case EXT_TOFFSET: {
+                if (length != 3) goto wrong_size;
+                long value = ((long)v[0] << 16) | (v[1] << 8) | v[2];
+                if (value & 0x800000) value -= 0x1000000; /* signed 24 bits */
+                ok = set_owned(values, s_transmission_offset, PyLong_FromLong(value));
+                break;
+            }
+            case EXT_LEVEL:
+                if (length != 1) goto wrong_size;
+                ok = set_owned(values, s_audio_level,
+                               Py_BuildValue("(Ni)", PyBool_FromLong(v[0] & 0x80), v[0] & 0x7F));
+                break;
+            case EXT_TCC:
+                if (length != 2) goto wrong_size;
+                ok = set_owned(values, s_transport_sequence_number,
+                               PyLong_FromLong((v[0] << 8) | v[1]));
+                break;
+            default:
+                break;
+        }
+        if (ok < 0) goto fail;
+        pos += length;
+    }
+    return values;
+wrong_size:
+    PyErr_SetString(PyExc_ValueError, "RTP header extension of the wrong size");
+fail:
+    Py_DECREF(values);
+    return NULL;
+}
+
+/* parse_rtp(data, kinds, packet_type, extensions_type, other_profile) -> packet: what
+ * RtpReader.parse returns (media/aiortc_hooks.py), the same fields and the same ValueError for
+ * what is not RTP. `kinds`: 16 bytes, the kind of each one-byte extension id (255: none);
+ * `other_profile(profile, bytes)` parses an extension block of another profile. */
+static PyObject *parse_rtp(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "parse_rtp takes 5 arguments");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || PyBytes_GET_SIZE(args[1]) != 16) {
+        PyErr_SetString(PyExc_TypeError, "parse_rtp(bytes, 16 bytes of kinds, ...)");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    const unsigned char *kinds = (const unsigned char *)PyBytes_AS_STRING(args[1]);
+    if (size < 12) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet length is less than 12 bytes");
+        return NULL;
+    }
+    if (d[0] >> 6 != 2) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet has invalid version");
+        return NULL;
+    }
+    int cc = d[0] & 0x0F;
+    Py_ssize_t pos = 12 + 4 * cc;
+    if (size < pos) {
+        PyErr_SetString(PyExc_ValueError, "RTP packet has truncated CSRC");
+        return NULL;
+    }
+    PyObject *extensions = NULL;
+    Py_ssize_t padding = 0;
+    if (d[0] & 0x10) {
+        if (size < pos + 4) {
+            PyErr_SetString(PyExc_ValueError,
+                            "RTP packet has truncated extension profile / length");
+            return NULL;
+        }
+        int profile = (d[pos] << 8) | d[pos + 1];
+        Py_ssize_t end = pos + 4 + (Py_ssize_t)((d[pos + 2] << 8) | d[pos + 3]) * 4;
+        pos += 4;
+        if (size < end) {
+            PyErr_SetString(PyExc_ValueError, "RTP packet has truncated extension value");
+            return NULL;
+        }
+        if (profile == 0xBEDE) {
+            extensions = one_byte_extensions(d, pos, end, kinds, args[3]);
+        } else {
+            PyObject *block = PyBytes_FromStringAndSize((const char *)d + pos, end - pos);
+            if (block == NULL) return NULL;
+            extensions = PyObject_CallFunction(args[4], "iN", profile, block);
+        }
+        if (extensions == NULL) return NULL;
+        pos = end;
+    } else {
+        extensions = new_instance(args[3]);
+        if (extensions == NULL) return NULL;
+    }
+    Py_ssize_t payload_end = size;
+    if (d[0] & 0x20) {
+        padding = d[size - 1];
+        if (padding == 0 || padding > size - pos) {
+            Py_DECREF(extensions);
+            PyErr_SetString(PyExc_ValueError, "RTP packet padding length is invalid");
+            return NULL;
+        }
+        payload_end = size - padding;
+    }
+    PyObject *csrc = PyList_New(cc);
+    if (csrc == NULL) {
+        Py_DECREF(extensions);
+        return NULL;
+    }
+    for (int i = 0; i < cc; i++) {
+        const unsigned char *c = d + 12 + 4 * i;
+        PyObject *value = PyLong_FromUnsignedLong(((unsigned long)c[0] << 24) | (c[1] << 16) |
+                                                  (c[2] << 8) | c[3]);
+        if (value == NULL) {
+            Py_DECREF(csrc);
+            Py_DECREF(extensions);
+            return NULL;
+        }
+        PyList_SET_ITEM(csrc, i, value);
+    }
+    PyObject *packet = new_instance(args[2]);
+    if (packet == NULL ||
+        set_owned(packet, s_version, PyLong_FromLong(2)) < 0 ||
+        set_owned(packet, s_marker, PyLong_FromLong(d[1] >> 7)) < 0 ||
+        set_owned(packet, s_payload_type, PyLong_FromLong(d[1] & 0x7F)) < 0 ||
+        set_owned(packet, s_sequence_number, PyLong_FromLong((d[2] << 8) | d[3])) < 0 ||
+        set_owned(packet, s_timestamp,
+                  PyLong_FromUnsignedLong(((unsigned long)d[4] << 24) | (d[5] << 16) |
+                                          (d[6] << 8) | d[7])) < 0 ||
+        set_owned(packet, s_ssrc,
+                  PyLong_FromUnsignedLong(((unsigned long)d[8] << 24) | (d[9] << 16) |
+                                          (d[10] << 8) | d[11])) < 0 ||
+        set_owned(packet, s_csrc, Py_NewRef(csrc)) < 0 ||
+        set_owned(packet, s_padding_size, PyLong_FromSsize_t(padding)) < 0 ||
+        set_owned(packet, s_extensions, Py_NewRef(extensions)) < 0 ||
+        set_owned(packet, s_payload,
+                  PyBytes_FromStringAndSize((const char *)d + pos, payload_end - pos)) < 0) {
+        Py_XDECREF(packet);
+        packet = NULL;
+    }
+    Py_DECREF(csrc);
+    Py_DECREF(extensions);
+    return packet;
+}
+
 static PyMethodDef module_methods[] = {
     {"build_rtp", (PyCFunction)(void (*)(void))build_rtp, METH_FASTCALL,
      "build_rtp(b0, b1, seq, ts, ssrc, csrc, head, middle, tail, payload, padding, vp8_shift)"
      " -> bytes"},
+    {"parse_rtp", (PyCFunction)(void (*)(void))parse_rtp, METH_FASTCALL,
+     "parse_rtp(data, kinds, packet_type, extensions_type, other_profile) -> packet"},
     {NULL}};
 
 static struct PyModuleDef module_def = {
@@ -395,16 +687,43 @@ static struct PyModuleDef module_def = {
     module_methods};
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
-    if (PyType_Ready(&FastSenderType) < 0) return NULL;
+    if (PyType_Ready(&FastSenderType) < 0 || PyType_Ready(&UnprotectorType) < 0) return NULL;
     state_name = PyUnicode_InternFromString("_state");
     if (state_name == NULL) return NULL;
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {{&s_version, "version"},
+                 {&s_marker, "marker"},
+                 {&s_payload_type, "payload_type"},
+                 {&s_sequence_number, "sequence_number"},
+                 {&s_timestamp, "timestamp"},
+                 {&s_ssrc, "ssrc"},
+                 {&s_csrc, "csrc"},
+                 {&s_padding_size, "padding_size"},
+                 {&s_extensions, "extensions"},
+                 {&s_payload, "payload"},
+                 {&s_mid, "mid"},
+                 {&s_repaired_rtp_stream_id, "repaired_rtp_stream_id"},
+                 {&s_rtp_stream_id, "rtp_stream_id"},
+                 {&s_abs_send_time, "abs_send_time"},
+                 {&s_transmission_offset, "transmission_offset"},
+                 {&s_audio_level, "audio_level"},
+                 {&s_transport_sequence_number, "transport_sequence_number"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].name);
+        if (*names[i].slot == NULL) return NULL;
+    }
+    empty_tuple = PyTuple_New(0);
+    if (empty_tuple == NULL) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     if (PyModule_AddObjectRef(module, "FastSender", (PyObject *)&FastSenderType) < 0) {
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddIntConstant(module, "MAX_PLAINTEXT", MAX_PLAINTEXT) < 0) {
+    if (PyModule_AddObjectRef(module, "Unprotector", (PyObject *)&UnprotectorType) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_PLAINTEXT", MAX_PLAINTEXT) < 0) {
         Py_DECREF(module);
         return NULL;
     }

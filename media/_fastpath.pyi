@@ -55,3 +55,16 @@ class FastSender:
         /,
     ) -> bool: ...
     def close(self) -> None: ...
+
+class Unprotector:
+    def __init__(self, session: int, unprotect: int, owner: object, error: type) -> None: ...
+    def __call__(self, data: bytes, /) -> bytes: ...
+
+def parse_rtp(
+    data: bytes,
+    kinds: bytes,
+    packet_type: type,
+    extensions_type: type,
+    other_profile: Any,
+    /,
+) -> Any: ...

@@ -68,7 +68,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from .bitrate import BitrateEstimator
-from .rtp_build import FastSender
+from .rtp_build import FastSender, Unprotector, compiled_parse_rtp
 from .rtp_history import RtpHistory
 
 logger = logging.getLogger(__name__)
@@ -259,7 +259,9 @@ def tolerate_invalid_text(transport: RTCSctpTransport) -> None:
 # Renegotiation: media that a description adds while the transport is still connecting
 
 
-def watch_renegotiation(pc: RTCPeerConnection, *, receive_directly: bool = False) -> None:
+def watch_renegotiation(
+    pc: RTCPeerConnection, *, receive_directly: bool = False, compiled: bool = True
+) -> None:
     """Make media negotiated at any time start, and route bundled RTP by MID too.
 
     aiortc starts a transceiver's receiver and sender (``receive()``/``send()``, which register
@@ -273,7 +275,8 @@ def watch_renegotiation(pc: RTCPeerConnection, *, receive_directly: bool = False
 
     With ``receive_directly`` (the server's PeerConnections), once connected its SRTP is also
     received in the socket's callback (:func:`receive_srtp_directly`); peers that only stand in
-    for clients (tests, load generators) keep aiortc's own receive path.
+    for clients (tests, load generators) keep aiortc's own receive path. ``compiled``: that
+    path unprotects and parses in C when the compiled module is built.
 
     Call once, right after creating the PeerConnection.
     """
@@ -290,7 +293,7 @@ def watch_renegotiation(pc: RTCPeerConnection, *, receive_directly: bool = False
             return
         if receive_directly:
             for dtls in rpc._RTCPeerConnection__dtlsTransports:
-                receive_srtp_directly(dtls)
+                receive_srtp_directly(dtls, compiled=compiled)
         task = asyncio.ensure_future(rpc._RTCPeerConnection__connect())
         tasks.add(task)
         task.add_done_callback(functools.partial(_connect_done, tasks))
@@ -611,27 +614,39 @@ def _no_srtp(data: bytes) -> bytes:
     raise pylibsrtp.Error("no SRTP session")
 
 
-def _protect_address() -> int:
-    """libsrtp's ``srtp_protect`` as the compiled sender calls it (libsrtp 2's signature), or
-    0 if pylibsrtp's differs (then legs forward in Python)."""
+def _srtp_address(name: str) -> int:
+    """libsrtp's ``srtp_protect``/``srtp_unprotect`` as the compiled steps call them (libsrtp
+    2's signature), or 0 if pylibsrtp's differs (then packets go through Python)."""
     expected = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
-    if _srtp_ffi.typeof(_srtp_lib.srtp_protect).cname != expected:
+    if _srtp_ffi.typeof(getattr(_srtp_lib, name)).cname != expected:
         return 0
-    return int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+    return int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, name)))
 
 
-_SRTP_PROTECT_ADDRESS = _protect_address()
+_SRTP_PROTECT_ADDRESS = _srtp_address("srtp_protect")
+_SRTP_UNPROTECT_ADDRESS = _srtp_address("srtp_unprotect")
 
 
-def srtp_function(session: pylibsrtp.Session, *, protect: bool) -> Callable[[bytes], bytes]:
+def srtp_function(
+    session: pylibsrtp.Session, *, protect: bool, compiled: bool = False
+) -> Callable[[bytes], bytes]:
     """``session.protect`` (or ``unprotect``) without pylibsrtp's per-call overhead.
 
     pylibsrtp allocates an ``int *`` and checks types and lengths in three Python calls per
     packet; this binds the session's libsrtp handle and buffer once (about 1 µs less per
     packet, on every forwarded packet). Same errors: ``ValueError`` for a packet too long,
-    ``pylibsrtp.Error`` for what libsrtp refuses.
+    ``pylibsrtp.Error`` for what libsrtp refuses. ``compiled``: unprotect in one C call
+    (``media/_fastpath.c``'s ``Unprotector``) when it is built.
     """
     private = _private(session)
+    if not protect and compiled and Unprotector is not None and _SRTP_UNPROTECT_ADDRESS:
+        unprotect: Callable[[bytes], bytes] = Unprotector(
+            session=int(_srtp_ffi.cast("uintptr_t", private._srtp[0])),
+            unprotect=_SRTP_UNPROTECT_ADDRESS,
+            owner=session,
+            error=pylibsrtp.Error,
+        )
+        return unprotect
     handle = private._srtp  # owns the libsrtp session: kept alive by this closure
     cdata = private._cdata
     buffer = private._buffer
@@ -727,16 +742,31 @@ class RtpReader:
     to the map itself. The table follows the map: its ``configure`` (each negotiation) clears it.
     """
 
-    def __init__(self, extensions_map: Any) -> None:
+    def __init__(self, extensions_map: Any, *, compiled: bool = True) -> None:
         self._map = extensions_map
         self._kinds: dict[int, int] | None = None
+        self._kind_bytes: bytes | None = None  # the same table for the compiled parser
         original = extensions_map.configure
 
         def configure(parameters: Any) -> None:
             original(parameters)
             self._kinds = None
+            self._kind_bytes = None
 
         extensions_map.configure = configure
+        if compiled and compiled_parse_rtp is not None:
+            self.parse = self._parse_compiled  # type: ignore[method-assign]
+
+    def _parse_compiled(self, data: bytes) -> RtpPacket:
+        """:meth:`parse` in C (``media/_fastpath.c``): the same packet; ``ValueError`` for
+        everything it refuses (an extension of the wrong size too, where aiortc's struct
+        raises ``struct.error``)."""
+        kinds = self._kind_bytes
+        if kinds is None:
+            table = self._kinds if self._kinds is not None else self._table()
+            kinds = self._kind_bytes = bytes(table.get(i, 255) for i in range(16))
+        parse: Any = compiled_parse_rtp
+        return parse(data, kinds, RtpPacket, HeaderExtensions, self._map.get)  # type: ignore[no-any-return]
 
     def _table(self) -> dict[int, int]:
         ids = self._map._HeaderExtensionsMap__ids
@@ -841,12 +871,13 @@ class SrtpReceivePath:
     transport is connected still take aiortc's path.
     """
 
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
+    def __init__(self, dtls: RTCDtlsTransport, *, compiled: bool = True) -> None:
         self._dtls = _private(dtls)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._session: Any = None
         self._unprotect: Callable[[bytes], bytes] = _no_srtp
-        self._reader = RtpReader(self._dtls._rtp_header_extensions_map)
+        self._compiled = compiled  # unprotect and parse in C (media/_fastpath.c) when built
+        self._reader = RtpReader(self._dtls._rtp_header_extensions_map, compiled=compiled)
         self.packets = 0
         self.errors = 0
 
@@ -858,7 +889,7 @@ class SrtpReceivePath:
             return False
         if srtp is not self._session:
             self._session = srtp
-            self._unprotect = srtp_function(srtp, protect=False)
+            self._unprotect = srtp_function(srtp, protect=False, compiled=self._compiled)
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
         try:
@@ -931,7 +962,7 @@ class _Resumed:
 
 
 def receive_srtp_directly(
-    dtls: RTCDtlsTransport, path: SrtpReceivePath | None = None
+    dtls: RTCDtlsTransport, path: SrtpReceivePath | None = None, *, compiled: bool = True
 ) -> SrtpReceivePath | None:
     """Route the SRTP of a connected DTLS transport through :class:`SrtpReceivePath`.
 
@@ -942,7 +973,7 @@ def receive_srtp_directly(
     if path is None:
         path = getattr(dtls, "_relayroom_srtp_path", None)
     if path is None:
-        path = SrtpReceivePath(dtls)
+        path = SrtpReceivePath(dtls, compiled=compiled)
     installed = False
     for protocol in _private(dtls).transport._connection._protocols:
         if isinstance(protocol, GuardedStunProtocol):

@@ -261,7 +261,7 @@ class Participant:
 
     def _new_pc(self, name: PcName) -> RTCPeerConnection:
         pc = RTCPeerConnection(server_configuration())
-        watch_renegotiation(pc, receive_directly=True)
+        watch_renegotiation(pc, receive_directly=True, compiled=self._settings.fast_path)
         pc.on("connectionstatechange", functools.partial(self._pc_state_changed, name, pc))
         return pc
 

@@ -2,8 +2,9 @@
 
 ``media/_fastpath.c`` (built at install when a C compiler is there) does a leg's last step in
 one call: build the packet, keep it in the sender's history, SRTP-protect it and send it
-(:class:`FastSender`). :func:`build_rtp` is the Python path's builder, and the definition of
-the bytes both paths produce. No aiortc import here.
+(:class:`FastSender`); and the receive path's first: unprotect (:class:`Unprotector`) and
+parse (``compiled_parse_rtp``, used by ``RtpReader``). :func:`build_rtp` is the Python path's
+builder, and the definition of the bytes both paths produce. No aiortc import here.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from .vp8 import shift_descriptor
 
 _HEADER = struct.Struct("!BBHLL")
 
-__all__ = ["FastSender", "build_rtp", "compiled_build_rtp"]
+__all__ = ["FastSender", "Unprotector", "build_rtp", "compiled_build_rtp", "compiled_parse_rtp"]
 
 try:
-    from ._fastpath import FastSender
+    from ._fastpath import FastSender, Unprotector
     from ._fastpath import build_rtp as compiled_build_rtp
+    from ._fastpath import parse_rtp as compiled_parse_rtp
 except ImportError:  # not built (no C compiler at install): forward in Python
     FastSender = None  # type: ignore[assignment,misc]
+    Unprotector = None  # type: ignore[assignment,misc]
     compiled_build_rtp = None  # type: ignore[assignment]
+    compiled_parse_rtp = None  # type: ignore[assignment]
 
 
 def build_rtp(

@@ -118,7 +118,7 @@ class Viewer:
         self._tasks = TaskOwner()
         self._timer: asyncio.TimerHandle | None = None
         self._pc = RTCPeerConnection(server_configuration())
-        watch_renegotiation(self._pc, receive_directly=True)
+        watch_renegotiation(self._pc, receive_directly=True, compiled=self._settings.fast_path)
         self._pc.on("connectionstatechange", self._pc_state_changed)
 
     # ---------------------------------------------------------------- queries
@@ -187,6 +187,8 @@ class Viewer:
                 on_keyframe_request=functools.partial(self._keyframe_request, slot),
                 on_remb=functools.partial(self._remb, slot),
                 sr_source=functools.partial(self._sender_report, slot),
+                send_buffer_max_bytes=self._settings.send_buffer_max_bytes,
+                fast_path=self._settings.fast_path,
             )
             self._slots[kind] = slot
         if not self._slots:

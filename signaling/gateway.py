@@ -72,6 +72,7 @@ def compiled_step_built() -> bool:
 
     return FastSender is not None
 
+
 Reply = Callable[[dict[str, Any], str | int | None], None]
 MediaMessage = PublishOffer | SubscribeAnswer | Candidate | Mute | Subscription
 

@@ -6,13 +6,14 @@ import os
 import socket
 from typing import Any
 
+import pylibsrtp
 import pytest
 from aiortc.rtcdtlstransport import State as DtlsState
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Policy, Session
 
-from relayroom.media.aiortc_hooks import DirectRtpSender, fast_sender
+from relayroom.media.aiortc_hooks import DirectRtpSender, fast_sender, srtp_function
 from relayroom.media.rtp_build import FastSender, build_rtp, compiled_build_rtp
 from tests.media.conftest import Harness, loopback_settings
 from tests.support.polling import eventually
@@ -106,6 +107,26 @@ def test_emit_keeps_the_packet_and_sends_it_protected() -> None:
     assert sent[0][:4] == b"\x90\xe0\x03\xe8" and sent[0][-1] == 3
     assert (sender.packets, sender.dropped) == (5, 0)
     assert sender.octets == 5 * (len(sent[0]) + 10)  # the 10-byte HMAC-SHA1-80 tag
+
+
+def test_the_compiled_unprotect_reads_what_was_protected_and_refuses_forgeries() -> None:
+    sender, sink, _tx, rx = _sender_and_sink(_Dtls())
+    unprotect = srtp_function(rx, protect=False, compiled=True)
+    assert type(unprotect).__name__ == "Unprotector"
+    history: dict[int, bytes] = {}
+    for seq in range(7, 10):
+        sender.emit(history, seq, 0x80, 96, seq, 1, 2, [], b"", b"", b"", b"media", 0, None)
+        wire = sink.recv(2048)
+        assert unprotect(wire) == history[seq]
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(wire)  # a replay
+    forged = bytearray(wire)
+    forged[3] ^= 1
+    forged[-1] ^= 0xFF
+    with pytest.raises(pylibsrtp.Error):
+        unprotect(bytes(forged))
+    with pytest.raises(ValueError):
+        unprotect(bytes(5000))
 
 
 def test_a_closed_transport_or_a_huge_packet_raises_and_sends_nothing() -> None:
