@@ -1,7 +1,8 @@
-"""The compiled forwarding step (media/_fastpath.c); everything else is in pyproject.toml.
+"""The compiled steps of the packet path (media/_fastpath.c); the rest is in pyproject.toml.
 
-Optional: without a C compiler the install goes on and relayroom forwards in Python (the same
-packets, more CPU per packet; `relayroom doctor`-style check: `relayroom.media.fastpath`).
+Optional: without a C compiler (or Python's headers) the install goes on and relayroom sends
+and receives in Python (the same packets, more CPU per packet); the server then logs a
+warning at start.
 """
 
 from setuptools import Extension, setup

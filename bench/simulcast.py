@@ -90,7 +90,9 @@ class _NullTap:
         self._fast: Any = None
         self.emit_rtp: Callable[..., bool] | None = None
         if sink is not None and not python and FastSender is not None:
-            self._fast = fast_sender(session, sink[0].fileno(), sink[1], _Connected(), "connected")
+            self._fast = fast_sender(
+                session, sink[0].fileno(), sink[1], _Connected(), connected="connected"
+            )
             self.emit_rtp = self._fast.emit
 
     @property

@@ -8,8 +8,9 @@
  *
  * libsrtp is pylibsrtp's: its srtp_protect is called through the address cffi gives for it,
  * with the session pylibsrtp created (kept alive by holding the Python session object). The
- * socket is a duplicate of aioice's, written with MSG_DONTWAIT: a full socket drops the
- * packet (counted) rather than queueing stale media.
+ * socket is a duplicate of aioice's, written with MSG_DONTWAIT; what the kernel refuses goes
+ * to asyncio's bounded buffer through a Python callback (as the Python path sends), and
+ * beyond that bound it is dropped and counted rather than queued.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -192,6 +193,8 @@ typedef struct {
     PyObject *session_owner; /* the pylibsrtp.Session whose libsrtp session this is */
     PyObject *dtls;          /* the RTCDtlsTransport: sends only while its _state is ... */
     PyObject *connected;     /* ... this object (DtlsState.CONNECTED) */
+    PyObject *overflow;      /* overflow(packet) -> still waiting; None: drop what is refused */
+    int queueing;            /* packets wait in asyncio's buffer: send behind them */
     unsigned long long packets, octets, dropped;
     unsigned char buffer[MAX_PLAINTEXT + MAX_TRAILER];
 } FastSender;
@@ -199,14 +202,14 @@ typedef struct {
 static PyObject *state_name;
 
 static int FastSender_init(FastSender *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd",   "host",      "port",       "session",   "protect",
-                             "owner", "dtls", "connected", NULL};
+    static char *kwlist[] = {"fd",    "host", "port",      "session",  "protect",
+                             "owner", "dtls", "connected", "overflow", NULL};
     int fd, port;
     const char *host;
     unsigned long long session, protect;
-    PyObject *owner, *dtls, *connected;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "isiKKOOO", kwlist, &fd, &host, &port,
-                                     &session, &protect, &owner, &dtls, &connected))
+    PyObject *owner, *dtls, *connected, *overflow = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "isiKKOOO|O", kwlist, &fd, &host, &port,
+                                     &session, &protect, &owner, &dtls, &connected, &overflow))
         return -1;
     if (port < 1 || port > 65535 || session == 0 || protect == 0) {
         PyErr_SetString(PyExc_ValueError, "bad port, session or protect function");
@@ -239,6 +242,8 @@ static int FastSender_init(FastSender *self, PyObject *args, PyObject *kwds) {
     Py_XSETREF(self->session_owner, Py_NewRef(owner));
     Py_XSETREF(self->dtls, Py_NewRef(dtls));
     Py_XSETREF(self->connected, Py_NewRef(connected));
+    Py_XSETREF(self->overflow, Py_NewRef(overflow));
+    self->queueing = 0;
     return 0;
 }
 
@@ -254,6 +259,7 @@ static int FastSender_traverse(FastSender *self, visitproc visit, void *arg) {
     Py_VISIT(self->session_owner);
     Py_VISIT(self->dtls);
     Py_VISIT(self->connected);
+    Py_VISIT(self->overflow);
     return 0;
 }
 
@@ -261,6 +267,7 @@ static int FastSender_clear(FastSender *self) {
     Py_CLEAR(self->session_owner);
     Py_CLEAR(self->dtls);
     Py_CLEAR(self->connected);
+    Py_CLEAR(self->overflow);
     return 0;
 }
 
@@ -271,7 +278,8 @@ static void FastSender_dealloc(FastSender *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Protect `data` and send it. 1: sent, 0: dropped (the socket is full), -1: exception set. */
+/* Protect `data` and send it. 1: sent (or queued by `overflow`), 0: dropped (the socket is
+ * full, no overflow), -1: exception set. */
 static int send_protected(FastSender *self, const unsigned char *data, Py_ssize_t size) {
     if (self->fd < 0 || self->dtls == NULL) {
         PyErr_SetString(PyExc_ConnectionError, "sender closed");
@@ -295,18 +303,33 @@ static int send_protected(FastSender *self, const unsigned char *data, Py_ssize_
         PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (libsrtp status %d)", status);
         return -1;
     }
-    ssize_t sent = sendto(self->fd, self->buffer, (size_t)length, MSG_DONTWAIT,
-                          (struct sockaddr *)&self->addr, self->addr_len);
-    if (sent < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+    if (!self->queueing) {
+        ssize_t sent = sendto(self->fd, self->buffer, (size_t)length, MSG_DONTWAIT,
+                              (struct sockaddr *)&self->addr, self->addr_len);
+        if (sent >= 0) {
+            self->packets++;
+            self->octets += (unsigned long long)length;
+            return 1;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (self->overflow == NULL || self->overflow == Py_None) {
             self->dropped++;
             return 0;
         }
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
     }
-    self->packets++;
-    self->octets += (unsigned long long)length;
+    /* The kernel refused (or refused earlier and asyncio still holds packets: order them
+     * behind those): `overflow` queues the packet in asyncio's bounded buffer, or drops it,
+     * and says whether packets still wait there. */
+    PyObject *packet = PyBytes_FromStringAndSize((const char *)self->buffer, length);
+    if (packet == NULL) return -1;
+    PyObject *waiting = PyObject_CallOneArg(self->overflow, packet);
+    Py_DECREF(packet);
+    if (waiting == NULL) return -1;
+    self->queueing = PyObject_IsTrue(waiting) == 1;
+    Py_DECREF(waiting);
     return 1;
 }
 
@@ -369,6 +392,8 @@ static PyMemberDef FastSender_members[] = {
     {"dropped", T_ULONGLONG, offsetof(FastSender, dropped), READONLY,
      "packets dropped at a full socket"},
     {"fd", T_INT, offsetof(FastSender, fd), READONLY, "the duplicated socket (-1: closed)"},
+    {"queueing", T_INT, offsetof(FastSender, queueing), READONLY,
+     "packets go through overflow (asyncio's buffer holds some)"},
     {NULL}};
 
 static PyTypeObject FastSenderType = {

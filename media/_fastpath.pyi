@@ -24,6 +24,7 @@ class FastSender:
     octets: int
     dropped: int
     fd: int
+    queueing: int
     def __init__(
         self,
         fd: int,
@@ -34,6 +35,7 @@ class FastSender:
         owner: object,
         dtls: object,
         connected: object,
+        overflow: Any = None,
     ) -> None: ...
     def send(self, data: bytes, /) -> bool: ...
     def emit(

@@ -1795,6 +1795,11 @@ class DirectRtpSender:
     A socket that cannot take more (asyncio buffers datagrams the kernel refused, without
     bound) gets no more packets while ``max_buffer_bytes`` are waiting: they are dropped and
     counted, so a stalled path never queues stale media.
+
+    :meth:`emitter` hands legs the compiled step instead (``media/_fastpath.c``), which builds
+    the packet too and writes to a duplicate of the socket, handing what the kernel refuses to
+    this socket's asyncio transport (:class:`AsyncioOverflow`, the same bound); its counters
+    are added to these.
     """
 
     def __init__(
@@ -1807,21 +1812,37 @@ class DirectRtpSender:
         self._protect: Callable[[bytes], bytes] | None = None
         self._fast_path = fast_path and FastSender is not None and _SRTP_PROTECT_ADDRESS != 0
         self._fast: Any = None  # the FastSender, once bound
+        self._overflow: AsyncioOverflow | None = None  # where it puts what the kernel refuses
         self._packets = 0
         self._octets = 0
         self._dropped = 0
 
     @property
     def packets(self) -> int:
-        return self._packets + (self._fast.packets if self._fast is not None else 0)
+        fast, overflow = self._fast, self._overflow
+        return (
+            self._packets
+            + (fast.packets if fast is not None else 0)
+            + (overflow.packets if overflow is not None else 0)
+        )
 
     @property
     def octets(self) -> int:
-        return self._octets + (self._fast.octets if self._fast is not None else 0)
+        fast, overflow = self._fast, self._overflow
+        return (
+            self._octets
+            + (fast.octets if fast is not None else 0)
+            + (overflow.octets if overflow is not None else 0)
+        )
 
     @property
     def dropped(self) -> int:
-        return self._dropped + (self._fast.dropped if self._fast is not None else 0)
+        fast, overflow = self._fast, self._overflow
+        return (
+            self._dropped
+            + (fast.dropped if fast is not None else 0)
+            + (overflow.dropped if overflow is not None else 0)
+        )
 
     def _pair(self) -> Any:
         pair = self._dtls.transport._connection._nominated.get(1)
@@ -1868,10 +1889,12 @@ class DirectRtpSender:
         if dtls._state is not DtlsState.CONNECTED:
             raise ConnectionError("DTLS transport not connected")
         pair = self._pair()
-        sock = pair.protocol.transport.get_extra_info("socket")
+        transport = pair.protocol.transport
+        sock = transport.get_extra_info("socket")
         if sock is None:
             raise ConnectionError("the ICE pair's socket is unknown")
-        fast = fast_sender(dtls._tx_srtp, sock.fileno(), pair.remote_addr, dtls)
+        self._overflow = AsyncioOverflow(transport, pair.remote_addr, self._max_buffer)
+        fast = fast_sender(dtls._tx_srtp, sock.fileno(), pair.remote_addr, dtls, self._overflow)
 
         # The duplicated socket must not outlive the connection (its port stays bound).
         @dtls.on("statechange")  # type: ignore[untyped-decorator]
@@ -1882,15 +1905,43 @@ class DirectRtpSender:
         return fast
 
 
+class AsyncioOverflow:
+    """Where the compiled sender puts a packet the kernel refused (its socket buffer full):
+    the asyncio transport of the same socket, which sends it once the socket is writable, as
+    the Python path's ``sendto`` would, up to ``max_buffer_bytes`` waiting; beyond that the
+    packet is dropped and counted, so a stalled path never queues stale media. Returns whether
+    packets still wait there (the sender then queues behind them, keeping their order)."""
+
+    def __init__(self, transport: Any, addr: tuple[Any, ...], max_buffer_bytes: int) -> None:
+        self._transport = transport
+        self._addr = addr
+        self._max_buffer = max_buffer_bytes
+        self.packets = 0
+        self.octets = 0
+        self.dropped = 0
+
+    def __call__(self, data: bytes) -> bool:
+        transport = self._transport
+        if transport.get_write_buffer_size() > self._max_buffer:
+            self.dropped += 1
+        else:
+            transport.sendto(data, self._addr)
+            self.packets += 1
+            self.octets += len(data)
+        return bool(transport.get_write_buffer_size())
+
+
 def fast_sender(
     session: pylibsrtp.Session,
     fd: int,
     addr: tuple[Any, ...],
     dtls: Any,
+    overflow: Callable[[bytes], bool] | None = None,
     connected: Any = DtlsState.CONNECTED,
 ) -> Any:
     """A compiled sender (``media/_fastpath.c``) protecting with ``session`` and writing to a
-    duplicate of socket ``fd``, to ``addr``, while ``dtls._state is connected``. Raises
+    duplicate of socket ``fd``, to ``addr``, while ``dtls._state is connected``; a packet the
+    kernel refuses goes to ``overflow`` (:class:`AsyncioOverflow`; None: dropped). Raises
     ``ValueError`` when it cannot be made (not built; ``addr`` not a numeric address)."""
     if FastSender is None or not _SRTP_PROTECT_ADDRESS:
         raise ValueError("the compiled forwarding step is not built")
@@ -1903,6 +1954,7 @@ def fast_sender(
         owner=session,
         dtls=dtls,
         connected=connected,
+        overflow=overflow,
     )
 
 

@@ -1,4 +1,4 @@
-"""A leg's rewritten RTP packet built from its parts: in Python, or by the compiled module.
+"""The packet path's compiled steps, when built, and the Python builder of a leg's packet.
 
 ``media/_fastpath.c`` (built at install when a C compiler is there) does a leg's last step in
 one call: build the packet, keep it in the sender's history, SRTP-protect it and send it

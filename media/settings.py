@@ -86,7 +86,7 @@ class MediaSettings:
     send_buffer_max_bytes: int = 262144
     """Bytes waiting per media socket; forwarded packets are dropped beyond."""
     fast_path: bool = True
-    """Forward through the compiled step (media/_fastpath.c) when it is built."""
+    """Send and receive through the compiled steps (media/_fastpath.c) when they are built."""
 
     # active speakers
     active_speaker_interval_s: float = 0.5

@@ -369,15 +369,15 @@ class Config:
     media_send_buffer_max_bytes: int = _setting(
         262144,
         "Most bytes waiting per media socket for the kernel to take them; forwarded packets "
-        "are dropped beyond, so a stalled path never queues stale media. (The compiled "
-        "forwarding step queues nothing: a socket the kernel refuses drops the packet.)",
+        "are dropped beyond, so a stalled path never queues stale media.",
         minimum=4096,
     )
     media_fast_path: bool = _setting(
         True,
-        "Forward through the compiled step (build, SRTP-protect and send each packet in one C "
-        "call) when it was built at install; `false` forwards in Python (the same packets, "
-        "more CPU per packet). Without a C compiler at install, Python is used either way.",
+        "Forward through the compiled steps when they were built at install (sending: build, "
+        "SRTP-protect and send each packet in one C call; receiving: unprotect and parse in "
+        "C); `false` does both in Python (the same packets, more CPU per packet). Without a "
+        "C compiler at install, Python is used either way.",
     )
 
     # --- data channels ----------------------------------------------------------------------

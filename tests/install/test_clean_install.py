@@ -27,7 +27,15 @@ from tests.support.sfu import WsSubscriber, publish
 ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / ".venv" / "wheelhouse"
 COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "build", "*.egg-info", "test-artifacts", "__pycache__", ".*_cache", "data"
+    ".venv",
+    ".git",
+    "build",
+    "*.egg-info",
+    "test-artifacts",
+    "__pycache__",
+    ".*_cache",
+    "data",
+    "*.so",  # the compiled step is built by the install, not copied
 )
 
 
@@ -73,6 +81,15 @@ def test_clean_install_is_a_real_install_without_redis(clean_venv: Path) -> None
     assert Path(where.stdout.strip()).is_relative_to(clean_venv), where.stdout  # not editable
     redis = _run(clean_venv / "bin" / "python", "-c", "import redis", cwd=clean_venv)
     assert redis.returncode != 0 and "ModuleNotFoundError" in redis.stderr
+    # This machine has a C compiler: the install built the compiled packet steps.
+    compiled = _run(
+        clean_venv / "bin" / "python",
+        "-c",
+        "import relayroom.media._fastpath as m; print(m.__file__)",
+        cwd=clean_venv,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    assert Path(compiled.stdout.strip()).is_relative_to(clean_venv), compiled.stdout
 
 
 @pytest.mark.slow

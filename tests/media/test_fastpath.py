@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pylibsrtp
@@ -19,6 +23,7 @@ from tests.media.conftest import Harness, loopback_settings
 from tests.support.polling import eventually
 
 KEY = bytes(range(30))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_compiled_step_is_built() -> None:
@@ -146,6 +151,32 @@ def test_a_closed_transport_or_a_huge_packet_raises_and_sends_nothing() -> None:
     with pytest.raises(TimeoutError):
         sink.recv(2048)
     assert sender.packets == 0
+
+
+def test_what_the_kernel_refuses_waits_in_asyncio_in_order_and_beyond_the_bound_is_dropped() -> (
+    None
+):
+    # A veth whose queue drains slowly fills the socket's send buffer: the kernel refuses
+    # (EAGAIN). Run in a namespace of its own, where that veth is made.
+    probe = subprocess.run(
+        ["unshare", "-rn", sys.executable, "-m", "tests.media.overflow_probe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert probe.returncode == 0, probe.stderr
+    result = json.loads(probe.stdout)
+    burst = result["after_burst"]
+    assert burst["direct"] >= 1  # until the send buffer was full
+    assert burst["queued"] >= 1 and burst["queueing"]  # then behind asyncio's queue ...
+    assert burst["dropped"] >= 1  # ... up to its 20 KB bound
+    assert burst["direct"] + burst["queued"] + burst["dropped"] == result["burst"]
+    assert burst["asyncio_buffer"] > 0
+    # Drained: the next packet still goes through asyncio (it cannot know sooner), the one
+    # after straight to the socket.
+    assert result["queueing_after_drain"] is False
+    assert result["direct_after_drain"] == 1
 
 
 def _direct_senders(harness: Harness) -> list[DirectRtpSender]:
