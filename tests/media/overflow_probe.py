@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import subprocess
+from typing import Any
 
 from pylibsrtp import Policy, Session
 
@@ -59,6 +60,7 @@ async def main() -> dict[str, object]:
     sock.bind((LOCAL, 0))
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
+    transport: Any  # asyncio's datagram transport has get_write_buffer_size (untyped)
     transport, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock)
     overflow = AsyncioOverflow(transport, PEER, 20000)
     session = Session(Policy(key=bytes(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
