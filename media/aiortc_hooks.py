@@ -1817,32 +1817,24 @@ class DirectRtpSender:
         self._octets = 0
         self._dropped = 0
 
+    def _total(self, counter: str) -> int:
+        """This path's count plus the compiled sender's and its overflow's."""
+        parts = (self._fast, self._overflow)
+        return int(getattr(self, "_" + counter)) + sum(
+            int(getattr(p, counter)) for p in parts if p is not None
+        )
+
     @property
     def packets(self) -> int:
-        fast, overflow = self._fast, self._overflow
-        return (
-            self._packets
-            + (fast.packets if fast is not None else 0)
-            + (overflow.packets if overflow is not None else 0)
-        )
+        return self._total("packets")
 
     @property
     def octets(self) -> int:
-        fast, overflow = self._fast, self._overflow
-        return (
-            self._octets
-            + (fast.octets if fast is not None else 0)
-            + (overflow.octets if overflow is not None else 0)
-        )
+        return self._total("octets")
 
     @property
     def dropped(self) -> int:
-        fast, overflow = self._fast, self._overflow
-        return (
-            self._dropped
-            + (fast.dropped if fast is not None else 0)
-            + (overflow.dropped if overflow is not None else 0)
-        )
+        return self._total("dropped")
 
     def _pair(self) -> Any:
         pair = self._dtls.transport._connection._nominated.get(1)
